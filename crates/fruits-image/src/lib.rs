@@ -1,0 +1,383 @@
+//! Decodes a photo and turns it into the tensor MobileNetV2 expects.
+//!
+//! The steps follow the torchvision convention documented with the models:
+//! decode (JPEG EXIF orientation honoured; grey, CMYK, palette, 16-bit and alpha
+//! images become 8-bit RGB), resize bilinearly to 224x224 (square images whole,
+//! other shapes short side to 256 then a centre crop of 224), scale to [0, 1],
+//! subtract the ImageNet mean, divide by its standard deviation, lay out as CHW
+//! `f32`. A batch of these, one after another, is the NCHW model input.
+//!
+//! Dimensions are read from the header before any pixel is decoded, so a
+//! decompression bomb is refused without allocating its pixels.
+
+use std::io::Cursor;
+
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use serde::{Deserialize, Serialize};
+
+/// ImageNet channel means (RGB), on the [0, 1] scale.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB), on the [0, 1] scale.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Why an image could not be turned into a tensor. Each variant has a stable
+/// [`kind`](ImageError::kind) recorded in the errors table.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Zero bytes.
+    #[error("the file is empty")]
+    Empty,
+    /// The bytes are not in a supported image format.
+    #[error("not a supported image (JPEG, PNG, WebP or BMP): {0}")]
+    UnknownFormat(String),
+    /// Width x height exceeds the configured pixel budget.
+    #[error(
+        "image is {width}x{height} ({mpx:.1} megapixels), over the {limit:.1}-megapixel limit; \
+         refusing to decode it"
+    )]
+    TooLarge {
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// Megapixels of the image.
+        mpx: f64,
+        /// Megapixel limit in force.
+        limit: f64,
+    },
+    /// The header was understood but the pixels could not be decoded (truncated or corrupt file).
+    #[error("cannot decode the image: {0}")]
+    Decode(String),
+    /// Resizing failed; only happens for degenerate sizes such as 0 pixels wide.
+    #[error("cannot resize the image: {0}")]
+    Resize(String),
+}
+
+impl ImageError {
+    /// A short machine-readable name for the failure, stable across versions.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ImageError::Empty => "empty",
+            ImageError::UnknownFormat(_) => "unsupported_format",
+            ImageError::TooLarge { .. } => "too_large",
+            ImageError::Decode(_) => "decode",
+            ImageError::Resize(_) => "resize",
+        }
+    }
+}
+
+/// The preprocessing recipe. Recorded in every output's metadata so a features
+/// file says how its inputs were prepared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessing {
+    /// Side of the square model input (224 for MobileNetV2).
+    pub size: u32,
+    /// Short side a non-square image is resized to before the centre crop (256).
+    pub resize_short: u32,
+    /// Channel means subtracted after scaling to [0, 1].
+    pub mean: [f32; 3],
+    /// Channel standard deviations divided by after subtracting the mean.
+    pub std: [f32; 3],
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl Default for Preprocessing {
+    fn default() -> Self {
+        Preprocessing {
+            size: 224,
+            resize_short: 256,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+/// Size of the image as decoded (after EXIF orientation), before resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Preprocessing {
+    /// Number of `f32` values in one image's tensor (3 x size x size).
+    pub fn tensor_len(&self) -> usize {
+        3 * self.size as usize * self.size as usize
+    }
+
+    /// A one-line description for metadata.
+    pub fn describe(&self) -> String {
+        format!(
+            "rgb8; square: bilinear resize to {s}x{s}; other: bilinear short side to {r}, centre crop {s}; \
+             /255; mean {m:?}; std {d:?}; NCHW f32; alpha composited on white; EXIF orientation applied",
+            s = self.size,
+            r = self.resize_short,
+            m = self.mean,
+            d = self.std
+        )
+    }
+
+    /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
+    /// hold [`tensor_len`](Self::tensor_len) values.
+    pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<ImageInfo, ImageError> {
+        assert_eq!(out.len(), self.tensor_len(), "output slot has the wrong size");
+        let rgb = self.decode(bytes)?;
+        let info = ImageInfo {
+            width: rgb.width(),
+            height: rgb.height(),
+        };
+        let resized = self.resize(rgb)?;
+        self.normalise(resized.buffer(), out);
+        Ok(info)
+    }
+
+    /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<(Vec<f32>, ImageInfo), ImageError> {
+        let mut out = vec![0.0; self.tensor_len()];
+        let info = self.preprocess_into(bytes, &mut out)?;
+        Ok((out, info))
+    }
+
+    /// Decodes to 8-bit RGB, refusing images over the pixel budget before decoding.
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, ImageError> {
+        if bytes.is_empty() {
+            return Err(ImageError::Empty);
+        }
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ImageError::Decode(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(ImageError::UnknownFormat(
+                "the file does not start with a known image signature".into(),
+            ));
+        }
+        let mut decoder = reader.into_decoder().map_err(classify)?;
+        let (width, height) = decoder.dimensions();
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels {
+            return Err(ImageError::TooLarge {
+                width,
+                height,
+                mpx: pixels as f64 / 1e6,
+                limit: self.max_pixels as f64 / 1e6,
+            });
+        }
+        // Even within the pixel budget, bound what a decoder may allocate (16-bit RGBA
+        // at the limit is 8 bytes a pixel) so a lying header cannot exhaust memory.
+        let mut limits = Limits::default();
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).max(64 << 20));
+        decoder.set_limits(limits).map_err(classify)?;
+        let orientation = decoder.orientation().ok();
+        let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
+        if let Some(orientation) = orientation {
+            img.apply_orientation(orientation);
+        }
+        Ok(to_rgb8(img))
+    }
+
+    /// Resizes to `size` x `size`: square images whole, others via short side then centre crop.
+    fn resize(&self, rgb: RgbImage) -> Result<Image<'static>, ImageError> {
+        let (w, h) = rgb.dimensions();
+        if w == 0 || h == 0 {
+            return Err(ImageError::Resize(format!("image has no pixels ({w}x{h})")));
+        }
+        let size = self.size;
+        let (rw, rh) = if w == h {
+            (size, size)
+        } else if w < h {
+            (self.resize_short, scaled(h, self.resize_short, w))
+        } else {
+            (scaled(w, self.resize_short, h), self.resize_short)
+        };
+        let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
+            .map_err(|e| ImageError::Resize(e.to_string()))?;
+        let mut dst = Image::new(rw, rh, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| ImageError::Resize(e.to_string()))?;
+        if rw == size && rh == size {
+            return Ok(dst);
+        }
+        // Centre crop, rounding the offset like torchvision's CenterCrop.
+        let left = ((rw - size) as f64 / 2.0).round() as usize;
+        let top = ((rh - size) as f64 / 2.0).round() as usize;
+        let row = size as usize * 3;
+        let mut cropped = Vec::with_capacity(row * size as usize);
+        let buf = dst.buffer();
+        for y in top..top + size as usize {
+            let start = (y * rw as usize + left) * 3;
+            cropped.extend_from_slice(&buf[start..start + row]);
+        }
+        Image::from_vec_u8(size, size, cropped, PixelType::U8x3)
+            .map_err(|e| ImageError::Resize(e.to_string()))
+    }
+
+    /// Interleaved RGB8 (HWC) to normalised planar CHW f32.
+    fn normalise(&self, hwc: &[u8], out: &mut [f32]) {
+        // One lookup table per channel: 768 multiplies instead of three per pixel.
+        let mut lut = [[0f32; 256]; 3];
+        for (c, table) in lut.iter_mut().enumerate() {
+            for (v, slot) in table.iter_mut().enumerate() {
+                *slot = (v as f32 / 255.0 - self.mean[c]) / self.std[c];
+            }
+        }
+        let plane = hwc.len() / 3;
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for (i, px) in hwc.chunks_exact(3).enumerate() {
+            r[i] = lut[0][px[0] as usize];
+            g[i] = lut[1][px[1] as usize];
+            b[i] = lut[2][px[2] as usize];
+        }
+    }
+}
+
+/// `long * short_target / short`, rounded, at least 1.
+fn scaled(long: u32, short_target: u32, short: u32) -> u32 {
+    ((u64::from(long) * u64::from(short_target) + u64::from(short) / 2) / u64::from(short)).max(1) as u32
+}
+
+/// Converts any decoded colour type to 8-bit RGB. Transparent pixels are
+/// composited on white, the Fruits-360 background, rather than dropping alpha:
+/// fully transparent pixels often carry black or garbage colour values.
+fn to_rgb8(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    let mut raw = Vec::with_capacity(w as usize * h as usize * 3);
+    for px in rgba.pixels() {
+        let a = u32::from(px[3]);
+        for c in 0..3 {
+            let v = (u32::from(px[c]) * a + 255 * (255 - a) + 127) / 255;
+            raw.push(v as u8);
+        }
+    }
+    RgbImage::from_raw(w, h, raw).unwrap_or_else(|| RgbImage::new(w, h))
+}
+
+/// Sorts the image crate's errors into ours: format problems vs corrupt data.
+fn classify(err: image::ImageError) -> ImageError {
+    match err {
+        image::ImageError::Unsupported(e) => ImageError::UnknownFormat(e.to_string()),
+        image::ImageError::Limits(e) => ImageError::Decode(format!("over the decoder's memory limit: {e}")),
+        other => ImageError::Decode(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageFormat, Luma, Rgb, Rgba, RgbaImage};
+
+    fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).expect("encode in memory");
+        out.into_inner()
+    }
+
+    #[test]
+    fn white_square_normalises_to_known_values() {
+        let img = RgbImage::from_pixel(100, 100, Rgb([255, 255, 255]));
+        let (t, info) = Preprocessing::default()
+            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .expect("preprocess");
+        assert_eq!(info, ImageInfo { width: 100, height: 100 });
+        assert_eq!(t.len(), 3 * 224 * 224);
+        for c in 0..3 {
+            let expected = (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            let plane = &t[c * 224 * 224..(c + 1) * 224 * 224];
+            assert!(plane.iter().all(|v| (v - expected).abs() < 1e-6));
+        }
+    }
+
+    #[test]
+    fn channels_are_planar_rgb() {
+        let img = RgbImage::from_pixel(50, 50, Rgb([255, 0, 0]));
+        let (t, _) = Preprocessing::default()
+            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .expect("preprocess");
+        let n = 224 * 224;
+        assert!(t[0] > 2.0 && t[n] < -1.9 && t[2 * n] < -1.7);
+    }
+
+    #[test]
+    fn non_square_is_cropped_from_the_centre() {
+        // Left third black, middle white, right third black: after short side to 256
+        // (width 768) and a centre crop of 224, only the white middle remains.
+        let mut img = RgbImage::from_pixel(300, 100, Rgb([0, 0, 0]));
+        for y in 0..100 {
+            for x in 100..200 {
+                img.put_pixel(x, y, Rgb([255, 255, 255]));
+            }
+        }
+        let (t, info) = Preprocessing::default()
+            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .expect("preprocess");
+        assert_eq!((info.width, info.height), (300, 100));
+        let white = (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0];
+        assert!(t[..224 * 224].iter().all(|v| (v - white).abs() < 1e-5));
+    }
+
+    #[test]
+    fn grey_and_alpha_become_rgb() {
+        let grey = GrayImage::from_pixel(10, 10, Luma([128]));
+        let (t, _) = Preprocessing::default()
+            .preprocess(&encode(grey.into(), ImageFormat::Png))
+            .expect("grey");
+        let n = 224 * 224;
+        let v = 128.0 / 255.0;
+        assert!((t[0] - (v - IMAGENET_MEAN[0]) / IMAGENET_STD[0]).abs() < 1e-5);
+        assert!((t[2 * n] - (v - IMAGENET_MEAN[2]) / IMAGENET_STD[2]).abs() < 1e-5);
+
+        // Fully transparent black is composited to white.
+        let clear = RgbaImage::from_pixel(10, 10, Rgba([0, 0, 0, 0]));
+        let (t, _) = Preprocessing::default()
+            .preprocess(&encode(clear.into(), ImageFormat::Png))
+            .expect("alpha");
+        assert!((t[0] - (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]).abs() < 1e-5);
+    }
+
+    #[test]
+    fn sixteen_bit_png_is_accepted() {
+        let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(20, 20, image::Rgb([65535u16, 0, 0]));
+        let (t, _) = Preprocessing::default()
+            .preprocess(&encode(DynamicImage::ImageRgb16(img), ImageFormat::Png))
+            .expect("16-bit");
+        assert!(t[0] > 2.0);
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let p = Preprocessing::default();
+        assert_eq!(p.preprocess(b"").expect_err("empty").kind(), "empty");
+        assert_eq!(
+            p.preprocess(b"hello, I am text").expect_err("text").kind(),
+            "unsupported_format"
+        );
+        let jpeg = encode(RgbImage::from_pixel(64, 64, Rgb([10, 200, 30])).into(), ImageFormat::Jpeg);
+        let err = p.preprocess(&jpeg[..jpeg.len() / 3]).expect_err("truncated");
+        assert_eq!(err.kind(), "decode", "{err}");
+    }
+
+    #[test]
+    fn huge_header_is_refused_before_decoding() {
+        // A PNG whose IHDR claims 50000 x 50000 pixels: 2.5 gigapixels.
+        let mut png = encode(RgbImage::new(1, 1).into(), ImageFormat::Png);
+        png[16..20].copy_from_slice(&50_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+        // Keep the header's CRC valid so the decoder gets as far as reading the size.
+        let crc = crc32fast::hash(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = Preprocessing::default().preprocess(&png).expect_err("bomb");
+        assert_eq!(err.kind(), "too_large", "{err}");
+        assert!(err.to_string().contains("50000x50000"), "{err}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Lists the fruit photos under an input root.
+//!
+//! An input root holds images in folders named after their class, optionally
+//! under a `Training` or `Test` folder:
+//!
+//! ```text
+//! root/Training/Apple 6/r_0_100.jpg   -> label "Apple 6", split "Training"
+//! root/Banana 1/photo.png             -> label "Banana 1", split none
+//! ```
+//!
+//! The listing is sorted by relative path so that every consumer (the local
+//! pipeline, the Spark driver) sees the same order and produces the same rows.
+
+use std::path::{Path, PathBuf};
+
+/// File extensions accepted as images, compared case-insensitively.
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
+
+/// Split folder names recognised as the grandparent of an image.
+pub const SPLITS: [&str; 2] = ["Training", "Test"];
+
+/// One image found under the input root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// Path relative to the input root, `/`-separated on every platform: the row key.
+    pub path: String,
+    /// Where to read the bytes from.
+    pub location: PathBuf,
+    /// The parent folder's name, as-is.
+    pub label: String,
+    /// The grandparent folder's name when it is one of [`SPLITS`].
+    pub split: Option<String>,
+}
+
+/// Why the input could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The root does not exist or is not a directory.
+    #[error("input folder {0} does not exist or is not a folder")]
+    NotADirectory(PathBuf),
+    /// A directory under the root could not be read.
+    #[error("cannot list {path}: {source}")]
+    Walk {
+        /// The directory or file that failed.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: walkdir::Error,
+    },
+    /// A file name is not valid UTF-8, so it cannot be stored as a `path` string.
+    #[error("file name {0} is not valid UTF-8; rename it to include it")]
+    NonUtf8Path(PathBuf),
+}
+
+/// True when `name` has one of the accepted image extensions (any case).
+pub fn is_image_name(name: &str) -> bool {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => IMAGE_EXTENSIONS
+            .iter()
+            .any(|accepted| ext.eq_ignore_ascii_case(accepted)),
+        _ => false,
+    }
+}
+
+/// Builds the entry for the image at `rel`, a `/`-separated path relative to the root.
+///
+/// Returns `None` for paths that are not images or that sit in a hidden folder or
+/// file (a name starting with `.`), so object-store listings can reuse the same rule.
+pub fn entry_for(rel: &str, location: PathBuf) -> Option<ImageEntry> {
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let (file, dirs) = parts.split_last()?;
+    if parts.iter().any(|p| p.starts_with('.')) || !is_image_name(file) {
+        return None;
+    }
+    let label = dirs.last().map(|s| s.to_string()).unwrap_or_default();
+    let split = dirs
+        .len()
+        .checked_sub(2)
+        .map(|i| dirs[i])
+        .filter(|g| SPLITS.contains(g))
+        .map(str::to_string);
+    Some(ImageEntry {
+        path: parts.join("/"),
+        location,
+        label,
+        split,
+    })
+}
+
+/// Lists every image under `root`, sorted by relative path.
+///
+/// Hidden files and folders are skipped; symbolic links are followed so a
+/// collection assembled from links works as expected.
+pub fn list_images(root: &Path) -> Result<Vec<ImageEntry>, IngestError> {
+    if !root.is_dir() {
+        return Err(IngestError::NotADirectory(root.to_path_buf()));
+    }
+    let mut entries = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .into_iter()
+        // Prune hidden folders early rather than filtering their contents later.
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for item in walker {
+        let item = item.map_err(|source| IngestError::Walk {
+            path: source.path().unwrap_or(root).to_path_buf(),
+            source,
+        })?;
+        if !item.file_type().is_file() {
+            continue;
+        }
+        let rel = item
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(item.path())
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_str()
+                    .ok_or_else(|| IngestError::NonUtf8Path(item.path().to_path_buf()))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join("/");
+        if let Some(entry) = entry_for(&rel, item.path().to_path_buf()) {
+            entries.push(entry);
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn extensions_any_case() {
+        for name in ["a.jpg", "a.JPG", "a.JpEg", "a.png", "a.webp", "a.BMP"] {
+            assert!(is_image_name(name), "{name}");
+        }
+        for name in ["a.gif", "a.txt", "jpg", ".jpg", "a.jpg.bak"] {
+            assert!(!is_image_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn label_and_split() {
+        let e = entry_for("Training/Apple 6/r_1.jpg", PathBuf::new()).expect("image");
+        assert_eq!(e.label, "Apple 6");
+        assert_eq!(e.split.as_deref(), Some("Training"));
+        let e = entry_for("Banana 1/x.png", PathBuf::new()).expect("image");
+        assert_eq!((e.label.as_str(), e.split), ("Banana 1", None));
+        let e = entry_for("photos/Other/Kiwi/x.png", PathBuf::new()).expect("image");
+        assert_eq!((e.label.as_str(), e.split), ("Kiwi", None));
+        let e = entry_for("x.png", PathBuf::new()).expect("image");
+        assert_eq!(e.label, "");
+        assert!(entry_for("Test/.hidden/x.png", PathBuf::new()).is_none());
+        assert!(entry_for("Test/Kiwi/.x.png", PathBuf::new()).is_none());
+    }
+
+    #[test]
+    fn lists_sorted_and_skips_hidden() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        for rel in [
+            "Test/Kiwi/b.jpg",
+            "Test/Kiwi/a.JPG",
+            "Training/Apple 6/c.png",
+            "Training/Apple 6/notes.txt",
+            "Training/.cache/d.jpg",
+            "Training/Apple 6/.e.jpg",
+        ] {
+            let p = dir.path().join(rel);
+            fs::create_dir_all(p.parent().ok_or("no parent")?)?;
+            fs::write(&p, b"x")?;
+        }
+        let paths: Vec<String> = list_images(dir.path())?.into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            ["Test/Kiwi/a.JPG", "Test/Kiwi/b.jpg", "Training/Apple 6/c.png"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_root_is_a_clear_error() {
+        let err = list_images(Path::new("/definitely/not/here")).expect_err("must fail");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,277 @@
+//! Loads an ONNX image model in ONNX Runtime and turns batches of NCHW tensors
+//! into feature vectors.
+//!
+//! [`FeatureModel`] is built once (from a file, or from bytes when Spark
+//! broadcasts the weights) and shared by reference: [`FeatureModel::run`] takes
+//! `&self`, so an `Arc<FeatureModel>` serves many threads. The model's sha256 is
+//! computed at load time so every result can say which weights made it.
+
+pub mod paths;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::session::{OutputSelector, RunOptions, Session, builder::GraphOptimizationLevel};
+use ort::value::{TensorRef, ValueType};
+use sha2::{Digest, Sha256};
+
+/// What can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The ONNX Runtime shared library is not installed where we look.
+    #[error("ONNX Runtime library not found (looked for {}); {hint}", display_paths(.searched))]
+    RuntimeNotFound {
+        /// Every candidate path tried.
+        searched: Vec<PathBuf>,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The library was found but could not be loaded.
+    #[error("{0}")]
+    RuntimeLoad(String),
+    /// The model file does not exist.
+    #[error("model file {0} not found; pass --model PATH or set FRUITS_MODEL")]
+    ModelNotFound(PathBuf),
+    /// The model file exists but could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    ModelRead {
+        /// The model file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// ONNX Runtime rejected the model (not ONNX, unsupported operator, ...).
+    #[error("ONNX Runtime cannot load the model {name}: {message}")]
+    Load {
+        /// Model path or label.
+        name: String,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+    /// The model has no output with the requested name.
+    #[error("the model has no output named {wanted:?}; its outputs are {available:?} (choose one with --feature-output)")]
+    NoSuchOutput {
+        /// The requested output.
+        wanted: String,
+        /// The outputs the model has.
+        available: Vec<String>,
+    },
+    /// The model's input is not a single 4-d float tensor.
+    #[error("the model must take one float input of shape [N,3,H,W]; it takes {0}")]
+    UnsupportedInput(String),
+    /// The batch passed in does not match the model's input size.
+    #[error("batch of {len} values is not a whole number of {per_image}-value images")]
+    BadBatch {
+        /// Values passed.
+        len: usize,
+        /// Values per image.
+        per_image: usize,
+    },
+    /// Inference failed.
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// How to build a session.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// Threads ONNX Runtime uses inside one operator (intra-op); 0 lets it choose.
+    pub intra_threads: usize,
+    /// Whether idle intra-op threads spin. Spinning wastes cores that image
+    /// decoding needs when both share a small machine.
+    pub spinning: bool,
+    /// The output holding the features.
+    pub feature_output: String,
+    /// An explicit runtime library, overriding the search in [`runtime::find_runtime`].
+    pub runtime_library: Option<PathBuf>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            intra_threads: 0,
+            spinning: false,
+            feature_output: "features".into(),
+            runtime_library: None,
+        }
+    }
+}
+
+/// Identity of a model file, recorded with every result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Where it was loaded from (or a label when loaded from bytes).
+    pub source: String,
+    /// Hex sha256 of the model file's bytes.
+    pub sha256: String,
+    /// Name of the single input.
+    pub input_name: String,
+    /// Side of the square input (224), from the model's declared input shape.
+    pub input_size: u32,
+    /// Name of the feature output.
+    pub feature_output: String,
+    /// Length of one feature vector (1280 for MobileNetV2).
+    pub feature_dim: usize,
+    /// Every output name, in model order.
+    pub outputs: Vec<String>,
+}
+
+/// A loaded model whose feature output can be computed for batches of images.
+pub struct FeatureModel {
+    // `ort` sessions need `&mut` to run; the lock lets one loaded model serve
+    // several threads, which is what the pipeline and the HTTP service need.
+    session: Mutex<Session>,
+    info: ModelInfo,
+}
+
+impl std::fmt::Debug for FeatureModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureModel").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// Hex sha256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl FeatureModel {
+    /// Loads the model at `path`.
+    pub fn load(path: &Path, options: &ModelOptions) -> Result<Self, ModelError> {
+        if !path.is_file() {
+            return Err(ModelError::ModelNotFound(path.to_path_buf()));
+        }
+        let bytes = std::fs::read(path).map_err(|source| ModelError::ModelRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string(), options)
+    }
+
+    /// Builds the model from its bytes, as an executor does with broadcast weights.
+    pub fn from_bytes(bytes: &[u8], source: &str, options: &ModelOptions) -> Result<Self, ModelError> {
+        let env = runtime::environment(options.runtime_library.as_deref())?;
+        let load_err = |e: ort::Error| ModelError::Load {
+            name: source.to_string(),
+            message: e.to_string(),
+        };
+        let mut builder = Session::builder(&env)
+            .map_err(load_err)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| load_err(e.into()))?
+            .with_intra_op_spinning(options.spinning)
+            .map_err(|e| load_err(e.into()))?;
+        if options.intra_threads > 0 {
+            builder = builder
+                .with_intra_threads(options.intra_threads)
+                .map_err(|e| load_err(e.into()))?;
+        }
+        let session = builder.commit_from_memory(bytes).map_err(load_err)?;
+
+        let inputs = session.inputs();
+        let (input_name, input_size) = match inputs {
+            [only] => match only.dtype() {
+                ValueType::Tensor { shape, .. } if shape.len() == 4 => {
+                    let side = shape[3];
+                    let size = if side > 0 { side as u32 } else { 224 };
+                    (only.name().to_string(), size)
+                }
+                other => return Err(ModelError::UnsupportedInput(format!("{other:?}"))),
+            },
+            many => {
+                return Err(ModelError::UnsupportedInput(format!("{} inputs", many.len())));
+            }
+        };
+        let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let feature_outlet = session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == options.feature_output)
+            .ok_or_else(|| ModelError::NoSuchOutput {
+                wanted: options.feature_output.clone(),
+                available: outputs.clone(),
+            })?;
+        let feature_dim = match feature_outlet.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().skip(1).product::<i64>().max(0) as usize,
+            _ => 0,
+        };
+        let info = ModelInfo {
+            source: source.to_string(),
+            sha256: sha256_hex(bytes),
+            input_name,
+            input_size,
+            feature_output: options.feature_output.clone(),
+            feature_dim,
+            outputs,
+        };
+        Ok(FeatureModel {
+            session: Mutex::new(session),
+            info,
+        })
+    }
+
+    /// The model's identity and shapes.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Values in one image's input tensor (3 x size x size).
+    pub fn input_len(&self) -> usize {
+        3 * self.info.input_size as usize * self.info.input_size as usize
+    }
+
+    /// Runs a batch of images laid out one after another (NCHW) and returns the
+    /// feature vectors, `feature_dim` values per image.
+    pub fn run(&self, batch: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let name = self.info.feature_output.clone();
+        Ok(self.run_outputs(batch, &[name.as_str()])?.remove(0))
+    }
+
+    /// Runs a batch and returns the named outputs, each flattened (row-major).
+    pub fn run_outputs(&self, batch: &[f32], names: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let per_image = self.input_len();
+        if batch.is_empty() || batch.len() % per_image != 0 {
+            return Err(ModelError::BadBatch {
+                len: batch.len(),
+                per_image,
+            });
+        }
+        for name in names {
+            if !self.info.outputs.iter().any(|o| o == name) {
+                return Err(ModelError::NoSuchOutput {
+                    wanted: name.to_string(),
+                    available: self.info.outputs.clone(),
+                });
+            }
+        }
+        let n = batch.len() / per_image;
+        let side = self.info.input_size as usize;
+        let run_err = |e: ort::Error| ModelError::Run(e.to_string());
+        let input = TensorRef::from_array_view(([n, 3, side, side], batch)).map_err(run_err)?;
+        // Ask only for the outputs we need: ONNX Runtime then skips the classifier head.
+        let selector = names
+            .iter()
+            .fold(OutputSelector::no_default(), |sel, name| sel.with(*name));
+        let options = RunOptions::new().map_err(run_err)?.with_outputs(selector);
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| ModelError::Run("a previous inference panicked".into()))?;
+        let outputs = session
+            .run_with_options(ort::inputs![self.info.input_name.as_str() => input], &options)
+            .map_err(run_err)?;
+        names
+            .iter()
+            .map(|name| {
+                let (_, data) = outputs[*name].try_extract_tensor::<f32>().map_err(run_err)?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+}
