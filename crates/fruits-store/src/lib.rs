@@ -1,1 +1,88 @@
-//! placeholder
+//! The on-disk layout of a fruits output, and reading it back.
+//!
+//! An output is a folder of Parquet part files plus a manifest:
+//!
+//! ```text
+//! out/features/
+//!   part-r000-00000.parquet     rows: path, label, split, sha256, width, height, features
+//!   errors-r000-00000.parquet   inputs that failed: path, kind, message
+//!   _manifest.json              written last: the parts that make up the output
+//! ```
+//!
+//! Every part is written to a hidden temporary name and renamed into place, so a
+//! part file either exists whole or not at all. The manifest is rewritten at the
+//! end of each run; readers ([`Dataset`]) only read the parts it names, so a run
+//! that crashed midway never looks complete, while the parts it did finish are
+//! picked up by the next run ([`OutputDir::scan`]).
+
+mod csv;
+mod manifest;
+mod parts;
+mod schema;
+
+pub use csv::export_csv;
+pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
+pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart};
+pub use schema::{
+    DatasetMeta, ErrorRows, FeatureRows, errors_schema, features_schema, meta_from_kv, meta_to_kv,
+};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing an output.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing ("cannot create", "cannot read", ...).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Parquet encoding or decoding failed.
+    #[error("Parquet error in {path}: {message}")]
+    Parquet {
+        /// The part file.
+        path: PathBuf,
+        /// The parquet crate's message.
+        message: String,
+    },
+    /// Arrow could not build or convert a batch.
+    #[error("Arrow error: {0}")]
+    Arrow(String),
+    /// The manifest is missing or unreadable.
+    #[error("{0}")]
+    Manifest(String),
+    /// A part does not have the shape this version expects.
+    #[error("{path} does not look like a fruits output: {reason}")]
+    Schema {
+        /// The part file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Existing parts were made with another model than the current run's.
+    #[error(
+        "{dir} already holds features from model {existing}, not from this run's model {current}; \
+         write to a new --out folder, or delete the old one to start over"
+    )]
+    ModelMismatch {
+        /// The output folder.
+        dir: PathBuf,
+        /// sha256 recorded in the existing parts.
+        existing: String,
+        /// sha256 of the model of this run.
+        current: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| StoreError::Io { action, path, source }
+    }
+}

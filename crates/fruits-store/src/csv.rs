@@ -1,0 +1,69 @@
+//! CSV export: the same rows as the Parquet output, vectors spread over columns.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+
+use crate::{Dataset, PartKind, StoreError};
+
+/// Column-name prefix used for the elements of a vector column.
+fn element_prefix(column: &str) -> &str {
+    match column {
+        "features" => "f",
+        "pca" => "pc",
+        other => other,
+    }
+}
+
+/// Flattens one batch: vector columns become `f0..fN` (or `<name>0..`), binary
+/// hashes become hex strings; other columns pass through.
+fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.data_type() {
+            DataType::FixedSizeList(_, dim) => {
+                let list = column.as_fixed_size_list();
+                let values = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(|| StoreError::Arrow(format!("{} is not a float vector", field.name())))?;
+                let dim = *dim as usize;
+                let prefix = element_prefix(field.name());
+                let base = list.offset() * dim;
+                for j in 0..dim {
+                    let col: Float32Array = (0..list.len()).map(|i| values.value(base + i * dim + j)).collect();
+                    fields.push(Field::new(format!("{prefix}{j}"), DataType::Float32, false));
+                    columns.push(Arc::new(col));
+                }
+            }
+            DataType::FixedSizeBinary(_) => {
+                let bin = column.as_fixed_size_binary();
+                let hexes: StringArray = (0..bin.len()).map(|i| Some(hex::encode(bin.value(i)))).collect();
+                fields.push(Field::new(field.name(), DataType::Utf8, field.is_nullable()));
+                columns.push(Arc::new(hexes));
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| StoreError::Arrow(e.to_string()))
+}
+
+/// Writes the `kind` rows of `dataset` as CSV with a header; returns the row count.
+pub fn export_csv(dataset: &Dataset, kind: PartKind, out: impl Write) -> Result<u64, StoreError> {
+    let mut writer = arrow_csv::WriterBuilder::new().with_header(true).build(out);
+    let mut rows = 0;
+    for batch in dataset.batches(kind, 1024) {
+        let flat = flatten(&batch?)?;
+        rows += flat.num_rows() as u64;
+        writer.write(&flat).map_err(|e| StoreError::Arrow(e.to_string()))?;
+    }
+    Ok(rows)
+}
