@@ -49,6 +49,9 @@ pub enum ImageError {
     /// The header was understood but the pixels could not be decoded (truncated or corrupt file).
     #[error("cannot decode the image: {0}")]
     Decode(String),
+    /// The file ends before the image does (a partly downloaded or copied file).
+    #[error("the file is truncated: {0}")]
+    Truncated(String),
     /// Resizing failed; only happens for degenerate sizes such as 0 pixels wide.
     #[error("cannot resize the image: {0}")]
     Resize(String),
@@ -62,6 +65,7 @@ impl ImageError {
             ImageError::UnknownFormat(_) => "unsupported_format",
             ImageError::TooLarge { .. } => "too_large",
             ImageError::Decode(_) => "decode",
+            ImageError::Truncated(_) => "truncated",
             ImageError::Resize(_) => "resize",
         }
     }
@@ -125,7 +129,11 @@ impl Preprocessing {
     /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
     /// hold [`tensor_len`](Self::tensor_len) values.
     pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<ImageInfo, ImageError> {
-        assert_eq!(out.len(), self.tensor_len(), "output slot has the wrong size");
+        assert_eq!(
+            out.len(),
+            self.tensor_len(),
+            "output slot has the wrong size"
+        );
         let rgb = self.decode(bytes)?;
         let info = ImageInfo {
             width: rgb.width(),
@@ -151,10 +159,20 @@ impl Preprocessing {
         let reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| ImageError::Decode(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(ImageError::UnknownFormat(
-                "the file does not start with a known image signature".into(),
-            ));
+        match reader.format() {
+            None => {
+                return Err(ImageError::UnknownFormat(
+                    "the file does not start with a known image signature".into(),
+                ));
+            }
+            // The JPEG decoder fills a missing tail with grey instead of failing, which
+            // would turn half-copied files into silently wrong features.
+            Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+                return Err(ImageError::Truncated(
+                    "the JPEG data stops before its end-of-image marker".into(),
+                ));
+            }
+            Some(_) => {}
         }
         let mut decoder = reader.into_decoder().map_err(classify)?;
         let (width, height) = decoder.dimensions();
@@ -238,9 +256,20 @@ impl Preprocessing {
     }
 }
 
+/// True when the JPEG has an end-of-image marker (FF D9) after its last
+/// start-of-scan marker (FF DA). Entropy-coded data cannot contain either
+/// (0xFF is stuffed as FF 00), so a file cut inside the image data fails this,
+/// even when an embedded EXIF thumbnail brings an earlier, complete pair.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    matches!((last_sos, last_eoi), (Some(sos), Some(eoi)) if eoi > sos)
+}
+
 /// `long * short_target / short`, rounded, at least 1.
 fn scaled(long: u32, short_target: u32, short: u32) -> u32 {
-    ((u64::from(long) * u64::from(short_target) + u64::from(short) / 2) / u64::from(short)).max(1) as u32
+    ((u64::from(long) * u64::from(short_target) + u64::from(short) / 2) / u64::from(short)).max(1)
+        as u32
 }
 
 /// Converts any decoded colour type to 8-bit RGB. Transparent pixels are
@@ -267,7 +296,9 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
 fn classify(err: image::ImageError) -> ImageError {
     match err {
         image::ImageError::Unsupported(e) => ImageError::UnknownFormat(e.to_string()),
-        image::ImageError::Limits(e) => ImageError::Decode(format!("over the decoder's memory limit: {e}")),
+        image::ImageError::Limits(e) => {
+            ImageError::Decode(format!("over the decoder's memory limit: {e}"))
+        }
         other => ImageError::Decode(other.to_string()),
     }
 }
@@ -289,7 +320,13 @@ mod tests {
         let (t, info) = Preprocessing::default()
             .preprocess(&encode(img.into(), ImageFormat::Png))
             .expect("preprocess");
-        assert_eq!(info, ImageInfo { width: 100, height: 100 });
+        assert_eq!(
+            info,
+            ImageInfo {
+                width: 100,
+                height: 100
+            }
+        );
         assert_eq!(t.len(), 3 * 224 * 224);
         for c in 0..3 {
             let expected = (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
@@ -347,7 +384,11 @@ mod tests {
 
     #[test]
     fn sixteen_bit_png_is_accepted() {
-        let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(20, 20, image::Rgb([65535u16, 0, 0]));
+        let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+            20,
+            20,
+            image::Rgb([65535u16, 0, 0]),
+        );
         let (t, _) = Preprocessing::default()
             .preprocess(&encode(DynamicImage::ImageRgb16(img), ImageFormat::Png))
             .expect("16-bit");
@@ -362,9 +403,19 @@ mod tests {
             p.preprocess(b"hello, I am text").expect_err("text").kind(),
             "unsupported_format"
         );
-        let jpeg = encode(RgbImage::from_pixel(64, 64, Rgb([10, 200, 30])).into(), ImageFormat::Jpeg);
-        let err = p.preprocess(&jpeg[..jpeg.len() / 3]).expect_err("truncated");
-        assert_eq!(err.kind(), "decode", "{err}");
+        let jpeg = encode(
+            RgbImage::from_pixel(64, 64, Rgb([10, 200, 30])).into(),
+            ImageFormat::Jpeg,
+        );
+        assert!(jpeg_is_complete(&jpeg));
+        let err = p
+            .preprocess(&jpeg[..jpeg.len() / 2])
+            .expect_err("truncated");
+        assert_eq!(err.kind(), "truncated", "{err}");
+        // Trailing bytes after the end-of-image marker are harmless.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert!(p.preprocess(&padded).is_ok());
     }
 
     #[test]

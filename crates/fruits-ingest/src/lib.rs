@@ -174,10 +174,17 @@ mod tests {
             fs::create_dir_all(p.parent().ok_or("no parent")?)?;
             fs::write(&p, b"x")?;
         }
-        let paths: Vec<String> = list_images(dir.path())?.into_iter().map(|e| e.path).collect();
+        let paths: Vec<String> = list_images(dir.path())?
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
         assert_eq!(
             paths,
-            ["Test/Kiwi/a.JPG", "Test/Kiwi/b.jpg", "Training/Apple 6/c.png"]
+            [
+                "Test/Kiwi/a.JPG",
+                "Test/Kiwi/b.jpg",
+                "Training/Apple 6/c.png"
+            ]
         );
         Ok(())
     }

@@ -51,7 +51,9 @@ pub enum ModelError {
         message: String,
     },
     /// The model has no output with the requested name.
-    #[error("the model has no output named {wanted:?}; its outputs are {available:?} (choose one with --feature-output)")]
+    #[error(
+        "the model has no output named {wanted:?}; its outputs are {available:?} (choose one with --feature-output)"
+    )]
     NoSuchOutput {
         /// The requested output.
         wanted: String,
@@ -75,7 +77,11 @@ pub enum ModelError {
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How to build a session.
@@ -132,7 +138,9 @@ pub struct FeatureModel {
 
 impl std::fmt::Debug for FeatureModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeatureModel").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("FeatureModel")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,7 +163,11 @@ impl FeatureModel {
     }
 
     /// Builds the model from its bytes, as an executor does with broadcast weights.
-    pub fn from_bytes(bytes: &[u8], source: &str, options: &ModelOptions) -> Result<Self, ModelError> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        source: &str,
+        options: &ModelOptions,
+    ) -> Result<Self, ModelError> {
         let env = runtime::environment(options.runtime_library.as_deref())?;
         let load_err = |e: ort::Error| ModelError::Load {
             name: source.to_string(),
@@ -185,10 +197,17 @@ impl FeatureModel {
                 other => return Err(ModelError::UnsupportedInput(format!("{other:?}"))),
             },
             many => {
-                return Err(ModelError::UnsupportedInput(format!("{} inputs", many.len())));
+                return Err(ModelError::UnsupportedInput(format!(
+                    "{} inputs",
+                    many.len()
+                )));
             }
         };
-        let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let outputs: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         let feature_outlet = session
             .outputs()
             .iter()
@@ -198,7 +217,9 @@ impl FeatureModel {
                 available: outputs.clone(),
             })?;
         let feature_dim = match feature_outlet.dtype() {
-            ValueType::Tensor { shape, .. } => shape.iter().skip(1).product::<i64>().max(0) as usize,
+            ValueType::Tensor { shape, .. } => {
+                shape.iter().skip(1).product::<i64>().max(0) as usize
+            }
             _ => 0,
         };
         let info = ModelInfo {
@@ -264,12 +285,17 @@ impl FeatureModel {
             .lock()
             .map_err(|_| ModelError::Run("a previous inference panicked".into()))?;
         let outputs = session
-            .run_with_options(ort::inputs![self.info.input_name.as_str() => input], &options)
+            .run_with_options(
+                ort::inputs![self.info.input_name.as_str() => input],
+                &options,
+            )
             .map_err(run_err)?;
         names
             .iter()
             .map(|name| {
-                let (_, data) = outputs[*name].try_extract_tensor::<f32>().map_err(run_err)?;
+                let (_, data) = outputs[*name]
+                    .try_extract_tensor::<f32>()
+                    .map_err(run_err)?;
                 Ok(data.to_vec())
             })
             .collect()

@@ -21,6 +21,13 @@ pub fn models_dir() -> PathBuf {
     if relative.is_dir() {
         return relative;
     }
-    let from_checkout = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models"));
-    if from_checkout.is_dir() { from_checkout } else { relative }
+    let from_checkout = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/models"
+    ));
+    if from_checkout.is_dir() {
+        from_checkout
+    } else {
+        relative
+    }
 }

@@ -31,14 +31,20 @@ pub fn install_dir() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(data.join("fruits").join(format!("onnxruntime-{ORT_VERSION}")))
+    Some(
+        data.join("fruits")
+            .join(format!("onnxruntime-{ORT_VERSION}")),
+    )
 }
 
 /// The folders searched for the runtime, in order: beside the executable, its
 /// `lib/` folder, then [`install_dir`].
 pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         dirs.push(exe_dir.join("lib"));
         dirs.push(exe_dir);
     }
@@ -82,7 +88,8 @@ pub fn find_runtime() -> Result<PathBuf, ModelError> {
     })
 }
 
-static ENVIRONMENT: OnceLock<Result<(ort::environment::Environment, PathBuf), String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<Result<(ort::environment::Environment, PathBuf), String>> =
+    OnceLock::new();
 
 /// Loads the runtime once per process and returns its environment. `explicit`
 /// wins over [`find_runtime`]; it only matters on the first call, since a
@@ -109,5 +116,8 @@ pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environm
 
 /// The path the runtime was loaded from, once [`environment`] succeeded.
 pub fn loaded_from() -> Option<&'static Path> {
-    ENVIRONMENT.get().and_then(|r| r.as_ref().ok()).map(|(_, p)| p.as_path())
+    ENVIRONMENT
+        .get()
+        .and_then(|r| r.as_ref().ok())
+        .map(|(_, p)| p.as_path())
 }

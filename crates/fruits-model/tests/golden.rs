@@ -9,7 +9,9 @@ fn argmax(v: &[f32]) -> (usize, f32) {
     v.iter()
         .copied()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, x)| if x > best.1 { (i, x) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
 }
 
 fn test_image(name: &str) -> Vec<u8> {
@@ -31,16 +33,26 @@ fn cat_logits_and_features_match_the_published_values() {
         model.info().sha256,
         "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838"
     );
-    let (tensor, info) = Preprocessing::default().preprocess(&test_image("cat.bmp")).expect("cat");
-    assert!(info.width != info.height, "cat.bmp exercises the short-side + crop path");
-    let out = model.run_outputs(&tensor, &["logits", "features"]).expect("run");
+    let (tensor, info) = Preprocessing::default()
+        .preprocess(&test_image("cat.bmp"))
+        .expect("cat");
+    assert!(
+        info.width != info.height,
+        "cat.bmp exercises the short-side + crop path"
+    );
+    let out = model
+        .run_outputs(&tensor, &["logits", "features"])
+        .expect("run");
     let (cls, max_logit) = argmax(&out[0]);
     assert_eq!(cls, 285, "Egyptian cat");
     assert!((max_logit - 15.35).abs() < 0.5, "max logit {max_logit}");
     let (feat, max_feat) = argmax(&out[1]);
     assert_eq!(feat, 1193);
     assert!((max_feat - 3.33).abs() < 0.15, "max feature {max_feat}");
-    assert!(out[1].iter().all(|v| v.is_finite() && *v >= 0.0), "pooled ReLU6 features");
+    assert!(
+        out[1].iter().all(|v| v.is_finite() && *v >= 0.0),
+        "pooled ReLU6 features"
+    );
 }
 
 #[test]
@@ -49,7 +61,10 @@ fn hot_dog_and_parrot_top1() {
     let pre = Preprocessing::default();
     for (name, class) in [("hot_dog.jpg", 934), ("parrot.jpg", 88)] {
         let (tensor, _) = pre.preprocess(&test_image(name)).expect(name);
-        let logits = model.run_outputs(&tensor, &["logits"]).expect("run").remove(0);
+        let logits = model
+            .run_outputs(&tensor, &["logits"])
+            .expect("run")
+            .remove(0);
         assert_eq!(argmax(&logits).0, class, "{name}");
     }
 }
@@ -67,7 +82,11 @@ fn batches_equal_single_images() {
     }
     let batched = model.run(&batch).expect("batch");
     assert_eq!(batched.len(), 3 * 1280);
-    let worst = batched.iter().zip(&singles).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let worst = batched
+        .iter()
+        .zip(&singles)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(worst < 1e-4, "batched vs single differ by {worst}");
 }
 
@@ -75,22 +94,34 @@ fn batches_equal_single_images() {
 fn int8_model_has_the_same_interface() {
     let path = paths::models_dir().join(paths::INT8_MODEL);
     let model = FeatureModel::load(&path, &ModelOptions::default()).expect("int8");
-    let (tensor, _) = Preprocessing::default().preprocess(&test_image("hot_dog.jpg")).expect("img");
+    let (tensor, _) = Preprocessing::default()
+        .preprocess(&test_image("hot_dog.jpg"))
+        .expect("img");
     assert_eq!(model.run(&tensor).expect("run").len(), 1280);
-    let logits = model.run_outputs(&tensor, &["output"]).expect("logits").remove(0);
+    let logits = model
+        .run_outputs(&tensor, &["output"])
+        .expect("logits")
+        .remove(0);
     assert_eq!(argmax(&logits).0, 934);
 }
 
 #[test]
 fn clear_errors_for_missing_model_and_output() {
-    let err = FeatureModel::load(std::path::Path::new("/nope/model.onnx"), &ModelOptions::default())
-        .expect_err("missing");
+    let err = FeatureModel::load(
+        std::path::Path::new("/nope/model.onnx"),
+        &ModelOptions::default(),
+    )
+    .expect_err("missing");
     assert!(err.to_string().contains("--model"), "{err}");
     let options = ModelOptions {
         feature_output: "pool5".into(),
         ..ModelOptions::default()
     };
-    let err = FeatureModel::load(&paths::models_dir().join(paths::FP32_MODEL), &options).expect_err("output");
+    let err = FeatureModel::load(&paths::models_dir().join(paths::FP32_MODEL), &options)
+        .expect_err("output");
     let msg = err.to_string();
-    assert!(msg.contains("pool5") && msg.contains("features") && msg.contains("logits"), "{msg}");
+    assert!(
+        msg.contains("pool5") && msg.contains("features") && msg.contains("logits"),
+        "{msg}"
+    );
 }

@@ -1,1 +1,497 @@
-//! placeholder
+//! Featurises a folder of photos on one machine, resumably.
+//!
+//! Three stages joined by bounded channels, so memory stays flat however many
+//! images there are:
+//!
+//! ```text
+//! decode (rayon pool: read, hash, decode, resize, normalise into a batch buffer)
+//!   --[2 batches]--> inference (one ONNX Runtime call per batch, intra-op threads)
+//!   --[4 batches]--> writer (gathers rows, writes a Parquet part every `part_rows`)
+//! ```
+//!
+//! Decoding batch k+1 overlaps inference of batch k. Batches keep input order,
+//! so a clean run writes rows sorted by path. Before starting, the output folder
+//! is scanned: inputs found in committed parts (features or errors) are skipped,
+//! which is how an interrupted run resumes and how a grown collection is
+//! featurised incrementally. The manifest is written only when every input is
+//! accounted for.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+use fruits_image::Preprocessing;
+use fruits_ingest::ImageEntry;
+use fruits_model::FeatureModel;
+use fruits_store::{
+    DatasetMeta, ErrorRows, FeatureRows, Manifest, OutputDir, PartInfo, PartKind, StoreError,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A failure that stops the whole run (as opposed to one bad image, which is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The input could not be listed.
+    #[error(transparent)]
+    Ingest(#[from] fruits_ingest::IngestError),
+    /// The output could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Inference failed for a whole batch: a model or runtime problem, not an input one.
+    #[error(transparent)]
+    Model(#[from] fruits_model::ModelError),
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A worker thread died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct FeaturizeConfig {
+    /// Images per inference call.
+    pub batch_size: usize,
+    /// Threads decoding and resizing images.
+    pub decode_threads: usize,
+    /// Rows per Parquet part: the unit of work kept when a run is interrupted.
+    pub part_rows: usize,
+    /// How images are prepared.
+    pub preprocessing: Preprocessing,
+    /// Stop (as if interrupted) after this many batches; for tests of resuming.
+    pub stop_after_batches: Option<usize>,
+}
+
+impl Default for FeaturizeConfig {
+    fn default() -> Self {
+        FeaturizeConfig {
+            batch_size: 64,
+            decode_threads: 1,
+            part_rows: 2048,
+            preprocessing: Preprocessing::default(),
+            stop_after_batches: None,
+        }
+    }
+}
+
+/// Receives progress as batches complete (the CLI draws a bar with it).
+pub trait Progress: Sync {
+    /// Called once before work starts: `total` inputs, of which `done` were done by earlier runs.
+    fn start(&self, total: u64, done: u64);
+    /// Called after each batch with the number of inputs it accounted for.
+    fn advance(&self, n: u64);
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Images found in the input.
+    pub inputs: u64,
+    /// Images skipped because an earlier run had already done them.
+    pub skipped: u64,
+    /// Images featurised by this run.
+    pub featurised: u64,
+    /// Images that failed in this run (recorded in the errors table).
+    pub failed: u64,
+    /// Rows in the output's features table after this run.
+    pub total_rows: u64,
+    /// Rows in the output's errors table after this run.
+    pub total_errors: u64,
+    /// Wall time of this run, in seconds.
+    pub elapsed_secs: f64,
+    /// (featurised + failed) / elapsed.
+    pub images_per_sec: f64,
+    /// False when the run stopped early (interrupted): no manifest was written.
+    pub complete: bool,
+    /// The output folder.
+    pub output: PathBuf,
+    /// Run number of this run's part files.
+    pub run: u32,
+}
+
+/// Why one input failed.
+#[derive(Debug, Clone)]
+struct ItemError {
+    kind: &'static str,
+    message: String,
+}
+
+/// What the decode stage learned about one input.
+struct Decoded {
+    sha256: [u8; 32],
+    width: u32,
+    height: u32,
+}
+
+/// A batch leaving the decode stage: `tensors` holds one slot per entry, filled for the successes.
+struct DecodedBatch {
+    entries: Vec<ImageEntry>,
+    results: Vec<Result<Decoded, ItemError>>,
+    tensors: Vec<f32>,
+}
+
+/// A batch leaving the inference stage.
+struct InferredBatch {
+    entries: Vec<ImageEntry>,
+    results: Vec<Result<Decoded, ItemError>>,
+    /// Features of the successes, in order.
+    features: Vec<f32>,
+}
+
+/// Reads, hashes and preprocesses one input into `slot`.
+fn load_one(
+    entry: &ImageEntry,
+    pre: &Preprocessing,
+    slot: &mut [f32],
+) -> Result<Decoded, ItemError> {
+    let bytes = std::fs::read(&entry.location).map_err(|e| ItemError {
+        kind: "io",
+        message: format!("cannot read the file: {e}"),
+    })?;
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    // A decoder bug on a hostile file must cost one image, not the run.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| pre.preprocess_into(&bytes, slot)));
+    match outcome {
+        Ok(Ok(info)) => Ok(Decoded {
+            sha256,
+            width: info.width,
+            height: info.height,
+        }),
+        Ok(Err(e)) => Err(ItemError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ItemError {
+            kind: "panic",
+            message: "the image decoder crashed on this file".into(),
+        }),
+    }
+}
+
+/// The metadata a run with `model` and `pre` records.
+pub fn dataset_meta(model: &FeatureModel, pre: &Preprocessing) -> DatasetMeta {
+    let info = model.info();
+    DatasetMeta {
+        model_sha256: info.sha256.clone(),
+        model_source: info.source.clone(),
+        feature_output: info.feature_output.clone(),
+        feature_dim: info.feature_dim,
+        input_size: info.input_size,
+        preprocessing: pre.describe(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Refuses to mix results of another model, output or preprocessing into `dir`.
+fn check_compatible(
+    dir: &Path,
+    existing: &DatasetMeta,
+    current: &DatasetMeta,
+) -> Result<(), StoreError> {
+    let same = existing.model_sha256 == current.model_sha256
+        && existing.feature_output == current.feature_output
+        && existing.preprocessing == current.preprocessing;
+    if same {
+        return Ok(());
+    }
+    let describe = |m: &DatasetMeta| format!("{} (output {:?})", m.model_sha256, m.feature_output);
+    Err(StoreError::ModelMismatch {
+        dir: dir.to_path_buf(),
+        existing: describe(existing),
+        current: describe(current),
+    })
+}
+
+/// Featurises every image under `input` into the output folder `out`, skipping
+/// what earlier runs did. Stops early, without writing the manifest, when
+/// `cancel` becomes true; the parts written so far are kept for the next run.
+pub fn featurize(
+    input: &Path,
+    out: &Path,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Summary, PipelineError> {
+    let entries = fruits_ingest::list_images(input)?;
+    featurize_entries(entries, out, model, config, progress, cancel)
+}
+
+/// Like [`featurize`], for an already made listing.
+pub fn featurize_entries(
+    entries: Vec<ImageEntry>,
+    out: &Path,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
+        return Err(PipelineError::Config(
+            "batch size, part rows and decode threads must be at least 1".into(),
+        ));
+    }
+    let pre = &config.preprocessing;
+    if pre.size != model.info().input_size {
+        return Err(PipelineError::Config(format!(
+            "preprocessing makes {}x{} images but the model takes {}x{}",
+            pre.size,
+            pre.size,
+            model.info().input_size,
+            model.info().input_size
+        )));
+    }
+    let meta = dataset_meta(model, pre);
+    let dir = OutputDir::create(out)?;
+    let scan = dir.scan()?;
+    if let Some(existing) = scan.manifest.as_ref().map(|m| &m.meta) {
+        check_compatible(out, existing, &meta)?;
+    }
+    for part in &scan.parts {
+        if let Some(existing) = &part.meta {
+            check_compatible(out, existing, &meta)?;
+        }
+    }
+    let done: HashSet<&str> = scan
+        .parts
+        .iter()
+        .flat_map(|p| p.paths.iter().map(String::as_str))
+        .collect();
+    let total = entries.len() as u64;
+    let pending: Vec<ImageEntry> = entries
+        .into_iter()
+        .filter(|e| !done.contains(e.path.as_str()))
+        .collect();
+    let skipped = total - pending.len() as u64;
+    progress.start(total, skipped);
+    tracing::info!(
+        total,
+        skipped,
+        pending = pending.len(),
+        run = scan.next_run,
+        "featurize starts"
+    );
+
+    let run = scan.next_run;
+    let dim = model.info().feature_dim;
+    let tensor_len = pre.tensor_len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.decode_threads)
+        .thread_name(|i| format!("fruits-decode-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+
+    let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
+    let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
+    let stopped_early = AtomicBool::new(false);
+
+    let outcome = std::thread::scope(
+        |s| -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
+            // Stage 1: decode, batch by batch, in input order.
+            let decoder = s.spawn(|| {
+                for chunk in pending.chunks(config.batch_size) {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut tensors = vec![0f32; chunk.len() * tensor_len];
+                    let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
+                        tensors
+                            .par_chunks_mut(tensor_len)
+                            .zip(chunk.par_iter())
+                            .map(|(slot, entry)| load_one(entry, pre, slot))
+                            .collect()
+                    });
+                    let batch = DecodedBatch {
+                        entries: chunk.to_vec(),
+                        results,
+                        tensors,
+                    };
+                    if decoded_tx.send(batch).is_err() {
+                        break; // inference stopped
+                    }
+                }
+                drop(decoded_tx);
+            });
+
+            // Stage 3: write parts.
+            let writer = s.spawn(
+                || -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
+                    let mut parts = Vec::new();
+                    let mut error_parts = Vec::new();
+                    let mut rows = FeatureRows::new(dim);
+                    let mut errors = ErrorRows::default();
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    let mut seq = 0u32;
+                    let mut flush = |rows: &mut FeatureRows,
+                                     errors: &mut ErrorRows,
+                                     parts: &mut Vec<PartInfo>,
+                                     error_parts: &mut Vec<PartInfo>|
+                     -> Result<(), PipelineError> {
+                        // Errors first: if we die between the two files, the images of the
+                        // lost features part are simply redone; no input is counted twice.
+                        if !errors.is_empty() {
+                            error_parts.push(dir.write_part(
+                                &PartKind::Errors.file_name(run, seq),
+                                &errors.finish()?,
+                                &meta,
+                            )?);
+                        }
+                        if !rows.is_empty() {
+                            parts.push(dir.write_part(
+                                &PartKind::Features.file_name(run, seq),
+                                &rows.finish()?,
+                                &meta,
+                            )?);
+                        }
+                        seq += 1;
+                        Ok(())
+                    };
+                    for batch in inferred_rx.iter() {
+                        let mut feats = batch.features.chunks_exact(dim.max(1));
+                        for (entry, result) in batch.entries.iter().zip(&batch.results) {
+                            match result {
+                                Ok(d) => {
+                                    let f = feats.next().ok_or_else(|| {
+                                        PipelineError::Internal(
+                                            "fewer feature vectors than images".into(),
+                                        )
+                                    })?;
+                                    rows.push(
+                                        &entry.path,
+                                        &entry.label,
+                                        entry.split.as_deref(),
+                                        &d.sha256,
+                                        d.width,
+                                        d.height,
+                                        f,
+                                    )?;
+                                    ok += 1;
+                                }
+                                Err(e) => {
+                                    errors.push(&entry.path, e.kind, &e.message);
+                                    failed += 1;
+                                }
+                            }
+                        }
+                        if rows.len() + errors.len() >= config.part_rows {
+                            flush(&mut rows, &mut errors, &mut parts, &mut error_parts)?;
+                        }
+                    }
+                    flush(&mut rows, &mut errors, &mut parts, &mut error_parts)?;
+                    Ok((parts, error_parts, ok, failed))
+                },
+            );
+
+            // Stage 2: inference, on this thread.
+            let mut inference_result = Ok(());
+            for (done_batches, batch) in decoded_rx.iter().enumerate() {
+                let good = batch.results.iter().filter(|r| r.is_ok()).count();
+                let features = if good == 0 {
+                    Vec::new()
+                } else {
+                    let input = if good == batch.results.len() {
+                        batch.tensors
+                    } else {
+                        // Compact: the model sees only the images that decoded.
+                        let mut packed = Vec::with_capacity(good * tensor_len);
+                        for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results)
+                        {
+                            if r.is_ok() {
+                                packed.extend_from_slice(slot);
+                            }
+                        }
+                        packed
+                    };
+                    match model.run(&input) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            inference_result = Err(PipelineError::Model(e));
+                            break;
+                        }
+                    }
+                };
+                let n = batch.entries.len() as u64;
+                let inferred = InferredBatch {
+                    entries: batch.entries,
+                    results: batch.results,
+                    features,
+                };
+                if inferred_tx.send(inferred).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+                progress.advance(n);
+                let stop_now = config
+                    .stop_after_batches
+                    .is_some_and(|k| done_batches + 1 >= k);
+                if stop_now || cancel.load(Ordering::Relaxed) {
+                    stopped_early.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            drop(decoded_rx);
+            drop(inferred_tx);
+            decoder
+                .join()
+                .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
+            let written = writer
+                .join()
+                .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
+            inference_result?;
+            Ok(written)
+        },
+    );
+    let (new_parts, new_error_parts, featurised, failed) = outcome?;
+    let complete = !stopped_early.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed);
+
+    let previous = |kind: PartKind| -> Vec<PartInfo> {
+        scan.parts
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| PartInfo {
+                file: p.file.clone(),
+                rows: p.paths.len() as u64,
+            })
+            .collect()
+    };
+    let mut parts = previous(PartKind::Features);
+    parts.extend(new_parts);
+    let mut error_parts = previous(PartKind::Errors);
+    error_parts.extend(new_error_parts);
+    let manifest = Manifest::new(meta, parts, error_parts);
+    if complete {
+        dir.write_manifest(&manifest)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Summary {
+        inputs: total,
+        skipped,
+        featurised,
+        failed,
+        total_rows: manifest.rows,
+        total_errors: manifest.errors,
+        elapsed_secs: elapsed,
+        images_per_sec: if elapsed > 0.0 {
+            (featurised + failed) as f64 / elapsed
+        } else {
+            0.0
+        },
+        complete,
+        output: out.to_path_buf(),
+        run,
+    })
+}

@@ -31,20 +31,30 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
                     .values()
                     .as_any()
                     .downcast_ref::<Float32Array>()
-                    .ok_or_else(|| StoreError::Arrow(format!("{} is not a float vector", field.name())))?;
+                    .ok_or_else(|| {
+                        StoreError::Arrow(format!("{} is not a float vector", field.name()))
+                    })?;
                 let dim = *dim as usize;
                 let prefix = element_prefix(field.name());
                 let base = list.offset() * dim;
                 for j in 0..dim {
-                    let col: Float32Array = (0..list.len()).map(|i| values.value(base + i * dim + j)).collect();
+                    let col: Float32Array = (0..list.len())
+                        .map(|i| values.value(base + i * dim + j))
+                        .collect();
                     fields.push(Field::new(format!("{prefix}{j}"), DataType::Float32, false));
                     columns.push(Arc::new(col));
                 }
             }
             DataType::FixedSizeBinary(_) => {
                 let bin = column.as_fixed_size_binary();
-                let hexes: StringArray = (0..bin.len()).map(|i| Some(hex::encode(bin.value(i)))).collect();
-                fields.push(Field::new(field.name(), DataType::Utf8, field.is_nullable()));
+                let hexes: StringArray = (0..bin.len())
+                    .map(|i| Some(hex::encode(bin.value(i))))
+                    .collect();
+                fields.push(Field::new(
+                    field.name(),
+                    DataType::Utf8,
+                    field.is_nullable(),
+                ));
                 columns.push(Arc::new(hexes));
             }
             _ => {
@@ -53,7 +63,8 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
             }
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| StoreError::Arrow(e.to_string()))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| StoreError::Arrow(e.to_string()))
 }
 
 /// Writes the `kind` rows of `dataset` as CSV with a header; returns the row count.
@@ -63,7 +74,9 @@ pub fn export_csv(dataset: &Dataset, kind: PartKind, out: impl Write) -> Result<
     for batch in dataset.batches(kind, 1024) {
         let flat = flatten(&batch?)?;
         rows += flat.num_rows() as u64;
-        writer.write(&flat).map_err(|e| StoreError::Arrow(e.to_string()))?;
+        writer
+            .write(&flat)
+            .map_err(|e| StoreError::Arrow(e.to_string()))?;
     }
     Ok(rows)
 }

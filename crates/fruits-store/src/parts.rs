@@ -88,7 +88,8 @@ impl OutputDir {
         fs::create_dir_all(root).map_err(StoreError::io("cannot create output folder", root))?;
         let probe = root.join(".fruits-write-check.tmp");
         fs::write(&probe, b"ok").map_err(StoreError::io("cannot write in output folder", root))?;
-        fs::remove_file(&probe).map_err(StoreError::io("cannot delete from output folder", root))?;
+        fs::remove_file(&probe)
+            .map_err(StoreError::io("cannot delete from output folder", root))?;
         // Temporary files are parts a crashed run did not finish: never valid, safe to drop.
         for entry in fs::read_dir(root).map_err(StoreError::io("cannot list", root))? {
             let entry = entry.map_err(StoreError::io("cannot list", root))?;
@@ -164,7 +165,8 @@ impl OutputDir {
         let out = writer.into_inner().map_err(pq_err)?;
         // Data must be on disk before the rename publishes it, or a power cut could
         // leave a complete-looking name over an empty file.
-        out.sync_all().map_err(StoreError::io("cannot sync", &tmp))?;
+        out.sync_all()
+            .map_err(StoreError::io("cannot sync", &tmp))?;
         fs::rename(&tmp, &target).map_err(StoreError::io("cannot rename into place", &target))?;
         Ok(PartInfo {
             file: file.to_string(),
@@ -176,7 +178,8 @@ impl OutputDir {
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
         let target = self.root.join(MANIFEST_FILE);
         let tmp = self.root.join(format!(".{MANIFEST_FILE}.tmp"));
-        let text = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Manifest(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Manifest(e.to_string()))?;
         fs::write(&tmp, text).map_err(StoreError::io("cannot write", &tmp))?;
         File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -215,9 +218,9 @@ fn read_manifest(root: &Path) -> Result<Option<Manifest>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::io("cannot read", &path)(e)),
     };
-    serde_json::from_slice(&text)
-        .map(Some)
-        .map_err(|e| StoreError::Manifest(format!("{} is not a valid manifest: {e}", path.display())))
+    serde_json::from_slice(&text).map(Some).map_err(|e| {
+        StoreError::Manifest(format!("{} is not a valid manifest: {e}", path.display()))
+    })
 }
 
 fn open_part(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreError> {
@@ -237,10 +240,13 @@ fn read_paths(path: &Path) -> Result<(Option<DatasetMeta>, Vec<String>), StoreEr
         .key_value_metadata()
         .and_then(|kv| meta_from_kv(kv));
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["path"]);
-    let reader = builder.with_projection(mask).build().map_err(|e| StoreError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| StoreError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let mut paths = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| StoreError::Parquet {
@@ -270,7 +276,10 @@ impl Dataset {
     /// Opens the output at `root`; fails when it has no manifest (never completed).
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         if !root.is_dir() {
-            return Err(StoreError::Manifest(format!("{} is not a folder", root.display())));
+            return Err(StoreError::Manifest(format!(
+                "{} is not a folder",
+                root.display()
+            )));
         }
         let manifest = read_manifest(root)?.ok_or_else(|| {
             StoreError::Manifest(format!(
@@ -308,14 +317,15 @@ impl Dataset {
         };
         parts.iter().flat_map(move |part| {
             let path = self.root.join(&part.file);
-            let reader: Result<ParquetRecordBatchReader, StoreError> = open_part(&path).and_then(|b| {
-                b.with_batch_size(batch_rows.max(1))
-                    .build()
-                    .map_err(|e| StoreError::Parquet {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })
-            });
+            let reader: Result<ParquetRecordBatchReader, StoreError> =
+                open_part(&path).and_then(|b| {
+                    b.with_batch_size(batch_rows.max(1))
+                        .build()
+                        .map_err(|e| StoreError::Parquet {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })
+                });
             let items: Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> = match reader {
                 Ok(reader) => Box::new(reader.map(move |b| {
                     b.map_err(|e| StoreError::Parquet {

@@ -74,7 +74,10 @@ pub fn features_schema(dim: usize) -> SchemaRef {
         Field::new("height", DataType::UInt32, false),
         Field::new(
             "features",
-            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, false)),
+                dim as i32,
+            ),
             false,
         ),
     ]))

@@ -1,0 +1,141 @@
+//! Helpers shared by the end-to-end tests: the sample data, running the binary,
+//! reading an output back.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, UInt32Type};
+use fruits_store::{Dataset, PartKind};
+
+/// The Fruits-360 sample: `FRUITS_SAMPLE_DIR`, else `../shared/data/fruits-360-sample`
+/// beside the repository.
+pub fn sample_dir() -> PathBuf {
+    std::env::var_os("FRUITS_SAMPLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/data/fruits-360-sample"
+            ))
+        })
+}
+
+/// Copies the first `per_class` images of each class of each split into `dest`.
+pub fn copy_subset(dest: &Path, classes: &[&str], per_class: usize) {
+    for split in ["Training", "Test"] {
+        for class in classes {
+            let src = sample_dir().join(split).join(class);
+            let mut files: Vec<_> = std::fs::read_dir(&src)
+                .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
+                .map(|e| e.expect("entry").path())
+                .collect();
+            files.sort();
+            let out = dest.join(split).join(class);
+            std::fs::create_dir_all(&out).expect("mkdir");
+            for f in files.into_iter().take(per_class) {
+                std::fs::copy(&f, out.join(f.file_name().expect("name"))).expect("copy");
+            }
+        }
+    }
+}
+
+/// The `fruits` binary under test.
+pub fn fruits() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fruits"));
+    cmd.env_remove("FRUITS_MODEL");
+    cmd
+}
+
+/// Runs `fruits` with `args` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    fruits().args(args).output().expect("spawn fruits")
+}
+
+/// Exit code, stdout and stderr of an output, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One features row, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub label: String,
+    pub split: Option<String>,
+    pub sha256: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub features: Vec<f32>,
+}
+
+/// Reads an output's features rows keyed by path; panics on duplicate paths.
+pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
+    let ds = Dataset::open(dir).expect("open dataset");
+    let mut rows = BTreeMap::new();
+    for batch in ds.batches(PartKind::Features, 1000) {
+        let batch = batch.expect("batch");
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("column {name}"))
+                .clone()
+        };
+        let path = col("path");
+        let path = path.as_string::<i32>();
+        let label = col("label");
+        let label = label.as_string::<i32>();
+        let split = col("split");
+        let split = split.as_string::<i32>();
+        let sha = col("sha256");
+        let sha = sha.as_fixed_size_binary();
+        let width = col("width");
+        let width = width.as_primitive::<UInt32Type>();
+        let height = col("height");
+        let height = height.as_primitive::<UInt32Type>();
+        let features = col("features");
+        let features = features.as_fixed_size_list();
+        for i in 0..batch.num_rows() {
+            let values = features.value(i);
+            let row = Row {
+                label: label.value(i).to_string(),
+                split: split.is_valid(i).then(|| split.value(i).to_string()),
+                sha256: sha.value(i).to_vec(),
+                width: width.value(i),
+                height: height.value(i),
+                features: values.as_primitive::<Float32Type>().values().to_vec(),
+            };
+            let previous = rows.insert(path.value(i).to_string(), row);
+            assert!(previous.is_none(), "duplicate row for {}", path.value(i));
+        }
+    }
+    rows
+}
+
+/// Reads an output's errors table as path -> (kind, message).
+pub fn read_errors(dir: &Path) -> BTreeMap<String, (String, String)> {
+    let ds = Dataset::open(dir).expect("open dataset");
+    let mut errors = BTreeMap::new();
+    for batch in ds.batches(PartKind::Errors, 1000) {
+        let batch = batch.expect("batch");
+        let path = batch.column(0).as_string::<i32>().clone();
+        let kind = batch.column(1).as_string::<i32>().clone();
+        let message = batch.column(2).as_string::<i32>().clone();
+        for i in 0..batch.num_rows() {
+            let previous = errors.insert(
+                path.value(i).to_string(),
+                (kind.value(i).to_string(), message.value(i).to_string()),
+            );
+            assert!(previous.is_none(), "duplicate error for {}", path.value(i));
+        }
+    }
+    errors
+}
