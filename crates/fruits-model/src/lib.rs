@@ -92,6 +92,11 @@ pub struct ModelOptions {
     /// Whether idle intra-op threads spin. Spinning wastes cores that image
     /// decoding needs when both share a small machine.
     pub spinning: bool,
+    /// Whether ONNX Runtime keeps freed tensors in its own arena. On by default:
+    /// without it every batch maps and faults in fresh pages for its activations,
+    /// measured here at 150 vs 240 images/s (batch 64). The arena keeps its
+    /// high-water mark, which grows with the batch size; keep batches small.
+    pub memory_arena: bool,
     /// The output holding the features.
     pub feature_output: String,
     /// An explicit runtime library, overriding the search in [`runtime::find_runtime`].
@@ -103,6 +108,7 @@ impl Default for ModelOptions {
         ModelOptions {
             intra_threads: 0,
             spinning: false,
+            memory_arena: true,
             feature_output: "features".into(),
             runtime_library: None,
         }
@@ -178,6 +184,10 @@ impl FeatureModel {
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| load_err(e.into()))?
             .with_intra_op_spinning(options.spinning)
+            .map_err(|e| load_err(e.into()))?
+            .with_execution_providers([ort::ep::CPU::default()
+                .with_arena_allocator(options.memory_arena)
+                .build()])
             .map_err(|e| load_err(e.into()))?;
         if options.intra_threads > 0 {
             builder = builder
@@ -257,7 +267,7 @@ impl FeatureModel {
     /// Runs a batch and returns the named outputs, each flattened (row-major).
     pub fn run_outputs(&self, batch: &[f32], names: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
         let per_image = self.input_len();
-        if batch.is_empty() || batch.len() % per_image != 0 {
+        if batch.is_empty() || !batch.len().is_multiple_of(per_image) {
             return Err(ModelError::BadBatch {
                 len: batch.len(),
                 per_image,

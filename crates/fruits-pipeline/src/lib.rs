@@ -71,7 +71,7 @@ pub struct FeaturizeConfig {
 impl Default for FeaturizeConfig {
     fn default() -> Self {
         FeaturizeConfig {
-            batch_size: 64,
+            batch_size: 16,
             decode_threads: 1,
             part_rows: 2048,
             preprocessing: Preprocessing::default(),

@@ -84,9 +84,9 @@ impl ModelArgs {
         let path = self.model_path();
         let options = ModelOptions {
             intra_threads: self.intra_threads.unwrap_or_else(cores),
-            spinning: false,
             feature_output: self.feature_output.clone(),
             runtime_library: self.ort_lib.clone(),
+            ..ModelOptions::default()
         };
         let model = FeatureModel::load(&path, &options).context("cannot load the image model")?;
         tracing::info!(

@@ -1,0 +1,131 @@
+"""Featurize benchmark: `fruits featurize` vs the Python reference, side by side.
+
+Both featurise the same images (by default the first 2,000 Test images of the
+sample in sorted path order), alternating runs so machine noise hits both, for
+fp32 and int8. Prints images/s (median of --repeat runs, model load and output
+writing included: end to end), the ratio, peak RSS of each process, and how
+far the reference's features are from fruits' (to show the work is the same).
+
+usage: python3 bench/featurize/bench.py [--images 2000] [--repeat 3] [--full]
+Run it through scripts/bench-featurize.sh, which builds fruits and the venv.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def run_measured(cmd, stdin_text=None):
+    """Runs cmd, returns (seconds, peak RSS in MiB) of that one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if stdin_text:
+        proc.stdin.write(stdin_text)
+        proc.stdin.close()
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{stderr}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def read_features(path):
+    import pyarrow.parquet as pq
+    import numpy as np
+    if os.path.isdir(path):
+        import json
+        manifest = json.load(open(os.path.join(path, "_manifest.json")))
+        tables = [pq.read_table(os.path.join(path, p["file"]), columns=["path", "features"]) for p in manifest["parts"]]
+        import pyarrow as pa
+        table = pa.concat_tables(tables)
+    else:
+        table = pq.read_table(path)
+    feats = np.stack(table.column("features").to_numpy(zero_copy_only=False))
+    return dict(zip(table.column("path").to_pylist(), feats))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sample", default=os.environ.get("FRUITS_SAMPLE_DIR", os.path.join(ROOT, "..", "shared", "data", "fruits-360-sample")))
+    ap.add_argument("--models", default=os.environ.get("FRUITS_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models")))
+    ap.add_argument("--fruits", default=os.path.join(ROOT, "target", "release", "fruits"))
+    ap.add_argument("--full", action="store_true", help="also featurise the whole sample once, to show RSS stays flat")
+    args = ap.parse_args()
+
+    test_root = os.path.join(args.sample, "Test")
+    rels = sorted(f"{c}/{f}" for c in os.listdir(test_root) for f in os.listdir(os.path.join(test_root, c)))[: args.images]
+    work = tempfile.mkdtemp(prefix="fruits-bench-")
+    try:
+        inp = os.path.join(work, "in", "Test")
+        for rel in rels:
+            os.makedirs(os.path.join(inp, os.path.dirname(rel)), exist_ok=True)
+            os.symlink(os.path.join(test_root, rel), os.path.join(inp, rel))
+        files = "\n".join(os.path.join(inp, rel) for rel in rels)
+        models = {"fp32": "mobilenetv2-12-dequant-fp32.onnx", "int8": "mobilenetv2-12-int8.onnx"}
+        print(f"featurize benchmark: {len(rels)} images (first of Test, sorted), {os.cpu_count()} cores, "
+              f"median of {args.repeat} alternating runs, end to end incl. model load and Parquet output\n")
+        header = f"{'precision':<9} {'runner':<28} {'images/s':>9} {'peak RSS':>10} {'vs reference':>13}"
+        print(header)
+        print("-" * len(header))
+        targets = {"fp32": 1.15, "int8": 1.10}
+        for precision, model_file in models.items():
+            model = os.path.join(args.models, model_file)
+            runners = {
+                "fruits (default batch)": lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
+                                                       "--quiet", "--model", model],
+                "fruits --batch-size 64": lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
+                                                       "--quiet", "--model", model, "--batch-size", "64"],
+                "python reference (b64)": lambda out: [sys.executable, os.path.join(HERE, "reference.py"), model,
+                                                       out, "-"],
+            }
+            times = {name: [] for name in runners}
+            rss = {name: 0.0 for name in runners}
+            outputs = {}
+            for rep in range(args.repeat):
+                for name, make in runners.items():
+                    slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+                    out = os.path.join(work, f"out-{precision}-{slug}-{rep}" + ("" if name.startswith("fruits") else ".parquet"))
+                    secs, peak = run_measured(make(out), files if not name.startswith("fruits") else None)
+                    times[name].append(secs)
+                    rss[name] = max(rss[name], peak)
+                    outputs.setdefault(name, out)
+            ref_rate = len(rels) / statistics.median(times["python reference (b64)"])
+            for name in runners:
+                rate = len(rels) / statistics.median(times[name])
+                print(f"{precision:<9} {name:<28} {rate:>9.1f} {rss[name]:>7.0f} MiB {rate / ref_rate:>12.2f}x")
+            # Same work? Compare features of fruits and the reference image by image.
+            ours = read_features(outputs["fruits (default batch)"])
+            theirs = read_features(outputs["python reference (b64)"])
+            import numpy as np
+            diffs, coss = [], []
+            for rel in rels:
+                a, b = ours["Test/" + rel], theirs[os.path.join(inp, rel)]
+                diffs.append(float(np.abs(a - b).max()))
+                coss.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+            print(f"{'':<9} features fruits vs reference: max |diff| {max(diffs):.4f}, "
+                  f"min cosine {min(coss):.5f}, median cosine {statistics.median(coss):.6f}; "
+                  f"target fruits >= {targets[precision]:.2f}x reference")
+        if args.full:
+            total = sum(len(fs) for _, _, fs in os.walk(args.sample) if fs)
+            out = os.path.join(work, "full")
+            secs, peak = run_measured([args.fruits, "featurize", args.sample, "--out", out, "--quiet"])
+            print(f"\nwhole sample ({total} files incl. metadata) with fruits fp32: {secs:.1f} s, peak RSS {peak:.0f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
