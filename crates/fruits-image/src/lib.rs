@@ -383,6 +383,57 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_is_applied() {
+        // 40 wide, 20 high, left half red: EXIF orientation 6 means "rotate 90
+        // degrees clockwise to display", so the decoded image is 20 wide, 40 high,
+        // with the red half on top.
+        let mut img = RgbImage::from_pixel(40, 20, Rgb([0, 0, 255]));
+        for y in 0..20 {
+            for x in 0..20 {
+                img.put_pixel(x, y, Rgb([255, 0, 0]));
+            }
+        }
+        let jpeg = encode(img.into(), ImageFormat::Jpeg);
+        let tiff: [u8; 26] = [
+            b'I', b'I', 0x2A, 0, 8, 0, 0, 0, // little-endian TIFF, first IFD at 8
+            1, 0, // one entry
+            0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0,
+            0, // Orientation (0x0112), SHORT, 1, value 6
+            0, 0, 0, 0, // no next IFD
+        ];
+        let mut app1 = vec![0xFF, 0xE1, 0, 34];
+        app1.extend_from_slice(b"Exif\0\0");
+        app1.extend_from_slice(&tiff);
+        let mut with_exif = jpeg[..2].to_vec();
+        with_exif.extend_from_slice(&app1);
+        with_exif.extend_from_slice(&jpeg[2..]);
+
+        let pre = Preprocessing::default();
+        let rgb = pre.decode(&with_exif).expect("decode");
+        assert_eq!(rgb.dimensions(), (20, 40));
+        assert!(rgb.get_pixel(10, 5)[0] > 200, "top is red after rotation");
+        assert!(
+            rgb.get_pixel(10, 35)[2] > 200,
+            "bottom is blue after rotation"
+        );
+    }
+
+    #[test]
+    fn palette_png_is_expanded() {
+        let mut out = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut out, 4, 4);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.set_palette(vec![0, 255, 0, 255, 255, 255]);
+            let mut w = enc.write_header().expect("header");
+            w.write_image_data(&[0; 16]).expect("data");
+        }
+        let rgb = Preprocessing::default().decode(&out).expect("palette");
+        assert_eq!(rgb.get_pixel(0, 0).0, [0, 255, 0]);
+    }
+
+    #[test]
     fn sixteen_bit_png_is_accepted() {
         let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
             20,
