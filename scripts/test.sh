@@ -13,4 +13,23 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole workspace: cargo prints one per test binary,
 # and the last of those is often a crate's empty doctest run.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "workspace tests: %d passed, %d failed\n", p, f }' "$log"
+read -r rust_passed rust_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+echo "cargo: $rust_passed passed, $rust_failed failed"
+
+# Independent reference checks in Python (pinned in tests/python/requirements.txt):
+# the whole job on the whole sample, then scikit-learn's PCA on the same features.
+venv=target/py-venv
+if [[ ! -x "$venv/bin/python" ]] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r tests/python/requirements.txt
+  cp tests/python/requirements.txt "$venv/requirements.txt"
+fi
+cargo build --release --locked --quiet -p fruits-cli
+sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
+rm -rf target/test-run
+target/release/fruits run "$sample" --out target/test-run --quiet
+"$venv/bin/python" tests/python/pca_vs_sklearn.py target/test-run | tee "$log"
+read -r py_passed py_failed < <(awk '/passed, .* failed$/ { print $(NF-3), $(NF-1) }' "$log")
+
+# One closing line for everything above (each runner prints its own too).
+echo "total: $((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"

@@ -47,7 +47,12 @@ enum Command {
     /// feature vector. Images that cannot be used go to the errors table with the
     /// reason. Running again on the same --out resumes: images already in the
     /// output are skipped, images added since are featurised.
-    Featurize(commands::featurize::Args),
+    Featurize(commands::featurize::FeaturizeArgs),
+    /// Reduce features with PCA: fit, transform, show.
+    #[command(subcommand)]
+    Pca(commands::pca::Pca),
+    /// Featurise, fit a PCA and transform, into OUT/features, OUT/pca and OUT/reduced.
+    Run(commands::run::RunArgs),
     /// Export an output as another format.
     #[command(subcommand)]
     Export(commands::export::Export),
@@ -72,6 +77,8 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Featurize(args) => commands::featurize::run(args),
+        Command::Pca(pca) => commands::pca::run(pca),
+        Command::Run(args) => commands::run::run(args),
         Command::Export(export) => commands::export::run(export),
     };
     match result {

@@ -16,6 +16,8 @@
 //! featurised incrementally. The manifest is written only when every input is
 //! accounted for.
 
+pub mod reduce;
+
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,12 @@ pub enum PipelineError {
     /// Inference failed for a whole batch: a model or runtime problem, not an input one.
     #[error(transparent)]
     Model(#[from] fruits_model::ModelError),
+    /// PCA statistics, fitting or the model file failed.
+    #[error(transparent)]
+    Pca(#[from] fruits_pca::PcaError),
+    /// The input dataset does not have the expected columns.
+    #[error("{0}")]
+    Input(String),
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -315,27 +315,34 @@ impl Dataset {
             PartKind::Features => &self.manifest.parts,
             PartKind::Errors => &self.manifest.error_parts,
         };
-        parts.iter().flat_map(move |part| {
-            let path = self.root.join(&part.file);
-            let reader: Result<ParquetRecordBatchReader, StoreError> =
-                open_part(&path).and_then(|b| {
-                    b.with_batch_size(batch_rows.max(1))
-                        .build()
-                        .map_err(|e| StoreError::Parquet {
-                            path: path.clone(),
-                            message: e.to_string(),
-                        })
-                });
-            let items: Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> = match reader {
-                Ok(reader) => Box::new(reader.map(move |b| {
-                    b.map_err(|e| StoreError::Parquet {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })
-                })),
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            };
-            items
-        })
+        parts
+            .iter()
+            .flat_map(move |part| self.part_batches(part, batch_rows))
+    }
+
+    /// Reads the rows of one part, `batch_rows` at a time.
+    pub fn part_batches(
+        &self,
+        part: &PartInfo,
+        batch_rows: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> {
+        let path = self.root.join(&part.file);
+        let reader: Result<ParquetRecordBatchReader, StoreError> = open_part(&path).and_then(|b| {
+            b.with_batch_size(batch_rows.max(1))
+                .build()
+                .map_err(|e| StoreError::Parquet {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+        });
+        match reader {
+            Ok(reader) => Box::new(reader.map(move |b| {
+                b.map_err(|e| StoreError::Parquet {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+            })),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 }

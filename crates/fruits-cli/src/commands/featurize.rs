@@ -16,7 +16,7 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
 /// Flags of `fruits featurize`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct FeaturizeArgs {
     /// Folder of images, one subfolder per class.
     #[arg(value_name = "INPUT")]
     pub input: PathBuf,
@@ -59,7 +59,7 @@ pub struct Args {
 }
 
 /// Runs the command and returns the process exit code.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: FeaturizeArgs) -> anyhow::Result<ExitCode> {
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         anyhow::bail!("--max-megapixels must be positive");
     }

@@ -3,3 +3,5 @@
 pub mod export;
 pub mod featurize;
 pub mod model_args;
+pub mod pca;
+pub mod run;

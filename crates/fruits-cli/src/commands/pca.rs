@@ -1,0 +1,192 @@
+//! `fruits pca`: fit, transform, show.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use fruits_pca::{Keep, ModelFile};
+use fruits_pipeline::reduce;
+use fruits_store::Dataset;
+
+/// PCA subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Pca {
+    /// Fit a PCA on a features output in one streaming pass; write the model.
+    Fit(FitArgs),
+    /// Project a features output with a fitted PCA into a new output (column `pca`).
+    Transform(TransformArgs),
+    /// Print a fitted PCA's explained-variance table.
+    Show(ShowArgs),
+}
+
+/// How many components to keep (one of the two).
+#[derive(Debug, Clone, Args)]
+#[group(multiple = false)]
+pub struct KeepArgs {
+    /// Keep the fewest components whose cumulative explained variance reaches
+    /// this share, in (0, 1] [default: 0.95].
+    #[arg(long, value_name = "SHARE")]
+    pub variance: Option<f64>,
+    /// Keep exactly K components.
+    #[arg(long, value_name = "K")]
+    pub k: Option<usize>,
+}
+
+impl KeepArgs {
+    /// The choice, 95% of the variance by default.
+    pub fn keep(&self) -> Keep {
+        match (self.k, self.variance) {
+            (Some(k), _) => Keep::K(k),
+            (None, Some(v)) => Keep::Variance(v),
+            (None, None) => Keep::Variance(0.95),
+        }
+    }
+}
+
+/// Flags of `fruits pca fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// A features output (from `fruits featurize`).
+    #[arg(value_name = "FEATURES")]
+    pub features: PathBuf,
+    /// Folder for the model (pca.json, components.parquet).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `fruits pca transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// A features output (from `fruits featurize`).
+    #[arg(value_name = "FEATURES")]
+    pub features: PathBuf,
+    /// A fitted PCA folder (from `fruits pca fit`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Output folder for the reduced rows.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Flags of `fruits pca show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A fitted PCA folder.
+    #[arg(value_name = "DIR")]
+    pub model: PathBuf,
+    /// List every component, not only the kept ones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Runs a PCA subcommand.
+pub fn run(pca: Pca) -> anyhow::Result<ExitCode> {
+    match pca {
+        Pca::Fit(args) => {
+            let fitted = fit(&args.features, &args.out, args.keep.keep())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&fit_summary(&fitted))?);
+            } else {
+                println!("{}", describe_fit(&fitted, &args.out));
+            }
+        }
+        Pca::Transform(args) => {
+            transform(&args.features, &args.model, &args.out)?;
+        }
+        Pca::Show(args) => {
+            let model = fruits_pca::load(&args.model)?;
+            print!("{}", table(&model, args.all));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fits and saves; returns what was saved.
+pub fn fit(features: &Path, out: &Path, keep: Keep) -> anyhow::Result<ModelFile> {
+    let ds = Dataset::open(features)?;
+    let model = reduce::fit_dataset(&ds, keep)
+        .with_context(|| format!("cannot fit a PCA on {}", features.display()))?;
+    let sha = ds.manifest().meta.model_sha256.clone();
+    fruits_pca::save(out, &model, &sha, &features.display().to_string())?;
+    Ok(fruits_pca::load(out)?)
+}
+
+/// Transforms and prints a one-line summary.
+pub fn transform(features: &Path, model: &Path, out: &Path) -> anyhow::Result<u64> {
+    let ds = Dataset::open(features)?;
+    let model = fruits_pca::load(model)?;
+    let rows = reduce::transform_dataset(&ds, &model, out)
+        .with_context(|| format!("cannot transform {}", features.display()))?;
+    eprintln!(
+        "wrote {rows} rows of {} components to {}",
+        model.model.k,
+        out.display()
+    );
+    Ok(rows)
+}
+
+fn fit_summary(m: &ModelFile) -> serde_json::Value {
+    serde_json::json!({
+        "n": m.model.n,
+        "d": m.model.d,
+        "k": m.model.k,
+        "variance_kept": m.model.variance_kept(),
+        "keep": m.model.keep,
+    })
+}
+
+/// The human summary of a fit.
+pub fn describe_fit(m: &ModelFile, out: &Path) -> String {
+    let target = match m.model.keep {
+        Keep::Variance(v) => format!("target {:.1}% of the variance", v * 100.0),
+        Keep::K(k) => format!("k = {k} requested"),
+    };
+    format!(
+        "n = {} rows, d = {} features -> k = {} components ({}), keeping {:.2}% of the variance\nmodel: {}",
+        m.model.n,
+        m.model.d,
+        m.model.k,
+        target,
+        m.model.variance_kept() * 100.0,
+        out.display()
+    )
+}
+
+/// The explained-variance table.
+pub fn table(m: &ModelFile, all: bool) -> String {
+    let rows = if all { m.model.d } else { m.model.k };
+    let mut text = format!(
+        "PCA of {} rows x {} features, k = {} ({:.2}% of the variance)\n{:>9}  {:>14}  {:>9}  {:>10}\n",
+        m.model.n,
+        m.model.d,
+        m.model.k,
+        m.model.variance_kept() * 100.0,
+        "component",
+        "variance",
+        "ratio",
+        "cumulative"
+    );
+    let mut cumulative = 0.0;
+    for i in 0..rows {
+        cumulative += m.model.explained_variance_ratio[i];
+        text.push_str(&format!(
+            "{:>9}  {:>14.6}  {:>8.4}%  {:>9.4}%{}\n",
+            i + 1,
+            m.model.explained_variance[i],
+            m.model.explained_variance_ratio[i] * 100.0,
+            cumulative * 100.0,
+            if i + 1 == m.model.k && all {
+                "  <- k"
+            } else {
+                ""
+            }
+        ));
+    }
+    text
+}
