@@ -26,6 +26,10 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
         serde_json::from_slice(&std::fs::read(out.join("pca/pca.json")).expect("pca.json"))
             .expect("json");
     let k = meta["k"].as_u64().expect("k") as usize;
+    for png in ["explained_variance.png", "projection.png"] {
+        let bytes = std::fs::read(out.join("pca").join(png)).expect(png);
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
+    }
     assert_eq!(meta["n"], 80);
     assert_eq!(meta["d"], 1280);
     let ratios: Vec<f64> =

@@ -163,3 +163,62 @@ fn arrow_select_concat(
     arrow_select::concat::concat_batches(schema, batches)
         .map_err(|e| PipelineError::Internal(e.to_string()))
 }
+
+/// Every row of `ds` projected on the first two components, with a class index
+/// per distinct label (labels returned sorted; index into them).
+pub fn first_two_components(
+    ds: &Dataset,
+    model: &PcaModel,
+) -> Result<(Vec<(f32, f32, usize)>, Vec<String>), PipelineError> {
+    if model.k < 2 {
+        return Err(PipelineError::Input(
+            "a projection plot needs at least 2 components".into(),
+        ));
+    }
+    let d = model.d;
+    let (c1, c2) = (&model.components[..d], &model.components[d..2 * d]);
+    let mut points = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for batch in ds.batches(PartKind::Features, BATCH_ROWS) {
+        let batch = batch?;
+        let (values, dim) = vector_column(&batch, "features")?;
+        if dim != d {
+            return Err(PipelineError::Input(format!(
+                "feature vectors have {dim} values, the PCA {d}"
+            )));
+        }
+        let label = batch
+            .column_by_name("label")
+            .ok_or_else(|| PipelineError::Input("the input has no `label` column".into()))?
+            .as_string::<i32>();
+        for (i, row) in values.chunks_exact(d).enumerate() {
+            let (mut x, mut y) = (0f64, 0f64);
+            for j in 0..d {
+                let v = f64::from(row[j]) - model.mean[j];
+                x += v * c1[j];
+                y += v * c2[j];
+            }
+            let name = label.value(i);
+            let class = match labels.iter().position(|l| l == name) {
+                Some(c) => c,
+                None => {
+                    labels.push(name.to_string());
+                    labels.len() - 1
+                }
+            };
+            points.push((x as f32, y as f32, class));
+        }
+    }
+    // Sort labels so colours do not depend on row order.
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|&a, &b| labels[a].cmp(&labels[b]));
+    let mut rank = vec![0; labels.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    for p in &mut points {
+        p.2 = rank[p.2];
+    }
+    let sorted = order.into_iter().map(|i| labels[i].clone()).collect();
+    Ok((points, sorted))
+}

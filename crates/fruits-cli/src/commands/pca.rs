@@ -114,7 +114,55 @@ pub fn fit(features: &Path, out: &Path, keep: Keep) -> anyhow::Result<ModelFile>
         .with_context(|| format!("cannot fit a PCA on {}", features.display()))?;
     let sha = ds.manifest().meta.model_sha256.clone();
     fruits_pca::save(out, &model, &sha, &features.display().to_string())?;
+    // Plots help people judge k; a missing font must not cost the fitted model.
+    if let Err(e) = plots(&ds, &model, out) {
+        eprintln!("warning: plots not written: {e:#}");
+    }
     Ok(fruits_pca::load(out)?)
+}
+
+/// File names of the two plots written next to the model.
+pub const VARIANCE_PNG: &str = "explained_variance.png";
+/// See [`VARIANCE_PNG`].
+pub const PROJECTION_PNG: &str = "projection.png";
+
+fn plots(ds: &Dataset, model: &fruits_pca::PcaModel, out: &Path) -> anyhow::Result<()> {
+    let target = match model.keep {
+        Keep::Variance(v) => Some(v),
+        Keep::K(_) => None,
+    };
+    fruits_report::cumulative_variance_png(
+        &out.join(VARIANCE_PNG),
+        &model.explained_variance_ratio,
+        model.k,
+        target,
+    )?;
+    if model.k >= 2 {
+        let (points, labels) = reduce::first_two_components(ds, model)?;
+        let title = format!(
+            "{} images on the first two components, {} classes",
+            points.len(),
+            labels.len()
+        );
+        let axes = (
+            format!(
+                "PC1 ({:.1}% of the variance)",
+                model.explained_variance_ratio[0] * 100.0
+            ),
+            format!(
+                "PC2 ({:.1}% of the variance)",
+                model.explained_variance_ratio[1] * 100.0
+            ),
+        );
+        fruits_report::scatter_png(
+            &out.join(PROJECTION_PNG),
+            &points,
+            labels.len(),
+            &title,
+            (&axes.0, &axes.1),
+        )?;
+    }
+    Ok(())
 }
 
 /// Transforms and prints a one-line summary.
