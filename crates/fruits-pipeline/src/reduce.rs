@@ -164,12 +164,15 @@ fn arrow_select_concat(
         .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 
+/// A row on two components, with the index of its class.
+pub type Point = (f32, f32, usize);
+
 /// Every row of `ds` projected on the first two components, with a class index
 /// per distinct label (labels returned sorted; index into them).
 pub fn first_two_components(
     ds: &Dataset,
     model: &PcaModel,
-) -> Result<(Vec<(f32, f32, usize)>, Vec<String>), PipelineError> {
+) -> Result<(Vec<Point>, Vec<String>), PipelineError> {
     if model.k < 2 {
         return Err(PipelineError::Input(
             "a projection plot needs at least 2 components".into(),
