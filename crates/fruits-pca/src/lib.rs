@@ -128,8 +128,9 @@ impl PcaStats {
         for m in &mut mean {
             *m /= nb as f64;
         }
-        // Centred batch, rows x d (column-major, as faer's kernels like it).
-        let centred = Mat::<f64>::from_fn(nb, d, |i, j| f64::from(rows[i * d + j]) - mean[j]);
+        // Centred batch, transposed: d x rows, column-major, so column i is row i
+        // of the input and both reading and writing are contiguous.
+        let centred_t = Mat::<f64>::from_fn(d, nb, |j, i| f64::from(rows[i * d + j]) - mean[j]);
         let mut batch = PcaStats {
             d,
             n: nb as u64,
@@ -141,9 +142,9 @@ impl PcaStats {
             batch.comoment.as_mut(),
             BlockStructure::TriangularLower,
             Accum::Replace,
-            centred.transpose(),
+            centred_t.as_ref(),
             BlockStructure::Rectangular,
-            centred.as_ref(),
+            centred_t.transpose(),
             BlockStructure::Rectangular,
             1.0,
             Par::rayon(0),

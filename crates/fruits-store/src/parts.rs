@@ -320,14 +320,43 @@ impl Dataset {
             .flat_map(move |part| self.part_batches(part, batch_rows))
     }
 
+    /// Like [`batches`](Self::batches) for the features table, reading only `columns`
+    /// (Parquet skips the others entirely: less I/O and decompression).
+    pub fn feature_columns<'a>(
+        &'a self,
+        columns: &'a [&'a str],
+        batch_rows: usize,
+    ) -> impl Iterator<Item = Result<RecordBatch, StoreError>> + 'a {
+        self.manifest
+            .parts
+            .iter()
+            .flat_map(move |part| self.read_part(part, Some(columns), batch_rows))
+    }
+
     /// Reads the rows of one part, `batch_rows` at a time.
     pub fn part_batches(
         &self,
         part: &PartInfo,
         batch_rows: usize,
     ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> {
+        self.read_part(part, None, batch_rows)
+    }
+
+    fn read_part(
+        &self,
+        part: &PartInfo,
+        columns: Option<&[&str]>,
+        batch_rows: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> {
         let path = self.root.join(&part.file);
         let reader: Result<ParquetRecordBatchReader, StoreError> = open_part(&path).and_then(|b| {
+            let b = match columns {
+                Some(cols) => {
+                    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
+                    b.with_projection(mask)
+                }
+                None => b,
+            };
             b.with_batch_size(batch_rows.max(1))
                 .build()
                 .map_err(|e| StoreError::Parquet {

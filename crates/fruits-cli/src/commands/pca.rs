@@ -110,12 +110,12 @@ pub fn run(pca: Pca) -> anyhow::Result<ExitCode> {
 /// Fits and saves; returns what was saved.
 pub fn fit(features: &Path, out: &Path, keep: Keep) -> anyhow::Result<ModelFile> {
     let ds = Dataset::open(features)?;
-    let model = reduce::fit_dataset(&ds, keep)
+    let (model, pass) = reduce::fit_dataset(&ds, keep)
         .with_context(|| format!("cannot fit a PCA on {}", features.display()))?;
     let sha = ds.manifest().meta.model_sha256.clone();
     fruits_pca::save(out, &model, &sha, &features.display().to_string())?;
     // Plots help people judge k; a missing font must not cost the fitted model.
-    if let Err(e) = plots(&ds, &model, out) {
+    if let Err(e) = plots(&pass, ds.manifest().rows, &model, out) {
         eprintln!("warning: plots not written: {e:#}");
     }
     Ok(fruits_pca::load(out)?)
@@ -126,7 +126,12 @@ pub const VARIANCE_PNG: &str = "explained_variance.png";
 /// See [`VARIANCE_PNG`].
 pub const PROJECTION_PNG: &str = "projection.png";
 
-fn plots(ds: &Dataset, model: &fruits_pca::PcaModel, out: &Path) -> anyhow::Result<()> {
+fn plots(
+    pass: &reduce::Pass,
+    rows: u64,
+    model: &fruits_pca::PcaModel,
+    out: &Path,
+) -> anyhow::Result<()> {
     let target = match model.keep {
         Keep::Variance(v) => Some(v),
         Keep::K(_) => None,
@@ -138,10 +143,14 @@ fn plots(ds: &Dataset, model: &fruits_pca::PcaModel, out: &Path) -> anyhow::Resu
         target,
     )?;
     if model.k >= 2 {
-        let (points, labels) = reduce::first_two_components(ds, model)?;
+        let (points, labels) = reduce::first_two_components(pass, model)?;
+        let shown = if points.len() as u64 == rows {
+            format!("{rows} images")
+        } else {
+            format!("{} of {rows} images (evenly spaced)", points.len())
+        };
         let title = format!(
-            "{} images on the first two components, {} classes",
-            points.len(),
+            "{shown} on the first two components, {} classes",
             labels.len()
         );
         let axes = (
