@@ -97,7 +97,7 @@ pub fn run(pca: Pca) -> anyhow::Result<ExitCode> {
             }
         }
         Pca::Transform(args) => {
-            transform(&args.features, &args.model, &args.out)?;
+            transform(&args.features, &args.model, &args.out, false)?;
         }
         Pca::Show(args) => {
             let model = fruits_pca::load(&args.model)?;
@@ -174,17 +174,19 @@ fn plots(
     Ok(())
 }
 
-/// Transforms and prints a one-line summary.
-pub fn transform(features: &Path, model: &Path, out: &Path) -> anyhow::Result<u64> {
+/// Transforms and, unless `quiet`, prints a one-line summary.
+pub fn transform(features: &Path, model: &Path, out: &Path, quiet: bool) -> anyhow::Result<u64> {
     let ds = Dataset::open(features)?;
     let model = fruits_pca::load(model)?;
     let rows = reduce::transform_dataset(&ds, &model, out)
         .with_context(|| format!("cannot transform {}", features.display()))?;
-    eprintln!(
-        "wrote {rows} rows of {} components to {}",
-        model.model.k,
-        out.display()
-    );
+    if !quiet {
+        eprintln!(
+            "wrote {rows} rows of {} components to {}",
+            model.model.k,
+            out.display()
+        );
+    }
     Ok(rows)
 }
 

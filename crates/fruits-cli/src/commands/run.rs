@@ -30,6 +30,6 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
     if !quiet {
         eprintln!("{}", pca::describe_fit(&model, &root.join("pca")));
     }
-    pca::transform(&features, &root.join("pca"), &root.join("reduced"))?;
+    pca::transform(&features, &root.join("pca"), &root.join("reduced"), quiet)?;
     Ok(code)
 }
