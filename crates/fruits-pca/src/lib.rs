@@ -157,21 +157,15 @@ impl PcaStats {
         if other.n == 0 {
             return Ok(());
         }
-        if self.n == 0 {
-            if self.d != other.d {
-                return Err(PcaError::DimensionMismatch {
-                    expected: self.d,
-                    got: other.d,
-                });
-            }
-            *self = other.clone();
-            return Ok(());
-        }
         if self.d != other.d {
             return Err(PcaError::DimensionMismatch {
                 expected: self.d,
                 got: other.d,
             });
+        }
+        if self.n == 0 {
+            *self = other.clone();
+            return Ok(());
         }
         let (na, nb) = (self.n as f64, other.n as f64);
         let n = na + nb;

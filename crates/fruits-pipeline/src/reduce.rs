@@ -8,7 +8,7 @@ use arrow_array::types::Float32Type;
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fruits_pca::{Keep, ModelFile, PcaModel, PcaStats};
-use fruits_store::{Dataset, Manifest, OutputDir, PartInfo, PartKind};
+use fruits_store::{Dataset, Manifest, OutputDir, PartKind};
 
 use crate::PipelineError;
 
@@ -189,7 +189,8 @@ pub fn transform_dataset(
             continue;
         }
         let schema = batches[0].schema();
-        let whole = arrow_select_concat(&schema, &batches)?;
+        let whole = arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(|e| PipelineError::Internal(e.to_string()))?;
         rows += whole.num_rows() as u64;
         parts.push(dir.write_part(
             &PartKind::Features.file_name(0, seq as u32),
@@ -197,17 +198,8 @@ pub fn transform_dataset(
             &out_meta,
         )?);
     }
-    let parts: Vec<PartInfo> = parts;
     dir.write_manifest(&Manifest::new(out_meta, parts, Vec::new()))?;
     Ok(rows)
-}
-
-fn arrow_select_concat(
-    schema: &Arc<Schema>,
-    batches: &[RecordBatch],
-) -> Result<RecordBatch, PipelineError> {
-    arrow_select::concat::concat_batches(schema, batches)
-        .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 
 /// A row on two components, with the index of its class.

@@ -92,4 +92,13 @@ impl StoreError {
             source,
         }
     }
+
+    /// Wraps a Parquet or Arrow failure on `path`; `Fn` so a reader can map every batch.
+    pub(crate) fn parquet<E: std::fmt::Display>(path: impl Into<PathBuf>) -> impl Fn(E) -> Self {
+        let path = path.into();
+        move |e| StoreError::Parquet {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    }
 }

@@ -156,13 +156,10 @@ impl OutputDir {
             .set_key_value_metadata(Some(meta_to_kv(meta)))
             .build();
         let out = File::create(&tmp).map_err(StoreError::io("cannot create", &tmp))?;
-        let pq_err = |e: parquet::errors::ParquetError| StoreError::Parquet {
-            path: target.clone(),
-            message: e.to_string(),
-        };
-        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(pq_err)?;
-        writer.write(batch).map_err(pq_err)?;
-        let out = writer.into_inner().map_err(pq_err)?;
+        let pq_err = StoreError::parquet::<parquet::errors::ParquetError>(&target);
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(&pq_err)?;
+        writer.write(batch).map_err(&pq_err)?;
+        let out = writer.into_inner().map_err(&pq_err)?;
         // Data must be on disk before the rename publishes it, or a power cut could
         // leave a complete-looking name over an empty file.
         out.sync_all()
@@ -225,10 +222,7 @@ fn read_manifest(root: &Path) -> Result<Option<Manifest>, StoreError> {
 
 fn open_part(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreError> {
     let file = File::open(path).map_err(StoreError::io("cannot open", path))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| StoreError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(StoreError::parquet(path))
 }
 
 /// Reads a part's metadata and its `path` column only.
@@ -243,16 +237,10 @@ fn read_paths(path: &Path) -> Result<(Option<DatasetMeta>, Vec<String>), StoreEr
     let reader = builder
         .with_projection(mask)
         .build()
-        .map_err(|e| StoreError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        .map_err(StoreError::parquet(path))?;
     let mut paths = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| StoreError::Parquet {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let batch = batch.map_err(StoreError::parquet(path))?;
         let column = batch
             .column_by_name("path")
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -359,18 +347,10 @@ impl Dataset {
             };
             b.with_batch_size(batch_rows.max(1))
                 .build()
-                .map_err(|e| StoreError::Parquet {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })
+                .map_err(StoreError::parquet(&path))
         });
         match reader {
-            Ok(reader) => Box::new(reader.map(move |b| {
-                b.map_err(|e| StoreError::Parquet {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })
-            })),
+            Ok(reader) => Box::new(reader.map(move |b| b.map_err(StoreError::parquet(&path)))),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
