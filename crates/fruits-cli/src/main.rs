@@ -33,13 +33,16 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    #[command(flatten)]
+    storage: commands::storage_args::StorageArgs,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Featurise every image under a folder with MobileNetV2 into Parquet.
+    /// Featurise every image under a folder or S3 prefix with MobileNetV2 into Parquet.
     ///
     /// Every image under INPUT (jpg, jpeg, png, webp, bmp, any case; hidden files
     /// skipped) becomes one row: path, label (its folder's name), split (the folder
@@ -75,6 +78,7 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    cli.storage.install();
     let result = match cli.command {
         Command::Featurize(args) => commands::featurize::run(args),
         Command::Pca(pca) => commands::pca::run(pca),

@@ -76,7 +76,7 @@ fn featurises_a_few_classes_deterministically() {
     }
 
     // Parts follow --part-rows, and the metadata says which model made them.
-    let ds = Dataset::open(&a).expect("dataset");
+    let ds = Dataset::open(&fruits_store::Location::local_path(&a)).expect("dataset");
     assert_eq!(ds.manifest().parts.len(), 2);
     assert_eq!(
         ds.manifest().meta.model_sha256,
@@ -241,7 +241,7 @@ fn resumes_after_a_stop_and_after_a_kill() {
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     assert!(!stopped.join("_manifest.json").exists());
     assert!(
-        Dataset::open(&stopped).is_err(),
+        Dataset::open(&fruits_store::Location::local_path(&stopped)).is_err(),
         "an interrupted output must not look complete"
     );
     let out = featurize(&input, &stopped, &[&small[..], &["--json"]].concat());

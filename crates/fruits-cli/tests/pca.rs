@@ -41,7 +41,9 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
     );
 
     // The reduced output: same rows, a `pca` vector of k values.
-    let reduced = fruits_store::Dataset::open(&out.join("reduced")).expect("reduced");
+    let reduced =
+        fruits_store::Dataset::open(&fruits_store::Location::local_path(&out.join("reduced")))
+            .expect("reduced");
     assert_eq!(reduced.manifest().rows, 80);
     let batch = reduced
         .batches(fruits_store::PartKind::Features, 100)

@@ -1,4 +1,4 @@
-//! Lists the fruit photos under an input root.
+//! Lists the fruit photos under an input root: a local folder or an S3 prefix.
 //!
 //! An input root holds images in folders named after their class, optionally
 //! under a `Training` or `Test` folder:
@@ -11,7 +11,7 @@
 //! The listing is sorted by relative path so that every consumer (the local
 //! pipeline, the Spark driver) sees the same order and produces the same rows.
 
-use std::path::{Path, PathBuf};
+use fruits_location::{Location, StorageError};
 
 /// File extensions accepted as images, compared case-insensitively.
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
@@ -22,10 +22,11 @@ pub const SPLITS: [&str; 2] = ["Training", "Test"];
 /// One image found under the input root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageEntry {
-    /// Path relative to the input root, `/`-separated on every platform: the row key.
+    /// Path relative to the input root, `/`-separated on every platform: the row key
+    /// and the key the bytes are read from.
     pub path: String,
-    /// Where to read the bytes from.
-    pub location: PathBuf,
+    /// Size in bytes, as listed.
+    pub size: u64,
     /// The parent folder's name, as-is.
     pub label: String,
     /// The grandparent folder's name when it is one of [`SPLITS`].
@@ -35,21 +36,14 @@ pub struct ImageEntry {
 /// Why the input could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The root does not exist or is not a directory.
-    #[error("input folder {0} does not exist or is not a folder")]
-    NotADirectory(PathBuf),
-    /// A directory under the root could not be read.
-    #[error("cannot list {path}: {source}")]
-    Walk {
-        /// The directory or file that failed.
-        path: PathBuf,
-        /// What the file system said.
-        #[source]
-        source: walkdir::Error,
+    /// The root could not be listed (missing folder, bucket, permission...).
+    #[error("cannot list the input {root}: {error}")]
+    List {
+        /// The input root.
+        root: String,
+        /// What the storage said.
+        error: Box<StorageError>,
     },
-    /// A file name is not valid UTF-8, so it cannot be stored as a `path` string.
-    #[error("file name {0} is not valid UTF-8; rename it to include it")]
-    NonUtf8Path(PathBuf),
 }
 
 /// True when `name` has one of the accepted image extensions (any case).
@@ -66,7 +60,7 @@ pub fn is_image_name(name: &str) -> bool {
 ///
 /// Returns `None` for paths that are not images or that sit in a hidden folder or
 /// file (a name starting with `.`), so object-store listings can reuse the same rule.
-pub fn entry_for(rel: &str, location: PathBuf) -> Option<ImageEntry> {
+pub fn entry_for(rel: &str, size: u64) -> Option<ImageEntry> {
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     let (file, dirs) = parts.split_last()?;
     if parts.iter().any(|p| p.starts_with('.')) || !is_image_name(file) {
@@ -81,7 +75,7 @@ pub fn entry_for(rel: &str, location: PathBuf) -> Option<ImageEntry> {
         .map(str::to_string);
     Some(ImageEntry {
         path: parts.join("/"),
-        location,
+        size,
         label,
         split,
     })
@@ -89,42 +83,17 @@ pub fn entry_for(rel: &str, location: PathBuf) -> Option<ImageEntry> {
 
 /// Lists every image under `root`, sorted by relative path.
 ///
-/// Hidden files and folders are skipped; symbolic links are followed so a
+/// Hidden files and folders are skipped; local symbolic links are followed so a
 /// collection assembled from links works as expected.
-pub fn list_images(root: &Path) -> Result<Vec<ImageEntry>, IngestError> {
-    if !root.is_dir() {
-        return Err(IngestError::NotADirectory(root.to_path_buf()));
-    }
-    let mut entries = Vec::new();
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
+pub fn list_images(root: &Location) -> Result<Vec<ImageEntry>, IngestError> {
+    let files = root.list_files().map_err(|e| IngestError::List {
+        root: root.to_string(),
+        error: Box::new(e),
+    })?;
+    let mut entries: Vec<ImageEntry> = files
         .into_iter()
-        // Prune hidden folders early rather than filtering their contents later.
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    for item in walker {
-        let item = item.map_err(|source| IngestError::Walk {
-            path: source.path().unwrap_or(root).to_path_buf(),
-            source,
-        })?;
-        if !item.file_type().is_file() {
-            continue;
-        }
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(item.path())
-            .components()
-            .map(|c| {
-                c.as_os_str()
-                    .to_str()
-                    .ok_or_else(|| IngestError::NonUtf8Path(item.path().to_path_buf()))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join("/");
-        if let Some(entry) = entry_for(&rel, item.path().to_path_buf()) {
-            entries.push(entry);
-        }
-    }
+        .filter_map(|f| entry_for(&f.rel, f.size))
+        .collect();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
 }
@@ -146,17 +115,17 @@ mod tests {
 
     #[test]
     fn label_and_split() {
-        let e = entry_for("Training/Apple 6/r_1.jpg", PathBuf::new()).expect("image");
+        let e = entry_for("Training/Apple 6/r_1.jpg", 0).expect("image");
         assert_eq!(e.label, "Apple 6");
         assert_eq!(e.split.as_deref(), Some("Training"));
-        let e = entry_for("Banana 1/x.png", PathBuf::new()).expect("image");
+        let e = entry_for("Banana 1/x.png", 0).expect("image");
         assert_eq!((e.label.as_str(), e.split), ("Banana 1", None));
-        let e = entry_for("photos/Other/Kiwi/x.png", PathBuf::new()).expect("image");
+        let e = entry_for("photos/Other/Kiwi/x.png", 0).expect("image");
         assert_eq!((e.label.as_str(), e.split), ("Kiwi", None));
-        let e = entry_for("x.png", PathBuf::new()).expect("image");
+        let e = entry_for("x.png", 0).expect("image");
         assert_eq!(e.label, "");
-        assert!(entry_for("Test/.hidden/x.png", PathBuf::new()).is_none());
-        assert!(entry_for("Test/Kiwi/.x.png", PathBuf::new()).is_none());
+        assert!(entry_for("Test/.hidden/x.png", 0).is_none());
+        assert!(entry_for("Test/Kiwi/.x.png", 0).is_none());
     }
 
     #[test]
@@ -174,7 +143,7 @@ mod tests {
             fs::create_dir_all(p.parent().ok_or("no parent")?)?;
             fs::write(&p, b"x")?;
         }
-        let paths: Vec<String> = list_images(dir.path())?
+        let paths: Vec<String> = list_images(&Location::local_path(dir.path()))?
             .into_iter()
             .map(|e| e.path)
             .collect();
@@ -191,7 +160,10 @@ mod tests {
 
     #[test]
     fn missing_root_is_a_clear_error() {
-        let err = list_images(Path::new("/definitely/not/here")).expect_err("must fail");
+        let err = list_images(&Location::local_path(std::path::Path::new(
+            "/definitely/not/here",
+        )))
+        .expect_err("must fail");
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
 }

@@ -11,14 +11,14 @@
 //! `np.stack(pq.read_table("components.parquet")["loadings"].to_numpy(zero_copy_only=False))`;
 //! then `(X - mean) @ components.T` reproduces `fruits pca transform`.
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float64Array, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
+use fruits_location::Location;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -48,26 +48,26 @@ pub struct ModelFile {
     pub model: PcaModel,
 }
 
-fn file_err(path: &Path) -> impl Fn(String) -> PcaError + '_ {
+fn file_err(dir: &Location, file: &str) -> impl Fn(String) -> PcaError {
+    let path = dir.describe(file);
     move |message| PcaError::File {
-        path: path.to_path_buf(),
+        path: path.clone(),
         message,
     }
 }
 
-/// Writes the model into folder `dir` (created if needed).
+/// Writes the model into folder (or S3 prefix) `dir`.
 pub fn save(
-    dir: &Path,
+    dir: &Location,
     model: &PcaModel,
     features_model_sha256: &str,
     source: &str,
 ) -> Result<(), PcaError> {
-    std::fs::create_dir_all(dir).map_err(|e| file_err(dir)(e.to_string()))?;
     let d = model.d;
     let values = Float64Array::from(model.components.clone());
     let item = Arc::new(Field::new("item", DataType::Float64, false));
     let list = FixedSizeListArray::try_new(item.clone(), d as i32, Arc::new(values), None)
-        .map_err(|e| file_err(dir)(e.to_string()))?;
+        .map_err(|e| file_err(dir, COMPONENTS_FILE)(e.to_string()))?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("component", DataType::UInt32, false),
         Field::new("explained_variance", DataType::Float64, false),
@@ -84,16 +84,14 @@ pub fn save(
         )),
         Arc::new(list),
     ];
-    let batch =
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| file_err(dir)(e.to_string()))?;
-    let path = dir.join(COMPONENTS_FILE);
-    let out = File::create(&path).map_err(|e| file_err(&path)(e.to_string()))?;
+    let err = file_err(dir, COMPONENTS_FILE);
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| err(e.to_string()))?;
     let mut writer =
-        ArrowWriter::try_new(out, schema, None).map_err(|e| file_err(&path)(e.to_string()))?;
-    writer
-        .write(&batch)
-        .map_err(|e| file_err(&path)(e.to_string()))?;
-    writer.close().map_err(|e| file_err(&path)(e.to_string()))?;
+        ArrowWriter::try_new(Vec::new(), schema, None).map_err(|e| err(e.to_string()))?;
+    writer.write(&batch).map_err(|e| err(e.to_string()))?;
+    let bytes = writer.into_inner().map_err(|e| err(e.to_string()))?;
+    dir.put(COMPONENTS_FILE, Bytes::from(bytes))
+        .map_err(|e| err(e.to_string()))?;
 
     let meta = ModelFile {
         format_version: 1,
@@ -106,32 +104,33 @@ pub fn save(
             ..model.clone()
         },
     };
-    let path = dir.join(MODEL_FILE);
-    let text = serde_json::to_vec_pretty(&meta).map_err(|e| file_err(&path)(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| file_err(&path)(e.to_string()))
+    // pca.json last: a folder with it is a complete model.
+    let err = file_err(dir, MODEL_FILE);
+    let text = serde_json::to_vec_pretty(&meta).map_err(|e| err(e.to_string()))?;
+    dir.put(MODEL_FILE, Bytes::from(text))
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Reads a model written by [`save`].
-pub fn load(dir: &Path) -> Result<ModelFile, PcaError> {
-    let path = dir.join(MODEL_FILE);
-    let text = std::fs::read(&path).map_err(|e| {
-        file_err(&path)(format!(
+pub fn load(dir: &Location) -> Result<ModelFile, PcaError> {
+    let err = file_err(dir, MODEL_FILE);
+    let text = dir.get(MODEL_FILE).map_err(|e| {
+        err(format!(
             "{e} (is this a folder written by `fruits pca fit`?)"
         ))
     })?;
-    let mut meta: ModelFile =
-        serde_json::from_slice(&text).map_err(|e| file_err(&path)(e.to_string()))?;
-    let path = dir.join(COMPONENTS_FILE);
-    let file = File::open(&path).map_err(|e| file_err(&path)(e.to_string()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+    let mut meta: ModelFile = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+    let err = file_err(dir, COMPONENTS_FILE);
+    let bytes = dir.get(COMPONENTS_FILE).map_err(|e| err(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
-        .map_err(|e| file_err(&path)(e.to_string()))?;
+        .map_err(|e| err(e.to_string()))?;
     let mut components = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| file_err(&path)(e.to_string()))?;
+        let batch = batch.map_err(|e| err(e.to_string()))?;
         let list = batch
             .column_by_name("loadings")
-            .ok_or_else(|| file_err(&path)("no loadings column".into()))?
+            .ok_or_else(|| err("no loadings column".into()))?
             .as_fixed_size_list();
         let values = list.values().as_primitive::<Float64Type>();
         let d = meta.model.d;
@@ -139,7 +138,7 @@ pub fn load(dir: &Path) -> Result<ModelFile, PcaError> {
         components.extend_from_slice(&values.values()[start..start + list.len() * d]);
     }
     if components.len() != meta.model.k * meta.model.d {
-        return Err(file_err(&path)(format!(
+        return Err(err(format!(
             "has {} loadings, expected k x d = {} x {}",
             components.len(),
             meta.model.k,
@@ -161,12 +160,13 @@ mod tests {
         s.update(&[1.0, 2.0, 3.0, 2.0, 1.0, 0.0, 5.0, 5.0, 1.0, 0.0, 0.5, 2.0])
             .expect("update");
         let m = fit(&s, Keep::K(2)).expect("fit");
-        let dir = tempfile::tempdir().expect("tmp");
-        save(dir.path(), &m, "abc", "features/").expect("save");
-        let back = load(dir.path()).expect("load");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = Location::local_path(tmp.path());
+        save(&dir, &m, "abc", "features/").expect("save");
+        let back = load(&dir).expect("load");
         assert_eq!(back.model, m);
         assert_eq!(back.features_model_sha256, "abc");
-        let err = load(&dir.path().join("nope")).expect_err("missing");
+        let err = load(&dir.child("nope")).expect_err("missing");
         assert!(err.to_string().contains("fruits pca fit"), "{err}");
     }
 }

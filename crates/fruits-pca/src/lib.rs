@@ -52,7 +52,7 @@ pub enum PcaError {
     #[error("{path}: {message}")]
     File {
         /// The file.
-        path: std::path::PathBuf,
+        path: String,
         /// What went wrong.
         message: String,
     },

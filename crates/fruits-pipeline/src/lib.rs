@@ -4,7 +4,8 @@
 //! images there are:
 //!
 //! ```text
-//! decode (rayon pool: read, hash, decode, resize, normalise into a batch buffer)
+//! fetch (bounded concurrent GETs from the input location, in input order)
+//!   --[2 batches]--> decode (rayon pool: hash, decode, resize, normalise into a batch buffer)
 //!   --[2 batches]--> inference (one ONNX Runtime call per batch, intra-op threads)
 //!   --[4 batches]--> writer (gathers rows, writes a Parquet part every `part_rows`)
 //! ```
@@ -20,16 +21,18 @@ pub mod reduce;
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use crossbeam_channel::bounded;
 use fruits_image::Preprocessing;
 use fruits_ingest::ImageEntry;
 use fruits_model::FeatureModel;
 use fruits_store::{
-    DatasetMeta, ErrorRows, FeatureRows, Manifest, OutputDir, PartInfo, PartKind, StoreError,
+    DatasetMeta, ErrorRows, FeatureRows, Location, Manifest, OutputDir, PartInfo, PartKind,
+    StorageError, StoreError,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -44,6 +47,9 @@ pub enum PipelineError {
     /// The output could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The input could not be read (the service is down, access was denied).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// Inference failed for a whole batch: a model or runtime problem, not an input one.
     #[error(transparent)]
     Model(#[from] fruits_model::ModelError),
@@ -125,8 +131,8 @@ pub struct Summary {
     pub images_per_sec: f64,
     /// False when the run stopped early (interrupted): no manifest was written.
     pub complete: bool,
-    /// The output folder.
-    pub output: PathBuf,
+    /// The output location.
+    pub output: String,
     /// Run number of this run's part files.
     pub run: u32,
 }
@@ -160,19 +166,22 @@ struct InferredBatch {
     features: Vec<f32>,
 }
 
-/// Reads, hashes and preprocesses one input into `slot`.
+/// A batch leaving the fetch stage: each input's bytes, or why it could not be read.
+struct FetchedBatch {
+    entries: Vec<ImageEntry>,
+    bytes: Vec<Result<Bytes, ItemError>>,
+}
+
+/// Hashes and preprocesses one input's bytes into `slot`.
 fn load_one(
-    entry: &ImageEntry,
+    bytes: &Result<Bytes, ItemError>,
     pre: &Preprocessing,
     slot: &mut [f32],
 ) -> Result<Decoded, ItemError> {
-    let bytes = std::fs::read(&entry.location).map_err(|e| ItemError {
-        kind: "io",
-        message: format!("cannot read the file: {e}"),
-    })?;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let bytes = bytes.as_ref().map_err(Clone::clone)?;
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
     // A decoder bug on a hostile file must cost one image, not the run.
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| pre.preprocess_into(&bytes, slot)));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| pre.preprocess_into(bytes, slot)));
     match outcome {
         Ok(Ok(info)) => Ok(Decoded {
             sha256,
@@ -206,7 +215,7 @@ pub fn dataset_meta(model: &FeatureModel, pre: &Preprocessing) -> DatasetMeta {
 
 /// Refuses to mix results of another model, output or preprocessing into `dir`.
 fn check_compatible(
-    dir: &Path,
+    dir: &Location,
     existing: &DatasetMeta,
     current: &DatasetMeta,
 ) -> Result<(), StoreError> {
@@ -218,31 +227,42 @@ fn check_compatible(
     }
     let describe = |m: &DatasetMeta| format!("{} (output {:?})", m.model_sha256, m.feature_output);
     Err(StoreError::ModelMismatch {
-        dir: dir.to_path_buf(),
+        dir: dir.to_string(),
         existing: describe(existing),
         current: describe(current),
     })
 }
 
-/// Featurises every image under `input` into the output folder `out`, skipping
-/// what earlier runs did. Stops early, without writing the manifest, when
-/// `cancel` becomes true; the parts written so far are kept for the next run.
+/// Featurises every image under `input` into the output `out`, skipping what
+/// earlier runs did. Stops early, without writing the manifest, when `cancel`
+/// becomes true; the parts written so far are kept for the next run.
 pub fn featurize(
-    input: &Path,
-    out: &Path,
+    input: &Location,
+    out: &Location,
     model: &FeatureModel,
     config: &FeaturizeConfig,
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Summary, PipelineError> {
+    // Write access is checked before listing: a run that cannot write its
+    // results stops before any work, however large the input.
+    let dir = OutputDir::create(out)?;
     let entries = fruits_ingest::list_images(input)?;
-    featurize_entries(entries, out, model, config, progress, cancel)
+    if entries.is_empty() {
+        // Most often a typo in the prefix: an S3 listing of nothing is not an error.
+        return Err(PipelineError::Input(format!(
+            "found no images under {input} (looked for {} files, any case)",
+            fruits_ingest::IMAGE_EXTENSIONS.join(", ")
+        )));
+    }
+    featurize_entries(input, entries, &dir, model, config, progress, cancel)
 }
 
-/// Like [`featurize`], for an already made listing.
+/// Like [`featurize`], for an already made listing of `input` and an opened output.
 pub fn featurize_entries(
+    input: &Location,
     entries: Vec<ImageEntry>,
-    out: &Path,
+    dir: &OutputDir,
     model: &FeatureModel,
     config: &FeaturizeConfig,
     progress: &dyn Progress,
@@ -265,7 +285,7 @@ pub fn featurize_entries(
         )));
     }
     let meta = dataset_meta(model, pre);
-    let dir = OutputDir::create(out)?;
+    let out = dir.root();
     let scan = dir.scan()?;
     if let Some(existing) = scan.manifest.as_ref().map(|m| &m.meta) {
         check_compatible(out, existing, &meta)?;
@@ -304,28 +324,73 @@ pub fn featurize_entries(
         .build()
         .map_err(|e| PipelineError::Internal(e.to_string()))?;
 
+    let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
     let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
+    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
+    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
     let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
     let stopped_early = AtomicBool::new(false);
 
     let outcome = std::thread::scope(
         |s| -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
+            // Stage 0: fetch, with bounded concurrency, in input order.
+            let fetcher = s.spawn(|| {
+                let mut entries = Vec::with_capacity(config.batch_size);
+                let mut bytes = Vec::with_capacity(config.batch_size);
+                input.fetch_each(&keys, |i, result| {
+                    if cancel.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    let item = match result {
+                        Ok(b) => Ok(b),
+                        Err(e) if e.is_item_level() => Err(ItemError {
+                            kind: "io",
+                            message: format!("cannot read the file: {e}"),
+                        }),
+                        Err(e) => {
+                            // The service is down or access is denied: not this
+                            // image's fault, so it must not land in the errors table.
+                            if let Ok(mut slot) = fetch_failure.lock() {
+                                *slot = Some(e);
+                            }
+                            return false;
+                        }
+                    };
+                    entries.push(pending[i].clone());
+                    bytes.push(item);
+                    if entries.len() == config.batch_size {
+                        let batch = FetchedBatch {
+                            entries: std::mem::take(&mut entries),
+                            bytes: std::mem::take(&mut bytes),
+                        };
+                        return fetched_tx.send(batch).is_ok();
+                    }
+                    true
+                });
+                let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
+                if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
+                    let _ = fetched_tx.send(FetchedBatch { entries, bytes });
+                }
+                drop(fetched_tx);
+            });
+
             // Stage 1: decode, batch by batch, in input order.
             let decoder = s.spawn(|| {
-                for chunk in pending.chunks(config.batch_size) {
+                for fetched in fetched_rx.iter() {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let mut tensors = vec![0f32; chunk.len() * tensor_len];
+                    let n = fetched.entries.len();
+                    let mut tensors = vec![0f32; n * tensor_len];
                     let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
                         tensors
                             .par_chunks_mut(tensor_len)
-                            .zip(chunk.par_iter())
-                            .map(|(slot, entry)| load_one(entry, pre, slot))
+                            .zip(fetched.bytes.par_iter())
+                            .map(|(slot, bytes)| load_one(bytes, pre, slot))
                             .collect()
                     });
                     let batch = DecodedBatch {
-                        entries: chunk.to_vec(),
+                        entries: fetched.entries,
                         results,
                         tensors,
                     };
@@ -333,12 +398,17 @@ pub fn featurize_entries(
                         break; // inference stopped
                     }
                 }
+                // Dropping the receiver too unblocks the fetcher when we stop early.
+                drop(fetched_rx);
                 drop(decoded_tx);
             });
 
             // Stage 3: write parts.
             let writer = s.spawn(
                 || -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
+                    // Owned here, so a failed write drops the receiver and the
+                    // inference stage stops instead of waiting on a full queue.
+                    let inferred_rx = inferred_rx;
                     let mut parts = Vec::new();
                     let mut error_parts = Vec::new();
                     let mut rows = FeatureRows::new(dim);
@@ -456,6 +526,9 @@ pub fn featurize_entries(
             decoder
                 .join()
                 .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
+            fetcher
+                .join()
+                .map_err(|_| PipelineError::Internal("fetch thread panicked".into()))?;
             let written = writer
                 .join()
                 .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
@@ -464,6 +537,10 @@ pub fn featurize_entries(
         },
     );
     let (new_parts, new_error_parts, featurised, failed) = outcome?;
+    if let Some(e) = fetch_failure.into_inner().ok().flatten() {
+        // The parts written before the failure stay: the next run resumes after them.
+        return Err(PipelineError::Storage(e));
+    }
     let complete = !stopped_early.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed);
 
     let previous = |kind: PartKind| -> Vec<PartInfo> {
@@ -499,7 +576,7 @@ pub fn featurize_entries(
             0.0
         },
         complete,
-        output: out.to_path_buf(),
+        output: out.to_string(),
         run,
     })
 }

@@ -1,6 +1,5 @@
 //! PCA over a features output: fit in one streaming pass, transform part by part.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -8,7 +7,7 @@ use arrow_array::types::Float32Type;
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fruits_pca::{Keep, ModelFile, PcaModel, PcaStats};
-use fruits_store::{Dataset, Manifest, OutputDir, PartKind};
+use fruits_store::{Dataset, Location, Manifest, OutputDir, PartKind};
 
 use crate::PipelineError;
 
@@ -82,7 +81,7 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
                 return Err(PipelineError::Input(format!(
                     "feature vectors of {dim} values after vectors of {}: the parts of {} mix feature sizes",
                     s.dim(),
-                    ds.root().display()
+                    ds.root()
                 )));
             }
             s.update(values)?;
@@ -98,7 +97,7 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
         let stats = stats.ok_or_else(|| {
             PipelineError::Input(format!(
                 "{} has no featurised rows to fit a PCA on",
-                ds.root().display()
+                ds.root()
             ))
         })?;
         Ok(Pass {
@@ -115,7 +114,7 @@ pub fn fit_dataset(ds: &Dataset, keep: Keep) -> Result<(PcaModel, Pass), Pipelin
     if pass.stats.count() < 2 {
         return Err(PipelineError::Input(format!(
             "{} has {} featurised row(s); PCA needs at least 2",
-            ds.root().display(),
+            ds.root(),
             pass.stats.count()
         )));
     }
@@ -127,14 +126,14 @@ pub fn fit_dataset(ds: &Dataset, keep: Keep) -> Result<(PcaModel, Pass), Pipelin
 pub fn transform_dataset(
     ds: &Dataset,
     model: &ModelFile,
-    out: &Path,
+    out: &Location,
 ) -> Result<u64, PipelineError> {
     let meta = &ds.manifest().meta;
     if !model.features_model_sha256.is_empty() && model.features_model_sha256 != meta.model_sha256 {
         return Err(PipelineError::Input(format!(
             "the PCA was fitted on features of model {} but {} holds features of model {}",
             model.features_model_sha256,
-            ds.root().display(),
+            ds.root(),
             meta.model_sha256
         )));
     }

@@ -1,11 +1,12 @@
-//! Charts for people, as PNG files: cumulative explained variance, and images
-//! projected on two components coloured by class.
+//! Charts for people, as PNG bytes (the caller stores them, locally or on S3):
+//! cumulative explained variance, and images projected on two components
+//! coloured by class.
 //!
 //! Text is rendered by plotters' pure-Rust `ab_glyph` backend, from a TrueType
 //! font on disk (`FRUITS_FONT`, else DejaVu Sans where Debian's
 //! `fonts-dejavu-core` puts it), so no fontconfig or freetype is needed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
@@ -20,10 +21,10 @@ pub enum ReportError {
     )]
     NoFont(String),
     /// Drawing or encoding failed.
-    #[error("cannot draw {path}: {message}")]
+    #[error("cannot draw the {what}: {message}")]
     Draw {
-        /// The PNG being written.
-        path: PathBuf,
+        /// The chart being drawn.
+        what: &'static str,
         /// What went wrong.
         message: String,
     },
@@ -63,27 +64,40 @@ fn ensure_font() -> Result<(), ReportError> {
     .map_err(ReportError::NoFont)
 }
 
-fn draw_err(path: &Path) -> impl Fn(String) -> ReportError + '_ {
-    move |message| ReportError::Draw {
-        path: path.to_path_buf(),
-        message,
-    }
+fn draw_err(what: &'static str) -> impl Fn(String) -> ReportError {
+    move |message| ReportError::Draw { what, message }
 }
+
+/// Encodes an RGB buffer as PNG.
+fn png(rgb: Vec<u8>, (w, h): (u32, u32), what: &'static str) -> Result<Vec<u8>, ReportError> {
+    let err = draw_err(what);
+    let image = image::RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| err("the pixel buffer has the wrong size".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+const VARIANCE_SIZE: (u32, u32) = (960, 600);
+const SCATTER_SIZE: (u32, u32) = (960, 800);
 
 /// Draws the cumulative explained-variance ratio against the number of
 /// components, with the chosen `k` (and the variance `target`, if any) marked.
 pub fn cumulative_variance_png(
-    path: &Path,
     ratios: &[f64],
     k: usize,
     target: Option<f64>,
-) -> Result<(), ReportError> {
+) -> Result<Vec<u8>, ReportError> {
     if ratios.is_empty() {
         return Err(ReportError::Empty("no explained-variance ratios"));
     }
     ensure_font()?;
-    let err = draw_err(path);
-    let root = BitMapBackend::new(path, (960, 600)).into_drawing_area();
+    let what = "explained-variance chart";
+    let err = draw_err(what);
+    let mut rgb = vec![0u8; (VARIANCE_SIZE.0 * VARIANCE_SIZE.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut rgb, VARIANCE_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut cumulative = Vec::with_capacity(ratios.len());
     let mut sum = 0.0;
@@ -143,22 +157,25 @@ pub fn cumulative_variance_png(
         .border_style(BLACK)
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(chart);
+    drop(root);
+    png(rgb, VARIANCE_SIZE, what)
 }
 
 /// Draws points `(x, y, class index)` coloured by class, one hue per class.
 pub fn scatter_png(
-    path: &Path,
     points: &[(f32, f32, usize)],
     n_classes: usize,
     title: &str,
     axes: (&str, &str),
-) -> Result<(), ReportError> {
+) -> Result<Vec<u8>, ReportError> {
     if points.is_empty() {
         return Err(ReportError::Empty("no points"));
     }
     ensure_font()?;
-    let err = draw_err(path);
+    let what = "projection chart";
+    let err = draw_err(what);
     let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for &(x, y, _) in points {
         x0 = x0.min(x);
@@ -168,7 +185,8 @@ pub fn scatter_png(
     }
     let pad = |a: f32, b: f32| ((b - a) * 0.05).max(1e-3);
     let (px, py) = (pad(x0, x1), pad(y0, y1));
-    let root = BitMapBackend::new(path, (960, 800)).into_drawing_area();
+    let mut rgb = vec![0u8; (SCATTER_SIZE.0 * SCATTER_SIZE.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut rgb, SCATTER_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
@@ -193,7 +211,10 @@ pub fn scatter_png(
             Circle::new((x, y), 2, HSLColor(hue, 0.85, light).filled())
         }))
         .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(chart);
+    drop(root);
+    png(rgb, SCATTER_SIZE, what)
 }
 
 #[cfg(test)]
@@ -203,22 +224,24 @@ mod tests {
     #[test]
     fn draws_both_charts_as_png() {
         ensure_font().expect("a font (.ci/run installs Debian's fonts-dejavu-core)");
-        let dir = tempfile::tempdir().expect("tmp");
-        let variance = dir.path().join("v.png");
-        cumulative_variance_png(&variance, &[0.5, 0.3, 0.15, 0.05], 3, Some(0.9))
-            .expect("variance");
-        let scatter = dir.path().join("s.png");
+        let variance =
+            cumulative_variance_png(&[0.5, 0.3, 0.15, 0.05], 3, Some(0.9)).expect("variance");
         let points: Vec<(f32, f32, usize)> = (0..300)
             .map(|i| (i as f32, (i % 7) as f32, i % 5))
             .collect();
-        scatter_png(&scatter, &points, 5, "test", ("pc1", "pc2")).expect("scatter");
-        for p in [variance, scatter] {
-            let bytes = std::fs::read(&p).expect("png");
+        let scatter = scatter_png(&points, 5, "test", ("pc1", "pc2")).expect("scatter");
+        for (bytes, size) in [(variance, VARIANCE_SIZE), (scatter, SCATTER_SIZE)] {
             assert_eq!(&bytes[1..4], b"PNG");
-            assert!(bytes.len() > 5_000, "{} is suspiciously small", p.display());
+            assert!(
+                bytes.len() > 5_000,
+                "suspiciously small: {} bytes",
+                bytes.len()
+            );
+            let decoded = image::load_from_memory(&bytes).expect("decodes");
+            assert_eq!((decoded.width(), decoded.height()), size);
         }
         assert!(matches!(
-            cumulative_variance_png(&dir.path().join("e.png"), &[], 1, None),
+            cumulative_variance_png(&[], 1, None),
             Err(ReportError::Empty(_))
         ));
     }

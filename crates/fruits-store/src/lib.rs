@@ -9,8 +9,9 @@
 //!   _manifest.json              written last: the parts that make up the output
 //! ```
 //!
-//! Every part is written to a hidden temporary name and renamed into place, so a
-//! part file either exists whole or not at all. The manifest is rewritten at the
+//! The output may be a local folder or an S3 prefix ([`Location`]). Every part is
+//! put atomically (a local file is staged and renamed, an S3 object appears when
+//! its upload completes), so a part either exists whole or not at all. The manifest is rewritten at the
 //! end of each run; readers ([`Dataset`]) only read the parts it names, so a run
 //! that crashed midway never looks complete, while the parts it did finish are
 //! picked up by the next run ([`OutputDir::scan`]).
@@ -27,27 +28,19 @@ pub use schema::{
     DatasetMeta, ErrorRows, FeatureRows, errors_schema, features_schema, meta_from_kv, meta_to_kv,
 };
 
-use std::path::PathBuf;
+pub use fruits_location::{Location, StorageError};
 
 /// What can go wrong reading or writing an output.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A file system operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What we were doing ("cannot create", "cannot read", ...).
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The storage (local folder or S3) failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// Parquet encoding or decoding failed.
     #[error("Parquet error in {path}: {message}")]
     Parquet {
         /// The part file.
-        path: PathBuf,
+        path: String,
         /// The parquet crate's message.
         message: String,
     },
@@ -61,7 +54,7 @@ pub enum StoreError {
     #[error("{path} does not look like a fruits output: {reason}")]
     Schema {
         /// The part file.
-        path: PathBuf,
+        path: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -72,7 +65,7 @@ pub enum StoreError {
     )]
     ModelMismatch {
         /// The output folder.
-        dir: PathBuf,
+        dir: String,
         /// sha256 recorded in the existing parts.
         existing: String,
         /// sha256 of the model of this run.
@@ -81,20 +74,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
-    }
-
     /// Wraps a Parquet or Arrow failure on `path`; `Fn` so a reader can map every batch.
-    pub(crate) fn parquet<E: std::fmt::Display>(path: impl Into<PathBuf>) -> impl Fn(E) -> Self {
+    pub(crate) fn parquet<E: std::fmt::Display>(path: impl Into<String>) -> impl Fn(E) -> Self {
         let path = path.into();
         move |e| StoreError::Parquet {
             path: path.clone(),

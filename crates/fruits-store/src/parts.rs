@@ -1,8 +1,8 @@
 //! Writing part files atomically, finding them again, and reading a complete output.
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
 
 use arrow_array::{Array, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
@@ -11,7 +11,9 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::{DatasetMeta, MANIFEST_FILE, Manifest, PartInfo, StoreError, meta_from_kv, meta_to_kv};
+use crate::{
+    DatasetMeta, Location, MANIFEST_FILE, Manifest, PartInfo, StoreError, meta_from_kv, meta_to_kv,
+};
 
 /// The two tables of an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,45 +77,29 @@ pub struct Scan {
     pub next_run: u32,
 }
 
-/// An output folder being written.
+/// An output folder (or S3 prefix) being written.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
-    root: PathBuf,
+    root: Location,
 }
 
 impl OutputDir {
-    /// Creates the folder if needed and checks that it is writable, so a run
-    /// fails before doing any work rather than after.
-    pub fn create(root: &Path) -> Result<Self, StoreError> {
-        fs::create_dir_all(root).map_err(StoreError::io("cannot create output folder", root))?;
-        let probe = root.join(".fruits-write-check.tmp");
-        fs::write(&probe, b"ok").map_err(StoreError::io("cannot write in output folder", root))?;
-        fs::remove_file(&probe)
-            .map_err(StoreError::io("cannot delete from output folder", root))?;
-        // Temporary files are parts a crashed run did not finish: never valid, safe to drop.
-        for entry in fs::read_dir(root).map_err(StoreError::io("cannot list", root))? {
-            let entry = entry.map_err(StoreError::io("cannot list", root))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        Ok(OutputDir {
-            root: root.to_path_buf(),
-        })
+    /// Opens the output and checks that it can be written (creating a local folder
+    /// if needed), so a run without permission fails before doing any work.
+    pub fn create(root: &Location) -> Result<Self, StoreError> {
+        root.check_writable()?;
+        Ok(OutputDir { root: root.clone() })
     }
 
-    /// The folder.
-    pub fn root(&self) -> &Path {
+    /// Where the output lives.
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
     /// Finds the committed parts and the manifest, reading each part's `path` column.
     pub fn scan(&self) -> Result<Scan, StoreError> {
         let mut found = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(StoreError::io("cannot list", &self.root))? {
-            let entry = entry.map_err(StoreError::io("cannot list", &self.root))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in self.root.list_names()? {
             if let Some((kind, run, seq)) = PartKind::parse(&name) {
                 found.push((run, seq, kind, name));
             }
@@ -121,8 +107,7 @@ impl OutputDir {
         found.sort();
         let mut parts = Vec::with_capacity(found.len());
         for (run, seq, kind, file) in found {
-            let path = self.root.join(&file);
-            let (meta, paths) = read_paths(&path)?;
+            let (meta, paths) = read_paths(&self.root, &file)?;
             parts.push(ScannedPart {
                 file,
                 kind,
@@ -141,30 +126,25 @@ impl OutputDir {
         })
     }
 
-    /// Writes `batch` as part `file`, atomically: a temporary file renamed into place.
+    /// Writes `batch` as part `file`, atomically.
     pub fn write_part(
         &self,
         file: &str,
         batch: &RecordBatch,
         meta: &DatasetMeta,
     ) -> Result<PartInfo, StoreError> {
-        let target = self.root.join(file);
-        let tmp = self.root.join(format!(".{file}.tmp"));
+        let shown = self.root.describe(file);
         let props = WriterProperties::builder()
             // zstd level 1: strings shrink a lot, floats a little, at little CPU cost.
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
             .set_key_value_metadata(Some(meta_to_kv(meta)))
             .build();
-        let out = File::create(&tmp).map_err(StoreError::io("cannot create", &tmp))?;
-        let pq_err = StoreError::parquet::<parquet::errors::ParquetError>(&target);
-        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(&pq_err)?;
+        let pq_err = StoreError::parquet::<parquet::errors::ParquetError>(shown);
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(&pq_err)?;
         writer.write(batch).map_err(&pq_err)?;
-        let out = writer.into_inner().map_err(&pq_err)?;
-        // Data must be on disk before the rename publishes it, or a power cut could
-        // leave a complete-looking name over an empty file.
-        out.sync_all()
-            .map_err(StoreError::io("cannot sync", &tmp))?;
-        fs::rename(&tmp, &target).map_err(StoreError::io("cannot rename into place", &target))?;
+        let bytes = writer.into_inner().map_err(&pq_err)?;
+        self.root.put(file, Bytes::from(bytes))?;
         Ok(PartInfo {
             file: file.to_string(),
             rows: batch.num_rows() as u64,
@@ -173,15 +153,14 @@ impl OutputDir {
 
     /// Writes the manifest (atomically), marking the output complete.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
-        let target = self.root.join(MANIFEST_FILE);
-        let tmp = self.root.join(format!(".{MANIFEST_FILE}.tmp"));
         let text =
             serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Manifest(e.to_string()))?;
-        fs::write(&tmp, text).map_err(StoreError::io("cannot write", &tmp))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(StoreError::io("cannot sync", &tmp))?;
-        fs::rename(&tmp, &target).map_err(StoreError::io("cannot rename into place", &target))
+        Ok(self.root.put(MANIFEST_FILE, Bytes::from(text))?)
+    }
+
+    /// Writes any other file of the output (a model, a plot), atomically.
+    pub fn write_file(&self, file: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        Ok(self.root.put(file, Bytes::from(bytes))?)
     }
 }
 
@@ -208,26 +187,35 @@ impl Manifest {
     }
 }
 
-fn read_manifest(root: &Path) -> Result<Option<Manifest>, StoreError> {
-    let path = root.join(MANIFEST_FILE);
-    let text = match fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io("cannot read", &path)(e)),
+fn read_manifest(root: &Location) -> Result<Option<Manifest>, StoreError> {
+    let Some(text) = root.get_opt(MANIFEST_FILE)? else {
+        return Ok(None);
     };
     serde_json::from_slice(&text).map(Some).map_err(|e| {
-        StoreError::Manifest(format!("{} is not a valid manifest: {e}", path.display()))
+        StoreError::Manifest(format!(
+            "{} is not a valid manifest: {e}",
+            root.describe(MANIFEST_FILE)
+        ))
     })
 }
 
-fn open_part(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreError> {
-    let file = File::open(path).map_err(StoreError::io("cannot open", path))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(StoreError::parquet(path))
+fn open_part(
+    root: &Location,
+    file: &str,
+) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, StoreError> {
+    // Parts are a few MB: one GET (one S3 request) each, decoded from memory.
+    let bytes = root.get(file)?;
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(StoreError::parquet(root.describe(file)))
 }
 
 /// Reads a part's metadata and its `path` column only.
-fn read_paths(path: &Path) -> Result<(Option<DatasetMeta>, Vec<String>), StoreError> {
-    let builder = open_part(path)?;
+fn read_paths(
+    root: &Location,
+    file: &str,
+) -> Result<(Option<DatasetMeta>, Vec<String>), StoreError> {
+    let shown = root.describe(file);
+    let builder = open_part(root, file)?;
     let meta = builder
         .metadata()
         .file_metadata()
@@ -237,15 +225,15 @@ fn read_paths(path: &Path) -> Result<(Option<DatasetMeta>, Vec<String>), StoreEr
     let reader = builder
         .with_projection(mask)
         .build()
-        .map_err(StoreError::parquet(path))?;
+        .map_err(StoreError::parquet(shown.as_str()))?;
     let mut paths = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(StoreError::parquet(path))?;
+        let batch = batch.map_err(StoreError::parquet(shown.as_str()))?;
         let column = batch
             .column_by_name("path")
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
             .ok_or_else(|| StoreError::Schema {
-                path: path.to_path_buf(),
+                path: shown.clone(),
                 reason: "no utf8 `path` column".into(),
             })?;
         paths.extend((0..column.len()).map(|i| column.value(i).to_string()));
@@ -256,28 +244,29 @@ fn read_paths(path: &Path) -> Result<(Option<DatasetMeta>, Vec<String>), StoreEr
 /// A complete output, as named by its manifest.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    root: PathBuf,
+    root: Location,
     manifest: Manifest,
 }
 
 impl Dataset {
     /// Opens the output at `root`; fails when it has no manifest (never completed).
-    pub fn open(root: &Path) -> Result<Self, StoreError> {
-        if !root.is_dir() {
+    pub fn open(root: &Location) -> Result<Self, StoreError> {
+        if let Some(dir) = root.as_local()
+            && !dir.is_dir()
+        {
             return Err(StoreError::Manifest(format!(
                 "{} is not a folder",
-                root.display()
+                dir.display()
             )));
         }
         let manifest = read_manifest(root)?.ok_or_else(|| {
             StoreError::Manifest(format!(
-                "{} has no {MANIFEST_FILE}: it is not a fruits output, or its run has not completed \
-                 (run the same command again to finish it)",
-                root.display()
+                "{root} has no {MANIFEST_FILE}: it is not a fruits output, or its run has not completed \
+                 (run the same command again to finish it)"
             ))
         })?;
         Ok(Dataset {
-            root: root.to_path_buf(),
+            root: root.clone(),
             manifest,
         })
     }
@@ -287,8 +276,8 @@ impl Dataset {
         &self.manifest
     }
 
-    /// The folder.
-    pub fn root(&self) -> &Path {
+    /// Where the output lives.
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
@@ -336,19 +325,21 @@ impl Dataset {
         columns: Option<&[&str]>,
         batch_rows: usize,
     ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>>> {
-        let path = self.root.join(&part.file);
-        let reader: Result<ParquetRecordBatchReader, StoreError> = open_part(&path).and_then(|b| {
-            let b = match columns {
-                Some(cols) => {
-                    let mask = ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
-                    b.with_projection(mask)
-                }
-                None => b,
-            };
-            b.with_batch_size(batch_rows.max(1))
-                .build()
-                .map_err(StoreError::parquet(&path))
-        });
+        let path = self.root.describe(&part.file);
+        let reader: Result<ParquetRecordBatchReader, StoreError> =
+            open_part(&self.root, &part.file).and_then(|b| {
+                let b = match columns {
+                    Some(cols) => {
+                        let mask =
+                            ProjectionMask::columns(b.parquet_schema(), cols.iter().copied());
+                        b.with_projection(mask)
+                    }
+                    None => b,
+                };
+                b.with_batch_size(batch_rows.max(1))
+                    .build()
+                    .map_err(StoreError::parquet(&path))
+            });
         match reader {
             Ok(reader) => Box::new(reader.map(move |b| b.map_err(StoreError::parquet(&path)))),
             Err(e) => Box::new(std::iter::once(Err(e))),

@@ -3,7 +3,8 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use fruits_store::{
-    Dataset, DatasetMeta, ErrorRows, FeatureRows, Manifest, OutputDir, PartKind, export_csv,
+    Dataset, DatasetMeta, ErrorRows, FeatureRows, Location, Manifest, OutputDir, PartKind,
+    export_csv,
 };
 
 fn meta() -> DatasetMeta {
@@ -39,7 +40,7 @@ fn rows(paths: &[&str]) -> FeatureRows {
 #[test]
 fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let out = OutputDir::create(dir.path())?;
+    let out = OutputDir::create(&Location::local_path(dir.path()))?;
     let p0 = out.write_part(
         &PartKind::Features.file_name(0, 0),
         &rows(&["a.jpg", "b.jpg"]).finish()?,
@@ -50,7 +51,7 @@ fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
     let e0 = out.write_part(&PartKind::Errors.file_name(0, 0), &errs.finish()?, &meta())?;
 
     // Before the manifest exists, the output is not readable as a dataset...
-    let err = Dataset::open(dir.path()).expect_err("no manifest yet");
+    let err = Dataset::open(&Location::local_path(dir.path())).expect_err("no manifest yet");
     assert!(err.to_string().contains("has not completed"), "{err}");
     // ...but a resuming run sees the committed parts.
     let scan = out.scan()?;
@@ -67,7 +68,7 @@ fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
         &meta(),
     )?;
 
-    let ds = Dataset::open(dir.path())?;
+    let ds = Dataset::open(&Location::local_path(dir.path()))?;
     assert_eq!((ds.manifest().rows, ds.manifest().errors), (2, 1));
     let batches: Vec<_> = ds
         .batches(PartKind::Features, 1)
@@ -103,8 +104,10 @@ fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
 
 #[test]
 fn unwritable_output_is_a_clear_error() {
-    let err =
-        OutputDir::create(std::path::Path::new("/proc/fruits-cannot-write-here")).expect_err("ro");
+    let err = OutputDir::create(&Location::local_path(std::path::Path::new(
+        "/proc/fruits-cannot-write-here",
+    )))
+    .expect_err("ro");
     assert!(
         err.to_string().contains("/proc/fruits-cannot-write-here"),
         "{err}"

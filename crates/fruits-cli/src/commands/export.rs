@@ -2,25 +2,27 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use fruits_location::is_s3_url;
 use fruits_store::{Dataset, PartKind, export_csv};
+
+use super::storage_args::open;
 
 /// Export formats.
 #[derive(Debug, Subcommand)]
 pub enum Export {
     /// Write an output's rows as CSV (vectors spread over columns f0, f1, ...).
     Csv {
-        /// A complete output folder (with a _manifest.json).
+        /// A complete output folder or s3:// prefix (with a _manifest.json).
         #[arg(value_name = "DIR")]
-        dataset: PathBuf,
+        dataset: String,
 
-        /// CSV file to write [default: standard output].
+        /// CSV file or s3:// object to write [default: standard output].
         #[arg(long, short, value_name = "FILE")]
-        out: Option<PathBuf>,
+        out: Option<String>,
 
         /// Export the errors table (path, kind, message) instead of the rows.
         #[arg(long)]
@@ -36,26 +38,33 @@ pub fn run(export: Export) -> anyhow::Result<ExitCode> {
             out,
             errors,
         } => {
-            let ds = Dataset::open(&dataset)?;
+            let ds = Dataset::open(&open(&dataset)?)?;
             let kind = if errors {
                 PartKind::Errors
             } else {
                 PartKind::Features
             };
             let rows = match &out {
+                Some(url) if is_s3_url(url) => {
+                    // Opened (region guard, credentials) before the export runs.
+                    let target = open(url)?;
+                    let mut buffer = Vec::new();
+                    let rows = export_csv(&ds, kind, &mut buffer)?;
+                    target.put("", buffer.into())?;
+                    rows
+                }
                 Some(path) => {
-                    let file = File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let file =
+                        File::create(path).with_context(|| format!("cannot create {path}"))?;
                     let mut w = BufWriter::new(file);
                     let rows = export_csv(&ds, kind, &mut w)?;
-                    w.flush()
-                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    w.flush().with_context(|| format!("cannot write {path}"))?;
                     rows
                 }
                 None => export_csv(&ds, kind, std::io::stdout().lock())?,
             };
             if let Some(path) = out {
-                eprintln!("wrote {rows} rows to {}", path.display());
+                eprintln!("wrote {rows} rows to {path}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,7 +1,6 @@
 //! `fruits featurize`: photos in, MobileNetV2 features out, resumably.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,19 +10,20 @@ use fruits_image::Preprocessing;
 use fruits_pipeline::{FeaturizeConfig, Summary};
 
 use super::model_args::{ModelArgs, cores};
+use super::storage_args::open;
 use crate::progress::Bar;
 use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
 /// Flags of `fruits featurize`.
 #[derive(Debug, clap::Args)]
 pub struct FeaturizeArgs {
-    /// Folder of images, one subfolder per class.
+    /// Folder or s3://bucket/prefix of images, one subfolder per class.
     #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    pub input: String,
 
-    /// Output folder (created if needed; reused to resume).
+    /// Output folder or s3://bucket/prefix (created if needed; reused to resume).
     #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: String,
 
     #[command(flatten)]
     pub model: ModelArgs,
@@ -63,6 +63,9 @@ pub fn run(args: FeaturizeArgs) -> anyhow::Result<ExitCode> {
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         anyhow::bail!("--max-megapixels must be positive");
     }
+    // Both ends are opened (credentials, region guard) before the model loads.
+    let input = open(&args.input)?;
+    let out = open(&args.out)?;
     let model = args.model.load()?;
     let config = FeaturizeConfig {
         batch_size: args.batch_size,
@@ -89,15 +92,8 @@ pub fn run(args: FeaturizeArgs) -> anyhow::Result<ExitCode> {
     .context("cannot install the Ctrl-C handler")?;
 
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let summary =
-        fruits_pipeline::featurize(&args.input, &args.out, &model, &config, &bar, &cancel)
-            .with_context(|| {
-                format!(
-                    "featurize {} -> {}",
-                    args.input.display(),
-                    args.out.display()
-                )
-            });
+    let summary = fruits_pipeline::featurize(&input, &out, &model, &config, &bar, &cancel)
+        .with_context(|| format!("featurize {input} -> {out}"));
     bar.finish();
     let summary = summary?;
 
@@ -133,7 +129,7 @@ pub fn render(s: &Summary) -> String {
         s.skipped,
         s.elapsed_secs,
         s.images_per_sec,
-        s.output.display(),
+        s.output,
         s.total_rows,
         s.total_errors,
         if s.complete { "" } else { ", incomplete" },
@@ -141,7 +137,7 @@ pub fn render(s: &Summary) -> String {
     if s.total_errors > 0 {
         text.push_str(&format!(
             "\nsome inputs failed: see the errors table (fruits export csv {} --errors)",
-            s.output.display()
+            s.output
         ));
     }
     text

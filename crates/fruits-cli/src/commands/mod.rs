@@ -5,3 +5,4 @@ pub mod featurize;
 pub mod model_args;
 pub mod pca;
 pub mod run;
+pub mod storage_args;

@@ -1,13 +1,14 @@
 //! `fruits pca`: fit, transform, show.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use fruits_pca::{Keep, ModelFile};
 use fruits_pipeline::reduce;
-use fruits_store::Dataset;
+use fruits_store::{Dataset, Location};
+
+use super::storage_args::open;
 
 /// PCA subcommands.
 #[derive(Debug, Subcommand)]
@@ -47,12 +48,12 @@ impl KeepArgs {
 /// Flags of `fruits pca fit`.
 #[derive(Debug, Args)]
 pub struct FitArgs {
-    /// A features output (from `fruits featurize`).
+    /// A features output (from `fruits featurize`): folder or s3:// prefix.
     #[arg(value_name = "FEATURES")]
-    pub features: PathBuf,
-    /// Folder for the model (pca.json, components.parquet).
+    pub features: String,
+    /// Folder or s3:// prefix for the model (pca.json, components.parquet, plots).
     #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: String,
     #[command(flatten)]
     pub keep: KeepArgs,
     /// Print the summary as JSON on stdout.
@@ -63,23 +64,23 @@ pub struct FitArgs {
 /// Flags of `fruits pca transform`.
 #[derive(Debug, Args)]
 pub struct TransformArgs {
-    /// A features output (from `fruits featurize`).
+    /// A features output (from `fruits featurize`): folder or s3:// prefix.
     #[arg(value_name = "FEATURES")]
-    pub features: PathBuf,
+    pub features: String,
     /// A fitted PCA folder (from `fruits pca fit`).
     #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
-    /// Output folder for the reduced rows.
+    pub model: String,
+    /// Output folder or s3:// prefix for the reduced rows.
     #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: String,
 }
 
 /// Flags of `fruits pca show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A fitted PCA folder.
+    /// A fitted PCA folder or s3:// prefix.
     #[arg(value_name = "DIR")]
-    pub model: PathBuf,
+    pub model: String,
     /// List every component, not only the kept ones.
     #[arg(long)]
     pub all: bool,
@@ -89,18 +90,24 @@ pub struct ShowArgs {
 pub fn run(pca: Pca) -> anyhow::Result<ExitCode> {
     match pca {
         Pca::Fit(args) => {
-            let fitted = fit(&args.features, &args.out, args.keep.keep())?;
+            let out = open(&args.out)?;
+            let fitted = fit(&open(&args.features)?, &out, args.keep.keep())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&fit_summary(&fitted))?);
             } else {
-                println!("{}", describe_fit(&fitted, &args.out));
+                println!("{}", describe_fit(&fitted, &out));
             }
         }
         Pca::Transform(args) => {
-            transform(&args.features, &args.model, &args.out, false)?;
+            transform(
+                &open(&args.features)?,
+                &open(&args.model)?,
+                &open(&args.out)?,
+                false,
+            )?;
         }
         Pca::Show(args) => {
-            let model = fruits_pca::load(&args.model)?;
+            let model = fruits_pca::load(&open(&args.model)?)?;
             print!("{}", table(&model, args.all));
         }
     }
@@ -108,12 +115,14 @@ pub fn run(pca: Pca) -> anyhow::Result<ExitCode> {
 }
 
 /// Fits and saves; returns what was saved.
-pub fn fit(features: &Path, out: &Path, keep: Keep) -> anyhow::Result<ModelFile> {
+pub fn fit(features: &Location, out: &Location, keep: Keep) -> anyhow::Result<ModelFile> {
     let ds = Dataset::open(features)?;
+    // Checked before the pass over the data, which may be long.
+    out.check_writable()?;
     let (model, pass) = reduce::fit_dataset(&ds, keep)
-        .with_context(|| format!("cannot fit a PCA on {}", features.display()))?;
+        .with_context(|| format!("cannot fit a PCA on {features}"))?;
     let sha = ds.manifest().meta.model_sha256.clone();
-    fruits_pca::save(out, &model, &sha, &features.display().to_string())?;
+    fruits_pca::save(out, &model, &sha, &features.to_string())?;
     // Plots help people judge k; a missing font must not cost the fitted model.
     if let Err(e) = plots(&pass, ds.manifest().rows, &model, out) {
         eprintln!("warning: plots not written: {e:#}");
@@ -130,18 +139,15 @@ fn plots(
     pass: &reduce::Pass,
     rows: u64,
     model: &fruits_pca::PcaModel,
-    out: &Path,
+    out: &Location,
 ) -> anyhow::Result<()> {
     let target = match model.keep {
         Keep::Variance(v) => Some(v),
         Keep::K(_) => None,
     };
-    fruits_report::cumulative_variance_png(
-        &out.join(VARIANCE_PNG),
-        &model.explained_variance_ratio,
-        model.k,
-        target,
-    )?;
+    let png =
+        fruits_report::cumulative_variance_png(&model.explained_variance_ratio, model.k, target)?;
+    out.put(VARIANCE_PNG, png.into())?;
     if model.k >= 2 {
         let (points, labels) = reduce::first_two_components(pass, model)?;
         let shown = if points.len() as u64 == rows {
@@ -163,29 +169,25 @@ fn plots(
                 model.explained_variance_ratio[1] * 100.0
             ),
         );
-        fruits_report::scatter_png(
-            &out.join(PROJECTION_PNG),
-            &points,
-            labels.len(),
-            &title,
-            (&axes.0, &axes.1),
-        )?;
+        let png = fruits_report::scatter_png(&points, labels.len(), &title, (&axes.0, &axes.1))?;
+        out.put(PROJECTION_PNG, png.into())?;
     }
     Ok(())
 }
 
 /// Transforms and, unless `quiet`, prints a one-line summary.
-pub fn transform(features: &Path, model: &Path, out: &Path, quiet: bool) -> anyhow::Result<u64> {
+pub fn transform(
+    features: &Location,
+    model: &Location,
+    out: &Location,
+    quiet: bool,
+) -> anyhow::Result<u64> {
     let ds = Dataset::open(features)?;
     let model = fruits_pca::load(model)?;
     let rows = reduce::transform_dataset(&ds, &model, out)
-        .with_context(|| format!("cannot transform {}", features.display()))?;
+        .with_context(|| format!("cannot transform {features}"))?;
     if !quiet {
-        eprintln!(
-            "wrote {rows} rows of {} components to {}",
-            model.model.k,
-            out.display()
-        );
+        eprintln!("wrote {rows} rows of {} components to {out}", model.model.k);
     }
     Ok(rows)
 }
@@ -201,7 +203,7 @@ fn fit_summary(m: &ModelFile) -> serde_json::Value {
 }
 
 /// The human summary of a fit.
-pub fn describe_fit(m: &ModelFile, out: &Path) -> String {
+pub fn describe_fit(m: &ModelFile, out: &Location) -> String {
     let target = match m.model.keep {
         Keep::Variance(v) => format!("target {:.1}% of the variance", v * 100.0),
         Keep::K(k) => format!("k = {k} requested"),
@@ -213,7 +215,7 @@ pub fn describe_fit(m: &ModelFile, out: &Path) -> String {
         m.model.k,
         target,
         m.model.variance_kept() * 100.0,
-        out.display()
+        out
     )
 }
 
