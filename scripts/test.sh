@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (README and CI run exactly this): installs the
-# ONNX Runtime library if missing, checks formatting and lints, runs every test.
+# ONNX Runtime library and the Garage S3 server if missing, checks formatting
+# and lints, runs every test (the S3 tests start Garage on 127.0.0.1 themselves).
 # Tests read the shared models and sample from ../shared (override with
 # FRUITS_MODELS_DIR and FRUITS_SAMPLE_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-onnxruntime.sh
+scripts/install-garage.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -79,7 +81,7 @@ pub struct Row {
 
 /// Reads an output's features rows keyed by path; panics on duplicate paths.
 pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
-    let ds = Dataset::open(dir).expect("open dataset");
+    let ds = Dataset::open(&fruits_store::Location::local_path(dir)).expect("open dataset");
     let mut rows = BTreeMap::new();
     for batch in ds.batches(PartKind::Features, 1000) {
         let batch = batch.expect("batch");
@@ -122,7 +124,7 @@ pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
 
 /// Reads an output's errors table as path -> (kind, message).
 pub fn read_errors(dir: &Path) -> BTreeMap<String, (String, String)> {
-    let ds = Dataset::open(dir).expect("open dataset");
+    let ds = Dataset::open(&fruits_store::Location::local_path(dir)).expect("open dataset");
     let mut errors = BTreeMap::new();
     for batch in ds.batches(PartKind::Errors, 1000) {
         let batch = batch.expect("batch");
