@@ -235,6 +235,31 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
         .expect("spawn"));
     let back_csv = csv(&garage, &admin, &back, &tmp.path().join("f.csv"));
     assert_eq!(back_csv, local_features);
+    // The ONNX model itself can come from S3 too.
+    let model_file = fruits_model::paths::models_dir().join(fruits_model::paths::FP32_MODEL);
+    let model_bytes = std::fs::read(&model_file).expect("model");
+    garage
+        .open("s3://photos/models/", &admin)
+        .put("mobilenetv2.onnx", model_bytes.into())
+        .expect("upload model");
+    let s3_model = tmp.path().join("s3-model").display().to_string();
+    ok(&garage
+        .fruits(&admin)
+        .args([
+            "featurize",
+            &local_in,
+            "--out",
+            &s3_model,
+            "--model",
+            "s3://photos/models/mobilenetv2.onnx",
+            "--quiet",
+        ])
+        .output()
+        .expect("spawn"));
+    assert_eq!(
+        csv(&garage, &admin, &s3_model, &tmp.path().join("g.csv")),
+        local_features
+    );
     // CSV export straight to S3.
     ok(&garage
         .fruits(&admin)

@@ -1,10 +1,13 @@
 //! Flags shared by every command that runs the image model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use fruits_location::is_s3_url;
 use fruits_model::{FeatureModel, ModelOptions, paths};
+
+use super::storage_args::open;
 
 /// Which of the shared models to use when `--model` is not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -18,14 +21,14 @@ pub enum Precision {
 /// Model selection and runtime flags.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// ONNX model file. Overrides --precision.
+    /// ONNX model file or s3:// object. Overrides --precision.
     #[arg(
         long,
         env = "FRUITS_MODEL",
         hide_env_values = true,
         value_name = "PATH"
     )]
-    pub model: Option<PathBuf>,
+    pub model: Option<String>,
 
     /// Which shared model to use when --model is not given.
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
@@ -67,8 +70,8 @@ pub fn cores() -> usize {
 }
 
 impl ModelArgs {
-    /// The model file these flags select.
-    pub fn model_path(&self) -> PathBuf {
+    /// The model file (or s3:// object) these flags select.
+    pub fn model_path(&self) -> String {
         if let Some(path) = &self.model {
             return path.clone();
         }
@@ -77,6 +80,8 @@ impl ModelArgs {
             Precision::Fp32 => paths::FP32_MODEL,
             Precision::Int8 => paths::INT8_MODEL,
         })
+        .display()
+        .to_string()
     }
 
     /// Loads the selected model once.
@@ -88,9 +93,18 @@ impl ModelArgs {
             runtime_library: self.ort_lib.clone(),
             ..ModelOptions::default()
         };
-        let model = FeatureModel::load(&path, &options).context("cannot load the image model")?;
+        let model = if is_s3_url(&path) {
+            // Through the storage layer: same credentials and region guard as the data.
+            let bytes = open(&path)?
+                .get("")
+                .context("cannot read the image model")?;
+            FeatureModel::from_bytes(&bytes, &path, &options)
+        } else {
+            FeatureModel::load(Path::new(&path), &options)
+        }
+        .context("cannot load the image model")?;
         tracing::info!(
-            model = %path.display(),
+            model = %path,
             sha256 = %model.info().sha256,
             runtime = ?fruits_model::runtime::loaded_from(),
             "model loaded"
