@@ -26,10 +26,11 @@ if [[ ! -x "$venv/bin/python" ]] || ! cmp -s tests/python/requirements.txt "$ven
   "$venv/bin/pip" install --quiet -r tests/python/requirements.txt
   cp tests/python/requirements.txt "$venv/requirements.txt"
 fi
-# The binary `cargo test` already built (test profile: dependencies at opt-level 3),
-# not a release build: the run is ONNX Runtime- and decoder-bound (measured 88 vs
-# 86 images/s), and a third full compile would cost CI a quarter of an hour.
-cargo build --profile test --locked --quiet -p fruits-cli
+# The binary `cargo test` already built for the end-to-end tests (target/debug/fruits,
+# test profile: dependencies at opt-level 3), not a new build: the run is bound by
+# ONNX Runtime and the decoders (measured 88 vs 86 images/s for release), and any
+# other build (release, or `cargo build` without dev-dependencies' features) is
+# another long compile.
 sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
 rm -rf target/test-run
 target/debug/fruits run "$sample" --out target/test-run --quiet
