@@ -230,9 +230,12 @@ impl Location {
     }
 
     /// The location `rel` below this one.
+    ///
+    /// An empty `rel` names this location itself, which lets one API read and
+    /// write single files (`get("")` on `photo.jpg` or `s3://b/photo.jpg`).
     pub fn child(&self, rel: &str) -> Location {
         let kind = match &self.kind {
-            Kind::Local(path) => Kind::Local(path.join(rel)),
+            Kind::Local(path) => Kind::Local(local_join(path, rel)),
             s3 => s3.clone(),
         };
         Location {
@@ -267,7 +270,7 @@ impl Location {
     /// How `rel` below this location is shown to people.
     pub fn describe(&self, rel: &str) -> String {
         match &self.kind {
-            Kind::Local(path) => path.join(rel).display().to_string(),
+            Kind::Local(path) => local_join(path, rel).display().to_string(),
             Kind::S3 { bucket, .. } => format!("s3://{bucket}/{}", join_key(&self.prefix, rel)),
         }
     }
@@ -370,7 +373,7 @@ impl Location {
     async fn get_async(&self, rel: &str) -> Result<Bytes, StorageError> {
         match &self.kind {
             Kind::Local(path) => {
-                let file = path.join(rel);
+                let file = local_join(path, rel);
                 let read = tokio::task::spawn_blocking(move || {
                     let bytes = std::fs::read(&file);
                     (file, bytes)
@@ -524,6 +527,16 @@ fn list_local(root: &Path) -> Result<Vec<FileMeta>, StorageError> {
         files.push(FileMeta { rel, size });
     }
     Ok(files)
+}
+
+/// `path/rel`, or `path` itself when `rel` is empty (`Path::join("")` adds a
+/// trailing separator, which names a directory).
+fn local_join(path: &Path, rel: &str) -> PathBuf {
+    if rel.is_empty() {
+        path.to_path_buf()
+    } else {
+        path.join(rel)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{PcaError, PcaStats};
 
@@ -114,6 +115,20 @@ pub fn fit(stats: &PcaStats, keep: Keep) -> Result<PcaModel, PcaError> {
 }
 
 impl PcaModel {
+    /// A short hex digest of what the projection depends on (d, k, mean,
+    /// components): outputs it made record it, so a classifier trained on one
+    /// projection refuses rows made by another.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update((self.d as u64).to_le_bytes());
+        hasher.update((self.k as u64).to_le_bytes());
+        for v in self.mean.iter().chain(&self.components[..self.k * self.d]) {
+            hasher.update(v.to_le_bytes());
+        }
+        let digest = hasher.finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Cumulative explained-variance ratio of the first `k` components.
     pub fn variance_kept(&self) -> f64 {
         self.explained_variance_ratio.iter().take(self.k).sum()

@@ -145,6 +145,7 @@ pub fn transform_dataset(
     let mut out_meta = meta.clone();
     out_meta.feature_output = "pca".into();
     out_meta.feature_dim = k;
+    out_meta.pca_fingerprint = model.model.fingerprint();
     for (seq, part) in ds.manifest().parts.iter().enumerate() {
         let mut batches = Vec::new();
         for batch in ds.part_batches(part, BATCH_ROWS) {

@@ -28,6 +28,10 @@ pub struct DatasetMeta {
     pub preprocessing: String,
     /// Version of the tool that wrote the data.
     pub tool_version: String,
+    /// For a reduced output: the fingerprint of the PCA that projected it
+    /// (`fruits_pca::PcaModel::fingerprint`); empty for features.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pca_fingerprint: String,
 }
 
 const KV_PREFIX: &str = "fruits.";

@@ -16,6 +16,7 @@ fn meta() -> DatasetMeta {
         input_size: 224,
         preprocessing: "test".into(),
         tool_version: "0.0.0".into(),
+        pca_fingerprint: String::new(),
     }
 }
 
