@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README and CI run exactly this): installs the
 # ONNX Runtime library and the Garage S3 server if missing, checks formatting
-# and lints, runs every test (the S3 tests start Garage on 127.0.0.1 themselves).
+# and lints, runs every test (the S3 tests start Garage on 127.0.0.1 themselves,
+# the service tests `fruits serve`, the browser test chromedriver + chromium).
 # Tests read the shared models and sample from ../shared (override with
 # FRUITS_MODELS_DIR and FRUITS_SAMPLE_DIR).
 set -euo pipefail
@@ -35,7 +36,15 @@ sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
 rm -rf target/test-run
 target/debug/fruits run "$sample" --out target/test-run --quiet
 "$venv/bin/python" tests/python/pca_vs_sklearn.py target/test-run | tee "$log"
-read -r py_passed py_failed < <(awk '/passed, .* failed$/ { print $(NF-3), $(NF-1) }' "$log")
+# Identify: train on Training with the default settings, evaluate on Test, and
+# check the accuracy target and scikit-learn's logistic regression on the same rows.
+target/debug/fruits train target/test-run/features --split Training --out target/test-run/classifier
+target/debug/fruits evaluate target/test-run/classifier --on target/test-run/features --split Test
+target/debug/fruits evaluate target/test-run/classifier --on target/test-run/features --split Test --json \
+  >target/test-run/evaluation-Test.json
+"$venv/bin/python" tests/python/classifier_vs_sklearn.py target/test-run target/test-run/classifier \
+  target/test-run/evaluation-Test.json | tee -a "$log"
+read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $(NF-1) } END { print p + 0, f + 0 }' "$log")
 
 # One closing line for everything above (each runner prints its own too).
 echo "total: $((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"

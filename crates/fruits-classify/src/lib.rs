@@ -3,14 +3,19 @@
 //! metrics to judge it ([`metrics`]).
 //!
 //! The model is small (classes x features weights plus the scaler) and stored as
-//! JSON, so it can be read without this project.
+//! JSON beside the PCA it projects with ([`bundle`]), so it can be read without
+//! this project. [`info`] holds what the app says about each fruit.
 
+pub mod bundle;
+pub mod info;
 pub mod lbfgs;
 pub mod metrics;
 mod softmax;
 
 use serde::{Deserialize, Serialize};
 
+pub use bundle::{Classifier, FeatureSpec, InputKind, TrainingInfo};
+pub use info::{Catalogue, FruitInfo};
 pub use softmax::{TrainConfig, TrainReport, train};
 
 /// What can go wrong training or applying a classifier.
@@ -19,6 +24,20 @@ pub enum ClassifyError {
     /// The data does not fit the model or each other.
     #[error("{0}")]
     Input(String),
+    /// A classifier file is unreadable or inconsistent.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The bundled PCA could not be read, written or applied.
+    #[error(transparent)]
+    Pca(#[from] fruits_pca::PcaError),
+    /// Reading or writing the bundle failed.
+    #[error(transparent)]
+    Storage(#[from] fruits_location::StorageError),
 }
 
 /// Per-feature standardisation: `(x - mean) / scale`, learnt on the training rows.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lbfgs::{LbfgsConfig, minimize};
 use crate::{ClassifyError, Scaler, SoftmaxModel};
@@ -41,7 +41,7 @@ impl Default for TrainConfig {
 }
 
 /// What training did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {
     /// Training rows.
     pub rows: usize,

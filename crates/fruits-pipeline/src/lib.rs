@@ -17,6 +17,7 @@
 //! featurised incrementally. The manifest is written only when every input is
 //! accounted for.
 
+pub mod identify;
 pub mod reduce;
 
 use std::collections::HashSet;
@@ -56,6 +57,9 @@ pub enum PipelineError {
     /// PCA statistics, fitting or the model file failed.
     #[error(transparent)]
     Pca(#[from] fruits_pca::PcaError),
+    /// Training or applying a classifier failed.
+    #[error(transparent)]
+    Classify(#[from] fruits_classify::ClassifyError),
     /// The input dataset does not have the expected columns.
     #[error("{0}")]
     Input(String),
@@ -210,6 +214,7 @@ pub fn dataset_meta(model: &FeatureModel, pre: &Preprocessing) -> DatasetMeta {
         input_size: info.input_size,
         preprocessing: pre.describe(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        pca_fingerprint: String::new(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Charts for people, as PNG bytes (the caller stores them, locally or on S3):
-//! cumulative explained variance, and images projected on two components
-//! coloured by class.
+//! cumulative explained variance, images projected on two components
+//! coloured by class, a classifier's confusion matrix and net-revenue curve.
 //!
 //! Text is rendered by plotters' pure-Rust `ab_glyph` backend, from a TrueType
 //! font on disk (`FRUITS_FONT`, else DejaVu Sans where Debian's
@@ -217,6 +217,135 @@ pub fn scatter_png(
     png(rgb, SCATTER_SIZE, what)
 }
 
+/// Draws a confusion matrix: true class down, predicted class across, each
+/// cell shaded by its share of the true class's photos (blue on the diagonal,
+/// red off it, so the mistakes stand out), with the class names on both axes.
+/// `counts` is `classes x classes`, row-major.
+pub fn confusion_png(
+    counts: &[u64],
+    classes: &[String],
+    title: &str,
+) -> Result<Vec<u8>, ReportError> {
+    let k = classes.len();
+    if k == 0 || counts.len() != k * k {
+        return Err(ReportError::Empty("a confusion matrix needs k x k counts"));
+    }
+    ensure_font()?;
+    let what = "confusion matrix";
+    let err = draw_err(what);
+    // Cells of at least 8 px; room on the left and top for the names.
+    let cell = (1200 / k as u32).clamp(8, 40);
+    let label_px = 190;
+    let side = label_px + cell * k as u32 + 20;
+    let size = (side, side + 40);
+    let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (10, 8),
+        ("sans-serif", 22).into_font(),
+    ))
+    .map_err(|e| err(e.to_string()))?;
+    let font_px = (cell as f64 * 0.9).clamp(7.0, 14.0);
+    let (x0, y0) = (label_px as i32, label_px as i32 + 40);
+    for (i, name) in classes.iter().enumerate() {
+        let at = (i as u32 * cell + cell / 2) as i32;
+        let short: String = name.chars().take(26).collect();
+        let style = ("sans-serif", font_px).into_font().color(&BLACK);
+        root.draw(&Text::new(
+            short.clone(),
+            (4, y0 + at - font_px as i32 / 2),
+            style.clone(),
+        ))
+        .map_err(|e| err(e.to_string()))?;
+        let vertical = ("sans-serif", font_px)
+            .into_font()
+            .transform(FontTransform::Rotate270)
+            .color(&BLACK);
+        root.draw(&Text::new(
+            short,
+            (x0 + at - font_px as i32 / 2, y0 - 4),
+            vertical,
+        ))
+        .map_err(|e| err(e.to_string()))?;
+    }
+    for t in 0..k {
+        let row = &counts[t * k..(t + 1) * k];
+        let total = row.iter().sum::<u64>().max(1) as f64;
+        for (p, &c) in row.iter().enumerate() {
+            let (x, y) = (x0 + (p as u32 * cell) as i32, y0 + (t as u32 * cell) as i32);
+            let colour = if c == 0 {
+                RGBColor(250, 250, 250)
+            } else {
+                // Even one mistake must be visible: shares start at a quarter tint.
+                let share = 0.25 + 0.75 * (c as f64 / total);
+                let fade = |full: u8| (255.0 - (255.0 - full as f64) * share) as u8;
+                if t == p {
+                    RGBColor(fade(20), fade(70), fade(180))
+                } else {
+                    RGBColor(fade(220), fade(30), fade(30))
+                }
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell as i32 - 1, y + cell as i32 - 1)],
+                colour.filled(),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+        }
+    }
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(root);
+    png(rgb, size, what)
+}
+
+/// Draws net revenue per photo against the abstain threshold, marking the best one.
+pub fn revenue_png(curve: &[(f64, f64)], best: (f64, f64)) -> Result<Vec<u8>, ReportError> {
+    if curve.is_empty() {
+        return Err(ReportError::Empty("no revenue points"));
+    }
+    ensure_font()?;
+    let what = "net-revenue chart";
+    let err = draw_err(what);
+    let (lo, hi) = curve.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.1), hi.max(p.1))
+    });
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let mut rgb = vec![0u8; (VARIANCE_SIZE.0 * VARIANCE_SIZE.1 * 3) as usize];
+    let root = BitMapBackend::with_buffer(&mut rgb, VARIANCE_SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Net revenue per photo: best {:.3} when answers below {:.2} confidence say \"not sure\"",
+                best.1, best.0
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0f64..1.0, (lo - pad)..(hi + pad))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("abstain threshold (confidence)")
+        .y_desc("net revenue per photo")
+        .label_style(("sans-serif", 16))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(LineSeries::new(curve.iter().copied(), BLUE.stroke_width(2)))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series([Circle::new(best, 6, RED.filled())])
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    drop(chart);
+    drop(root);
+    png(rgb, VARIANCE_SIZE, what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +359,13 @@ mod tests {
             .map(|i| (i as f32, (i % 7) as f32, i % 5))
             .collect();
         let scatter = scatter_png(&points, 5, "test", ("pc1", "pc2")).expect("scatter");
+        let names: Vec<String> = (0..3).map(|i| format!("class {i}")).collect();
+        let confusion =
+            confusion_png(&[5, 1, 0, 0, 6, 0, 2, 0, 4], &names, "test").expect("confusion");
+        assert_eq!(&confusion[1..4], b"PNG");
+        assert!(confusion_png(&[1, 2], &names, "bad").is_err());
+        let revenue = revenue_png(&[(0.0, 0.5), (0.5, 0.8), (1.0, -0.5)], (0.5, 0.8)).expect("rev");
+        assert_eq!(&revenue[1..4], b"PNG");
         for (bytes, size) in [(variance, VARIANCE_SIZE), (scatter, SCATTER_SIZE)] {
             assert_eq!(&bytes[1..4], b"PNG");
             assert!(

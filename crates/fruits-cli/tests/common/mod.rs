@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod garage;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,4 +141,61 @@ pub fn read_errors(dir: &Path) -> BTreeMap<String, (String, String)> {
         }
     }
     errors
+}
+
+/// Four classes that look nothing alike: a classifier trained on ten photos
+/// of each must get their Test photos right.
+pub const DISTINCT_CLASSES: [&str; 4] = ["Banana 1", "Kiwi 1", "Strawberry 1", "Avocado 1"];
+
+/// A small trained setup: photos, a `fruits run` output and a classifier.
+pub struct Trained {
+    /// Training/ and Test/ photos of [`DISTINCT_CLASSES`].
+    pub photos: PathBuf,
+    /// The `fruits run` output (features, pca, reduced).
+    pub run: PathBuf,
+    /// A classifier trained on run/features (Training split) behind its own PCA.
+    pub classifier: PathBuf,
+}
+
+/// Builds [`Trained`] under `CARGO_TARGET_TMPDIR/<name>` (rebuilt on every test run).
+pub fn trained(name: &str) -> Trained {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("mkdir fixture");
+    let t = Trained {
+        photos: root.join("photos"),
+        run: root.join("run"),
+        classifier: root.join("classifier"),
+    };
+    copy_subset(&t.photos, &DISTINCT_CLASSES, 10);
+    let (photos, out) = (
+        t.photos.to_str().expect("utf-8"),
+        t.run.to_str().expect("utf-8"),
+    );
+    let r = run(&["run", photos, "--out", out, "--quiet", "--k", "8"]);
+    assert!(r.status.success(), "{}", describe(&r));
+    let features = t.run.join("features");
+    let r = run(&[
+        "train",
+        features.to_str().expect("utf-8"),
+        "--split",
+        "Training",
+        "--k",
+        "8",
+        "--out",
+        t.classifier.to_str().expect("utf-8"),
+    ]);
+    assert!(r.status.success(), "{}", describe(&r));
+    t
+}
+
+/// The first Test photo of `class`.
+pub fn test_photo(class: &str) -> PathBuf {
+    let dir = sample_dir().join("Test").join(class);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files.remove(0)
 }

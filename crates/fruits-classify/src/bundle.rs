@@ -1,0 +1,258 @@
+//! The classifier on disk: everything needed from a feature vector to a label.
+//!
+//! ```text
+//! classifier/classifier.json   format, the feature model it expects (sha256, source,
+//!                              output, size, preprocessing), the PCA's fingerprint,
+//!                              scaler, weights, class names, how it was trained
+//! classifier/pca/              the PCA it projects with (as `fruits pca fit` writes
+//!                              it), absent when trained on raw features
+//! ```
+//!
+//! `classifier.json` is written last, so a folder holding it is complete.
+
+use bytes::Bytes;
+use fruits_location::Location;
+use fruits_pca::PcaModel;
+use serde::{Deserialize, Serialize};
+
+use crate::{ClassifyError, SoftmaxModel, TrainReport};
+
+/// Name of the classifier file inside the bundle.
+pub const CLASSIFIER_FILE: &str = "classifier.json";
+/// Folder of the bundled PCA.
+pub const PCA_DIR: &str = "pca";
+
+/// The image features a classifier expects, as the features output recorded them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// sha256 of the image model file.
+    pub model_sha256: String,
+    /// Where that model was loaded from when the features were made (a hint for people).
+    pub model_source: String,
+    /// Model output holding the feature vector.
+    pub feature_output: String,
+    /// Length of the feature vector (before PCA).
+    pub feature_dim: usize,
+    /// Side of the square model input.
+    pub input_size: u32,
+    /// How images were prepared.
+    pub preprocessing: String,
+}
+
+/// How the classifier was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// The dataset it was trained on.
+    pub source: String,
+    /// The split it was trained on (empty: every row).
+    pub split: String,
+    /// Inverse regularisation strength.
+    pub c: f64,
+    /// What the optimiser reported.
+    pub report: TrainReport,
+}
+
+/// The PCA step as `classifier.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PcaStep {
+    /// [`PcaModel::fingerprint`] of the bundled PCA.
+    pub fingerprint: String,
+    /// Components kept.
+    pub k: usize,
+    /// Share of the variance they keep.
+    pub variance_kept: f64,
+}
+
+/// Contents of `classifier.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifierFile {
+    /// Layout version.
+    pub format_version: u32,
+    /// Version of the tool that trained it.
+    pub tool_version: String,
+    /// The features it expects.
+    pub features: FeatureSpec,
+    /// The PCA applied to them first, if any.
+    pub pca: Option<PcaStep>,
+    /// The softmax regression.
+    pub model: SoftmaxModel,
+    /// How it was trained.
+    pub training: TrainingInfo,
+}
+
+/// A loaded classifier: features in, class probabilities out.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    /// What `classifier.json` holds.
+    pub file: ClassifierFile,
+    /// The PCA, when the file names one.
+    pub pca: Option<PcaModel>,
+}
+
+/// Which vectors a dataset holds, relative to a classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Image features: the classifier applies its PCA first.
+    Features,
+    /// Rows already projected by the classifier's own PCA.
+    Reduced,
+}
+
+fn file_err(dir: &Location, file: &str) -> impl Fn(String) -> ClassifyError {
+    let path = dir.describe(file);
+    move |message| ClassifyError::File {
+        path: path.clone(),
+        message,
+    }
+}
+
+impl Classifier {
+    /// Bundles a trained model with the PCA it was trained behind.
+    pub fn new(
+        features: FeatureSpec,
+        pca: Option<PcaModel>,
+        model: SoftmaxModel,
+        training: TrainingInfo,
+    ) -> Classifier {
+        let step = pca.as_ref().map(|p| PcaStep {
+            fingerprint: p.fingerprint(),
+            k: p.k,
+            variance_kept: p.variance_kept(),
+        });
+        Classifier {
+            file: ClassifierFile {
+                format_version: 1,
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                features,
+                pca: step,
+                model,
+                training,
+            },
+            pca,
+        }
+    }
+
+    /// Class names, in index order.
+    pub fn classes(&self) -> &[String] {
+        &self.file.model.classes
+    }
+
+    /// Writes the bundle into folder (or S3 prefix) `dir`.
+    pub fn save(&self, dir: &Location) -> Result<(), ClassifyError> {
+        if let Some(pca) = &self.pca {
+            fruits_pca::save(
+                &dir.child(PCA_DIR),
+                pca,
+                &self.file.features.model_sha256,
+                &self.file.training.source,
+            )?;
+        }
+        let err = file_err(dir, CLASSIFIER_FILE);
+        let text = serde_json::to_vec(&self.file).map_err(|e| err(e.to_string()))?;
+        dir.put(CLASSIFIER_FILE, Bytes::from(text))?;
+        Ok(())
+    }
+
+    /// Reads a bundle written by [`save`](Self::save), checking its parts agree.
+    pub fn load(dir: &Location) -> Result<Classifier, ClassifyError> {
+        let err = file_err(dir, CLASSIFIER_FILE);
+        let text = dir
+            .get(CLASSIFIER_FILE)
+            .map_err(|e| err(format!("{e} (is this a folder written by `fruits train`?)")))?;
+        let file: ClassifierFile = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+        if file.format_version != 1 {
+            return Err(err(format!(
+                "format version {} is not supported by this fruits (1)",
+                file.format_version
+            )));
+        }
+        let m = &file.model;
+        if m.weights.len() != m.classes.len() * m.d
+            || m.bias.len() != m.classes.len()
+            || m.scaler.mean.len() != m.d
+            || m.scaler.scale.len() != m.d
+        {
+            return Err(err("weights, bias and scaler sizes disagree".into()));
+        }
+        let pca = match &file.pca {
+            None => {
+                if m.d != file.features.feature_dim {
+                    return Err(err(format!(
+                        "the model takes {} values but the features have {}",
+                        m.d, file.features.feature_dim
+                    )));
+                }
+                None
+            }
+            Some(step) => {
+                let pca = fruits_pca::load(&dir.child(PCA_DIR))?.model;
+                if pca.fingerprint() != step.fingerprint || pca.k != m.d {
+                    return Err(err(format!(
+                        "the bundled PCA ({}, k = {}) is not the one it was trained with ({}, k = {})",
+                        pca.fingerprint(),
+                        pca.k,
+                        step.fingerprint,
+                        m.d
+                    )));
+                }
+                Some(pca)
+            }
+        };
+        Ok(Classifier { file, pca })
+    }
+
+    /// Decides how to read rows of a dataset described by these fields, or
+    /// explains why they do not fit this classifier.
+    pub fn input_kind(
+        &self,
+        model_sha256: &str,
+        feature_dim: usize,
+        pca_fingerprint: &str,
+    ) -> Result<InputKind, ClassifyError> {
+        let spec = &self.file.features;
+        if model_sha256 != spec.model_sha256 {
+            return Err(ClassifyError::Input(format!(
+                "the data holds features of image model {model_sha256} but the classifier was trained on \
+                 features of {} ({})",
+                spec.model_sha256, spec.model_source
+            )));
+        }
+        if pca_fingerprint.is_empty() {
+            if feature_dim != spec.feature_dim {
+                return Err(ClassifyError::Input(format!(
+                    "the data has {feature_dim} features per row, the classifier expects {}",
+                    spec.feature_dim
+                )));
+            }
+            return Ok(InputKind::Features);
+        }
+        match &self.file.pca {
+            Some(step) if step.fingerprint == pca_fingerprint => Ok(InputKind::Reduced),
+            Some(step) => Err(ClassifyError::Input(format!(
+                "the data was reduced by PCA {pca_fingerprint} but the classifier was trained behind PCA {} \
+                 (give it the features output instead: the classifier applies its own PCA)",
+                step.fingerprint
+            ))),
+            None => Err(ClassifyError::Input(format!(
+                "the data was reduced by PCA {pca_fingerprint} but the classifier takes raw features \
+                 (give it the features output instead)"
+            ))),
+        }
+    }
+
+    /// Class probabilities (`n x classes`) for rows of image features.
+    pub fn proba_from_features(&self, features: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+        match &self.pca {
+            Some(pca) => self.file.model.predict_proba(&pca.transform(features)?),
+            None => self.file.model.predict_proba(features),
+        }
+    }
+
+    /// Class probabilities for rows of `kind`.
+    pub fn proba(&self, rows: &[f32], kind: InputKind) -> Result<Vec<f32>, ClassifyError> {
+        match kind {
+            InputKind::Features => self.proba_from_features(rows),
+            InputKind::Reduced => self.file.model.predict_proba(rows),
+        }
+    }
+}

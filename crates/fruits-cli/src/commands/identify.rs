@@ -1,0 +1,95 @@
+//! `fruits identify`: what fruit is in these photos.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::model_args::ClassifierArgs;
+use super::storage_args::open;
+
+/// Flags of `fruits identify`.
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// Photos: files or s3:// objects.
+    #[arg(value_name = "PHOTO", required = true)]
+    pub photos: Vec<String>,
+
+    #[command(flatten)]
+    pub classifier: ClassifierArgs,
+
+    /// How many answers to give per photo, best first.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub top: usize,
+
+    /// Refuse photos larger than this many megapixels.
+    #[arg(long, default_value_t = 100.0, value_name = "MP")]
+    pub max_megapixels: f64,
+
+    /// Print the answers as JSON (one object per photo) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command; exit status 3 when some photos could not be read.
+pub fn run(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
+    if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
+        anyhow::bail!("--max-megapixels must be positive");
+    }
+    let identifier = args.classifier.load(args.max_megapixels)?;
+    let mut bytes = Vec::with_capacity(args.photos.len());
+    for photo in &args.photos {
+        bytes.push(
+            open(photo)?
+                .get("")
+                .with_context(|| format!("cannot read {photo}"))?,
+        );
+    }
+    let views: Vec<&[u8]> = bytes.iter().map(|b| b.as_ref()).collect();
+    let answers = identifier.identify(&views, args.top.max(1))?;
+    let mut failed = 0;
+    let mut json = Vec::new();
+    for (photo, answer) in args.photos.iter().zip(answers) {
+        match answer {
+            Ok(p) => {
+                if args.json {
+                    json.push(serde_json::json!({"photo": photo, "top": p.top, "width": p.width, "height": p.height}));
+                } else {
+                    println!("{photo}:");
+                    for c in &p.top {
+                        let about = c
+                            .info
+                            .as_ref()
+                            .map(|i| {
+                                format!(
+                                    " - {} / {} ({}, {})",
+                                    i.english, i.french, i.botanical, i.family
+                                )
+                            })
+                            .unwrap_or_default();
+                        println!("  {:>6.2}%  {}{about}", c.probability * 100.0, c.class);
+                    }
+                    if let Some(info) = p.top.first().and_then(|c| c.info.as_ref()) {
+                        println!("  {}", info.description);
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if args.json {
+                    json.push(serde_json::json!({"photo": photo, "error": e.to_string(), "kind": e.kind()}));
+                } else {
+                    eprintln!("{photo}: {e}");
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(crate::EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

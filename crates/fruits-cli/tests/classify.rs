@@ -1,0 +1,281 @@
+//! `fruits train`, `evaluate` and `identify` end to end on real sample photos.
+
+mod common;
+
+use std::path::Path;
+
+use common::{DISTINCT_CLASSES, describe, run, test_photo, trained};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", describe(out)))
+}
+
+#[test]
+fn trains_evaluates_and_identifies() {
+    let t = trained("classify-e2e");
+    // The bundle: classifier.json plus the PCA it fitted on the Training rows only.
+    let file: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.classifier.join("classifier.json")).expect("classifier.json"),
+    )
+    .expect("json");
+    assert_eq!(file["pca"]["k"], 8);
+    assert_eq!(file["training"]["split"], "Training");
+    assert_eq!(file["training"]["report"]["rows"], 40);
+    assert_eq!(
+        file["model"]["classes"].as_array().expect("classes").len(),
+        4
+    );
+    let pca: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.classifier.join("pca/pca.json")).expect("pca.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        pca["n"], 40,
+        "the PCA is fitted on the 40 Training rows, not the Test rows"
+    );
+
+    // Evaluate on the Test split of the features output.
+    let report_dir = t.classifier.join("eval");
+    let out = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&t.run.join("features")),
+        "--split",
+        "Test",
+        "--out",
+        s(&report_dir),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = json(&out);
+    assert_eq!(report["rows"], 40);
+    assert_eq!(report["accuracy"], 1.0, "{report}");
+    assert_eq!(report["macro_f1"], 1.0);
+    assert_eq!(report["revenue_always_answer"]["correct"], 40);
+    assert_eq!(report["revenue_best"]["net"], 40.0);
+    for file in [
+        "report.json",
+        "per_class.csv",
+        "confusion.png",
+        "revenue.png",
+    ] {
+        let bytes = std::fs::read(report_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(bytes.len() > 100, "{file} is nearly empty");
+    }
+    let csv = std::fs::read_to_string(report_dir.join("per_class.csv")).expect("csv");
+    assert!(
+        csv.starts_with("class,support,precision,recall,f1\n\"Avocado 1\",10,"),
+        "{csv}"
+    );
+
+    // Human output names the figures.
+    let out = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&t.run.join("features")),
+        "--split",
+        "Test",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("40 rows of split Test: accuracy 100.00%"),
+        "{text}"
+    );
+    assert!(t.classifier.join("evaluation-Test/confusion.png").is_file());
+
+    // Identify: every class's first Test photo, with its fruit information.
+    let photos: Vec<_> = DISTINCT_CLASSES.iter().map(|c| test_photo(c)).collect();
+    let mut args = vec![
+        "identify",
+        "--model",
+        s(&t.classifier),
+        "--json",
+        "--top",
+        "3",
+    ];
+    args.extend(photos.iter().map(|p| s(p)));
+    let out = run(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    let answers = json(&out);
+    for (class, answer) in DISTINCT_CLASSES
+        .iter()
+        .zip(answers.as_array().expect("array"))
+    {
+        let top = answer["top"].as_array().expect("top");
+        assert_eq!(top.len(), 3);
+        assert_eq!(top[0]["class"], *class, "{answer}");
+        assert!(top[0]["probability"].as_f64().expect("p") > 0.5, "{answer}");
+        assert!(
+            !top[0]["info"]["french"]
+                .as_str()
+                .expect("french")
+                .is_empty()
+        );
+    }
+    let out = run(&["identify", "--model", s(&t.classifier), s(&photos[1])]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Kiwi 1 - Kiwifruit"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
+    let t = trained("classify-reduced");
+    let reduced = t.run.join("reduced");
+    let from_reduced = t.run.join("clf-reduced");
+    // `out/reduced` finds `out/pca` beside it.
+    let out = run(&[
+        "train",
+        s(&reduced),
+        "--split",
+        "Training",
+        "--out",
+        s(&from_reduced),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run(&[
+        "evaluate",
+        s(&from_reduced),
+        "--on",
+        s(&reduced),
+        "--split",
+        "Test",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(json(&out)["accuracy"].as_f64().expect("accuracy") >= 0.95);
+
+    // The classifier behind its own PCA refuses rows another PCA reduced.
+    let out = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&reduced),
+        "--split",
+        "Test",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(err.contains("give it the features output instead"), "{err}");
+
+    // A raw-feature classifier refuses reduced rows too.
+    let raw = t.run.join("clf-raw");
+    let out = run(&[
+        "train",
+        s(&t.run.join("features")),
+        "--split",
+        "Training",
+        "--no-pca",
+        "--out",
+        s(&raw),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(raw.join("classifier.json")).expect("read"))
+            .expect("json");
+    assert!(file["pca"].is_null() && file["model"]["d"] == 1280);
+    let out = run(&["evaluate", s(&raw), "--on", s(&reduced)]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("takes raw features"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn bad_requests_are_explained() {
+    let t = trained("classify-bad");
+    let features = t.run.join("features");
+    // A split that does not exist lists the ones that do.
+    let out = run(&[
+        "train",
+        s(&features),
+        "--split",
+        "Validation",
+        "--out",
+        s(&t.run.join("x")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        err.contains("no rows in split \"Validation\"") && err.contains("\"Test\""),
+        "{err}"
+    );
+    // Not a classifier.
+    let out = run(&["evaluate", s(&features), "--on", s(&features)]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("written by `fruits train`"),
+        "{}",
+        describe(&out)
+    );
+    // A revenue file with a typo.
+    let revenue = t.run.join("revenue.toml");
+    std::fs::write(&revenue, "gain_correct = 1.0\ncost_wrng = 5.0\n").expect("write");
+    let out = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&features),
+        "--revenue",
+        s(&revenue),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a valid revenue file") && err.contains("cost_wrng"),
+        "{err}"
+    );
+    // A costly mistake class moves the best threshold; overrides are applied.
+    std::fs::write(
+        &revenue,
+        "gain_correct = 1.0\ncost_wrong = 5.0\ncost_abstain = 0.5\n[classes.\"Kiwi 1\"]\ngain_correct = 3.0\n",
+    )
+    .expect("write");
+    let out = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&features),
+        "--split",
+        "Test",
+        "--revenue",
+        s(&revenue),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(json(&out)["revenue_always_answer"]["net"], 60.0);
+    // Photos that cannot be read: reported, exit 3, the others still answered.
+    let junk = t.run.join("junk.jpg");
+    std::fs::write(&junk, b"not a photo").expect("write");
+    let good = test_photo("Banana 1");
+    let out = run(&["identify", "--model", s(&t.classifier), s(&junk), s(&good)]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.jpg: not a supported image"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Banana 1"));
+    // A classifier for another image model is refused with both hashes named.
+    let out = run(&[
+        "identify",
+        "--model",
+        s(&t.classifier),
+        "--image-model",
+        s(&fruits_model::paths::models_dir().join(fruits_model::paths::INT8_MODEL)),
+        s(&good),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        err.contains("is not the one the classifier was trained with"),
+        "{err}"
+    );
+}
