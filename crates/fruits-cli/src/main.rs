@@ -59,6 +59,14 @@ enum Command {
     /// Export an output as another format.
     #[command(subcommand)]
     Export(commands::export::Export),
+    /// Train a classifier (softmax regression) on a features or reduced output.
+    Train(commands::train::TrainArgs),
+    /// Score a classifier on a split: accuracy, F1, confusion matrix, net revenue.
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Say which fruit is in each photo, with what the app knows about it.
+    Identify(commands::identify::IdentifyArgs),
+    /// Serve identification over HTTP: upload page, JSON API, SageMaker routes, metrics.
+    Serve(commands::serve::ServeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -84,6 +92,10 @@ fn main() -> ExitCode {
         Command::Pca(pca) => commands::pca::run(pca),
         Command::Run(args) => commands::run::run(args),
         Command::Export(export) => commands::export::run(export),
+        Command::Train(args) => commands::train::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Identify(args) => commands::identify::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(code) => code,

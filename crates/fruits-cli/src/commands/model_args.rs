@@ -86,29 +86,116 @@ impl ModelArgs {
 
     /// Loads the selected model once.
     pub fn load(&self) -> anyhow::Result<FeatureModel> {
-        let path = self.model_path();
-        let options = ModelOptions {
-            intra_threads: self.intra_threads.unwrap_or_else(cores),
-            feature_output: self.feature_output.clone(),
-            runtime_library: self.ort_lib.clone(),
-            ..ModelOptions::default()
+        load_image_model(
+            &self.model_path(),
+            &self.feature_output,
+            self.intra_threads,
+            self.ort_lib.clone(),
+        )
+    }
+}
+
+/// Loads the ONNX model at a path or s3:// URL.
+pub fn load_image_model(
+    path: &str,
+    feature_output: &str,
+    intra_threads: Option<usize>,
+    ort_lib: Option<PathBuf>,
+) -> anyhow::Result<FeatureModel> {
+    let options = ModelOptions {
+        intra_threads: intra_threads.unwrap_or_else(cores),
+        feature_output: feature_output.to_string(),
+        runtime_library: ort_lib,
+        ..ModelOptions::default()
+    };
+    let model = if is_s3_url(path) {
+        // Through the storage layer: same credentials and region guard as the data.
+        let bytes = open(path)?.get("").context("cannot read the image model")?;
+        FeatureModel::from_bytes(&bytes, path, &options)
+    } else {
+        FeatureModel::load(Path::new(path), &options)
+    }
+    .context("cannot load the image model")?;
+    tracing::info!(
+        model = %path,
+        sha256 = %model.info().sha256,
+        runtime = ?fruits_model::runtime::loaded_from(),
+        "model loaded"
+    );
+    Ok(model)
+}
+
+/// Flags of the commands that identify photos with a trained classifier.
+#[derive(Debug, Clone, Args)]
+pub struct ClassifierArgs {
+    /// A classifier folder or s3:// prefix (from `fruits train`).
+    #[arg(long, env = "FRUITS_CLASSIFIER", value_name = "DIR")]
+    pub model: String,
+
+    /// The ONNX image model [default: the file the classifier's features were
+    /// made with, if it is still there, else the shared fp32 model]. Its sha256
+    /// must be the one the classifier was trained on.
+    #[arg(long, value_name = "PATH")]
+    pub image_model: Option<String>,
+
+    /// Folder holding the shared models [default: ../shared/models].
+    #[arg(
+        long,
+        env = "FRUITS_MODELS_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub models_dir: Option<PathBuf>,
+
+    /// ONNX Runtime intra-op threads [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub intra_threads: Option<usize>,
+
+    /// ONNX Runtime shared library.
+    #[arg(
+        long,
+        env = "FRUITS_ORT_LIB",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub ort_lib: Option<PathBuf>,
+}
+
+impl ClassifierArgs {
+    /// Loads the classifier, the image model it needs and the fruit catalogue.
+    pub fn load(
+        &self,
+        max_megapixels: f64,
+    ) -> anyhow::Result<fruits_pipeline::identify::Identifier> {
+        let classifier = fruits_classify::Classifier::load(&open(&self.model)?)
+            .with_context(|| format!("cannot load the classifier {}", self.model))?;
+        let spec = &classifier.file.features;
+        let path = match &self.image_model {
+            Some(p) => p.clone(),
+            None if is_s3_url(&spec.model_source) || Path::new(&spec.model_source).is_file() => {
+                spec.model_source.clone()
+            }
+            None => {
+                let dir = self.models_dir.clone().unwrap_or_else(paths::models_dir);
+                dir.join(paths::FP32_MODEL).display().to_string()
+            }
         };
-        let model = if is_s3_url(&path) {
-            // Through the storage layer: same credentials and region guard as the data.
-            let bytes = open(&path)?
-                .get("")
-                .context("cannot read the image model")?;
-            FeatureModel::from_bytes(&bytes, &path, &options)
-        } else {
-            FeatureModel::load(Path::new(&path), &options)
-        }
-        .context("cannot load the image model")?;
-        tracing::info!(
-            model = %path,
-            sha256 = %model.info().sha256,
-            runtime = ?fruits_model::runtime::loaded_from(),
-            "model loaded"
-        );
-        Ok(model)
+        let model = load_image_model(
+            &path,
+            &spec.feature_output,
+            self.intra_threads,
+            self.ort_lib.clone(),
+        )?;
+        let preprocessing = fruits_image::Preprocessing {
+            max_pixels: (max_megapixels * 1e6) as u64,
+            ..fruits_image::Preprocessing::default()
+        };
+        let catalogue = fruits_classify::Catalogue::builtin()?;
+        Ok(fruits_pipeline::identify::Identifier::new(
+            model,
+            preprocessing,
+            classifier,
+            catalogue,
+        )?)
     }
 }

@@ -1,0 +1,364 @@
+//! The app's back end: `POST /v1/identify` takes a photo (raw body or
+//! multipart) and answers with the most probable fruits and what the app knows
+//! about them; `GET /` is a small page to take or upload a photo; `GET /ping`
+//! and `POST /invocations` follow the Amazon SageMaker inference-container
+//! contract; `GET /metrics` is Prometheus text.
+//!
+//! ```text
+//! request --(semaphore: at most max_in_flight, else 503)--> read body (size limit)
+//!   --> decode + resize on the blocking pool (megapixel limit)
+//!   --> batcher queue --> one model call for every photo waiting --> reply
+//! ```
+//!
+//! The batcher takes whatever has queued while the previous model call ran,
+//! so a lone request is not delayed, and under load requests share a call
+//! (ONNX Runtime does more images per second in batches).
+
+mod batcher;
+mod error;
+mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use fruits_pipeline::identify::{Identifier, Prediction};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+pub use error::ApiError;
+use metrics::Metrics;
+
+/// The upload page.
+const PAGE: &str = include_str!("page.html");
+
+/// Limits and tuning of the service.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests being handled at once; more get 503 at once rather than queueing.
+    pub max_in_flight: usize,
+    /// Longest a request may take from arrival to answer (503 after).
+    pub request_timeout: Duration,
+    /// Most photos in one model call.
+    pub max_batch: usize,
+    /// Answers per photo when the request does not say.
+    pub default_top: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_in_flight: 64,
+            request_timeout: Duration::from_secs(10),
+            max_batch: 16,
+            default_top: 5,
+        }
+    }
+}
+
+/// Shared by every request.
+struct AppState {
+    identifier: Arc<Identifier>,
+    batcher: batcher::Handle,
+    permits: Arc<Semaphore>,
+    config: ServeConfig,
+    metrics: Metrics,
+}
+
+/// The answer to one photo.
+#[derive(Debug, Serialize)]
+pub struct IdentifyResponse {
+    /// The best answers, best first, each with its probability and fruit information.
+    #[serde(flatten)]
+    pub prediction: Prediction,
+    /// Milliseconds spent on the request in the service.
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdentifyQuery {
+    top: Option<usize>,
+}
+
+/// Builds the service around a loaded identifier. Must run inside a Tokio runtime.
+pub fn router(identifier: Identifier, config: ServeConfig) -> Router {
+    let identifier = Arc::new(identifier);
+    let metrics = Metrics::new();
+    let batcher = batcher::spawn(
+        identifier.clone(),
+        config.max_in_flight,
+        config.max_batch,
+        metrics.clone(),
+    );
+    let state = Arc::new(AppState {
+        identifier,
+        batcher,
+        permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        metrics,
+        config: config.clone(),
+    });
+    Router::new()
+        .route("/", get(page))
+        .route("/v1/identify", post(identify))
+        .route("/invocations", post(invocations))
+        .route("/ping", get(ping))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        // Bodies are limited (and over-long ones drained) in `read_body`.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes the
+/// requests in flight (graceful shutdown) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    identifier: Identifier,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(identifier, config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn page() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        Html(PAGE),
+    )
+}
+
+async fn ping(State(state): State<Arc<AppState>>) -> Response {
+    // Healthy means the model is loaded (it is, or the service would not have
+    // started) and the batcher is alive.
+    if state.batcher.is_alive() {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "healthy"})),
+        )
+            .into_response()
+    } else {
+        ApiError::unavailable("the inference worker has stopped").into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no {} {} here; try POST /v1/identify with a photo, or GET / for the upload page",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}
+
+async fn identify(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<IdentifyQuery>,
+    req: Request,
+) -> Response {
+    handle(state, "identify", query.top, req).await
+}
+
+/// SageMaker's inference route: the same contract as `/v1/identify`.
+async fn invocations(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<IdentifyQuery>,
+    req: Request,
+) -> Response {
+    handle(state, "invocations", query.top, req).await
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    endpoint: &'static str,
+    top: Option<usize>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let response = match state.permits.clone().try_acquire_owned() {
+        Err(_) => {
+            state.metrics.rejected("busy");
+            let mut r = ApiError::busy(state.config.max_in_flight).into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Ok(permit) => {
+            state.metrics.in_flight.inc();
+            let timeout = state.config.request_timeout;
+            let work = identify_one(&state, top, req, started);
+            let r = match tokio::time::timeout(timeout, work).await {
+                Ok(Ok(answer)) => axum::Json(answer).into_response(),
+                Ok(Err(e)) => e.into_response(),
+                Err(_) => {
+                    state.metrics.rejected("timeout");
+                    ApiError::timeout(timeout).into_response()
+                }
+            };
+            state.metrics.in_flight.dec();
+            drop(permit);
+            r
+        }
+    };
+    state
+        .metrics
+        .observe(endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn identify_one(
+    state: &AppState,
+    top: Option<usize>,
+    req: Request,
+    started: Instant,
+) -> Result<IdentifyResponse, ApiError> {
+    let top = top.unwrap_or(state.config.default_top).clamp(1, 50);
+    let bytes = photo_bytes(req, state.config.max_body_bytes).await?;
+    let identifier = state.identifier.clone();
+    let prepared = tokio::task::spawn_blocking(move || identifier.prepare(&bytes))
+        .await
+        .map_err(|e| ApiError::internal(format!("the decoder crashed: {e}")))?
+        .map_err(ApiError::from_image)?;
+    let mut prediction = state.batcher.identify(prepared).await?;
+    prediction.top.truncate(top);
+    Ok(IdentifyResponse {
+        prediction,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Bodies over the limit are still read (and dropped) up to this size before
+/// the 413 goes out: a client still sending when the server answers and closes
+/// sees a broken pipe instead of the explanation.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; a longer one is drained (up to
+/// [`DRAIN_LIMIT`]) and refused.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            if seen <= limit as u64 {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > limit as u64 {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(buf.freeze())
+}
+
+/// The photo in a request: a raw image body, or the file of a multipart form.
+async fn photo_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let multipart = mime == "multipart/form-data";
+    let raw = mime.starts_with("image/")
+        || mime == "application/octet-stream"
+        || mime == "application/x-image";
+    if !multipart && !raw {
+        return Err(ApiError::unsupported_content_type(&mime));
+    }
+    if let Some(length) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > DRAIN_LIMIT
+    {
+        return Err(ApiError::too_large(limit));
+    }
+    let (parts, body) = req.into_parts();
+    // The form's own framing is a few hundred bytes over the photo.
+    let body = read_body(body, if multipart { limit + 64 * 1024 } else { limit }).await?;
+    let bytes = if multipart {
+        let req = Request::from_parts(parts, axum::body::Body::from(body));
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?;
+        let mut found = None;
+        while let Some(field) = form.next_field().await.map_err(ApiError::from_multipart)? {
+            let is_file = field.file_name().is_some()
+                || matches!(field.name(), Some("file" | "image" | "photo"));
+            if is_file {
+                found = Some(field.bytes().await.map_err(ApiError::from_multipart)?);
+                break;
+            }
+        }
+        let file = found.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "no_file",
+                "the multipart form has no file: send the photo in a field named `file`",
+            )
+        })?;
+        if file.len() > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        file
+    } else {
+        body
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the request has no photo: the body is empty",
+        ));
+    }
+    Ok(bytes)
+}
