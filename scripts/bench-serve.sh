@@ -21,7 +21,7 @@ server=
 cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-find "$sample/Test" -type f -iname '*.jpg' | LC_ALL=C sort | head -n "$images" | while read -r f; do
+find "$sample/Test" -type f -iname '*.jpg' | LC_ALL=C sort | sed -n "1,${images}p" | while read -r f; do
   rel=${f#"$sample"/}
   mkdir -p "$work/photos/$(dirname "$rel")"
   cp "$f" "$work/photos/$rel"
@@ -41,7 +41,7 @@ server=$!
 for _ in $(seq 1 600); do grep -q '^listening on' "$work/serve.log" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$work/serve.log")
 [[ -n "$url" ]] || { cat "$work/serve.log" >&2; exit 1; }
-photo=$(find "$work/photos" -type f | LC_ALL=C sort | head -n 1)
+photo=$(find "$work/photos" -type f | LC_ALL=C sort | sed -n 1p)
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "image/jpeg"
@@ -55,7 +55,7 @@ wrk -t 2 -c 4 -d 3s -s "$work/post.lua" "$url/v1/identify" >/dev/null   # warm-u
 for c in 1 4 16; do
   threads=$(( c < 2 ? 1 : 2 ))
   echo "service: wrk -t $threads -c $c -d ${seconds}s (POST /v1/identify, one photo per request)"
-  wrk -t "$threads" -c "$c" -d "${seconds}s" --latency -s "$work/post.lua" "$url/v1/identify" >"$work/wrk-$c.txt"
+  wrk -t "$threads" -c "$c" -d "${seconds}s" --latency -s "$work/post.lua" "$url/v1/identify" | tee "$work/wrk-$c.txt" | sed -n "/Latency Distribution/,/Requests\/sec/p"
 done
 curl -fsS "$url/metrics" | grep -E '^fruits_batch_size_(sum|count)' >"$work/batches.txt" || true
 kill -TERM "$server"; wait "$server" || true; server=
@@ -64,9 +64,9 @@ python3 - "$work" "$batch" <<'PY'
 import re, sys
 work, batch = sys.argv[1], float(sys.argv[2])
 def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
     x = float(m.group(1))
-    return {"us": x / 1000, "ms": x, "s": x * 1000}[m.group(2)]
+    return {"us": x / 1000, "ms": x, "s": x * 1000, "m": x * 60000}[m.group(2)]
 print()
 print(f"{'concurrency':>11}  {'requests/s':>10}  {'p50 ms':>8}  {'p99 ms':>8}  {'non-2xx':>7}  {'vs batch':>8}")
 for c in (1, 4, 16):
