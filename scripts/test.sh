@@ -46,5 +46,24 @@ target/debug/fruits evaluate target/test-run/classifier --on target/test-run/fea
   target/test-run/evaluation-Test.json | tee -a "$log"
 read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $(NF-1) } END { print p + 0, f + 0 }' "$log")
 
+# The Python bindings and the Spark job (python/): maturin builds fruits._native into
+# the venv (editable install), then pytest runs the bindings against `fruits run` and
+# the job on a Spark standalone cluster it starts on 127.0.0.1 (master + 2 workers,
+# separate JVMs from pyspark's spark-class; Java 17 from the machine).
+(cd python && VIRTUAL_ENV="$PWD/../$venv" PATH="$PWD/../$venv/bin:$PATH" maturin develop --locked)
+pytest_rc=0
+FRUITS_BIN="$PWD/target/debug/fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" \
+  "$venv/bin/pytest" -q -p no:cacheprovider python/tests 2>&1 | tee "$log" || pytest_rc=$?
+# pytest's last line: "5 passed in 3.1s" or "1 failed, 4 passed, 1 error in ...".
+read -r pt_passed pt_failed < <(tail -n 5 "$log" | awk '
+  { for (i = 2; i <= NF; i++) { w = $i; gsub(/[,=]/, "", w)
+      if (w == "passed") p = $(i-1); if (w == "failed" || w == "error" || w == "errors") f += $(i-1) } }
+  END { print p + 0, f + 0 }')
+if [[ $pytest_rc -ne 0 && $pt_failed -eq 0 ]]; then pt_failed=1; fi
+echo "python/tests: $pt_passed passed, $pt_failed failed"
+py_passed=$((py_passed + pt_passed))
+py_failed=$((py_failed + pt_failed))
+
 # One closing line for everything above (each runner prints its own too).
 echo "total: $((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"
+[[ $((rust_failed + py_failed)) -eq 0 ]]

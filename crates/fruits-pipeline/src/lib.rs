@@ -238,6 +238,229 @@ fn check_compatible(
     })
 }
 
+/// What the stages did.
+struct StageOutcome {
+    featurised: u64,
+    failed: u64,
+    stopped_early: bool,
+}
+
+/// Runs fetch -> decode -> inference -> gather over `pending`, in input order,
+/// calling `flush` with the gathered rows and errors every `part_rows` inputs
+/// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
+/// an output) and [`featurize_partition`] (one part per Spark partition).
+fn run_stages<F>(
+    input: &Location,
+    pending: &[ImageEntry],
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+    flush: F,
+) -> Result<StageOutcome, PipelineError>
+where
+    F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError> + Send,
+{
+    let dim = model.info().feature_dim;
+    let pre = &config.preprocessing;
+    let tensor_len = pre.tensor_len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.decode_threads)
+        .thread_name(|i| format!("fruits-decode-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+
+    let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
+    let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
+    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
+    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
+    let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
+    let stopped_early = AtomicBool::new(false);
+
+    let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
+        // Stage 0: fetch, with bounded concurrency, in input order.
+        let fetcher = s.spawn(|| {
+            let mut entries = Vec::with_capacity(config.batch_size);
+            let mut bytes = Vec::with_capacity(config.batch_size);
+            input.fetch_each(&keys, |i, result| {
+                if cancel.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let item = match result {
+                    Ok(b) => Ok(b),
+                    Err(e) if e.is_item_level() => Err(ItemError {
+                        kind: "io",
+                        message: format!("cannot read the file: {e}"),
+                    }),
+                    Err(e) => {
+                        // The service is down or access is denied: not this
+                        // image's fault, so it must not land in the errors table.
+                        if let Ok(mut slot) = fetch_failure.lock() {
+                            *slot = Some(e);
+                        }
+                        return false;
+                    }
+                };
+                entries.push(pending[i].clone());
+                bytes.push(item);
+                if entries.len() == config.batch_size {
+                    let batch = FetchedBatch {
+                        entries: std::mem::take(&mut entries),
+                        bytes: std::mem::take(&mut bytes),
+                    };
+                    return fetched_tx.send(batch).is_ok();
+                }
+                true
+            });
+            let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
+            if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
+                let _ = fetched_tx.send(FetchedBatch { entries, bytes });
+            }
+            drop(fetched_tx);
+        });
+
+        // Stage 1: decode, batch by batch, in input order.
+        let decoder = s.spawn(|| {
+            for fetched in fetched_rx.iter() {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let n = fetched.entries.len();
+                let mut tensors = vec![0f32; n * tensor_len];
+                let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
+                    tensors
+                        .par_chunks_mut(tensor_len)
+                        .zip(fetched.bytes.par_iter())
+                        .map(|(slot, bytes)| load_one(bytes, pre, slot))
+                        .collect()
+                });
+                let batch = DecodedBatch {
+                    entries: fetched.entries,
+                    results,
+                    tensors,
+                };
+                if decoded_tx.send(batch).is_err() {
+                    break; // inference stopped
+                }
+            }
+            // Dropping the receiver too unblocks the fetcher when we stop early.
+            drop(fetched_rx);
+            drop(decoded_tx);
+        });
+
+        // Stage 3: gather rows; hand them to `flush` every `part_rows`.
+        let writer = s.spawn(move || -> Result<(u64, u64), PipelineError> {
+            // Owned here, so a failed flush drops the receiver and the
+            // inference stage stops instead of waiting on a full queue.
+            let inferred_rx = inferred_rx;
+            let mut flush = flush;
+            let mut rows = FeatureRows::new(dim);
+            let mut errors = ErrorRows::default();
+            let (mut ok, mut failed) = (0u64, 0u64);
+            for batch in inferred_rx.iter() {
+                let mut feats = batch.features.chunks_exact(dim.max(1));
+                for (entry, result) in batch.entries.iter().zip(&batch.results) {
+                    match result {
+                        Ok(d) => {
+                            let f = feats.next().ok_or_else(|| {
+                                PipelineError::Internal("fewer feature vectors than images".into())
+                            })?;
+                            rows.push(
+                                &entry.path,
+                                &entry.label,
+                                entry.split.as_deref(),
+                                &d.sha256,
+                                d.width,
+                                d.height,
+                                f,
+                            )?;
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            errors.push(&entry.path, e.kind, &e.message);
+                            failed += 1;
+                        }
+                    }
+                }
+                if rows.len() + errors.len() >= config.part_rows {
+                    flush(&mut rows, &mut errors)?;
+                }
+            }
+            flush(&mut rows, &mut errors)?;
+            Ok((ok, failed))
+        });
+
+        // Stage 2: inference, on this thread.
+        let mut inference_result = Ok(());
+        for (done_batches, batch) in decoded_rx.iter().enumerate() {
+            let good = batch.results.iter().filter(|r| r.is_ok()).count();
+            let features = if good == 0 {
+                Vec::new()
+            } else {
+                let input = if good == batch.results.len() {
+                    batch.tensors
+                } else {
+                    // Compact: the model sees only the images that decoded.
+                    let mut packed = Vec::with_capacity(good * tensor_len);
+                    for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results) {
+                        if r.is_ok() {
+                            packed.extend_from_slice(slot);
+                        }
+                    }
+                    packed
+                };
+                match model.run(&input) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        inference_result = Err(PipelineError::Model(e));
+                        break;
+                    }
+                }
+            };
+            let n = batch.entries.len() as u64;
+            let inferred = InferredBatch {
+                entries: batch.entries,
+                results: batch.results,
+                features,
+            };
+            if inferred_tx.send(inferred).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            progress.advance(n);
+            let stop_now = config
+                .stop_after_batches
+                .is_some_and(|k| done_batches + 1 >= k);
+            if stop_now || cancel.load(Ordering::Relaxed) {
+                stopped_early.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        drop(decoded_rx);
+        drop(inferred_tx);
+        decoder
+            .join()
+            .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
+        fetcher
+            .join()
+            .map_err(|_| PipelineError::Internal("fetch thread panicked".into()))?;
+        let written = writer
+            .join()
+            .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
+        inference_result?;
+        Ok(written)
+    });
+    let (featurised, failed) = outcome?;
+    if let Some(e) = fetch_failure.into_inner().ok().flatten() {
+        // The parts written before the failure stay: the next run resumes after them.
+        return Err(PipelineError::Storage(e));
+    }
+    Ok(StageOutcome {
+        featurised,
+        failed,
+        stopped_early: stopped_early.load(Ordering::Relaxed),
+    })
+}
+
 /// Featurises every image under `input` into the output `out`, skipping what
 /// earlier runs did. Stops early, without writing the manifest, when `cancel`
 /// becomes true; the parts written so far are kept for the next run.
@@ -321,232 +544,32 @@ pub fn featurize_entries(
     );
 
     let run = scan.next_run;
-    let dim = model.info().feature_dim;
-    let tensor_len = pre.tensor_len();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.decode_threads)
-        .thread_name(|i| format!("fruits-decode-{i}"))
-        .build()
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
-
-    let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
-    let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
-    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
-    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
-    let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
-    let stopped_early = AtomicBool::new(false);
-
-    let outcome = std::thread::scope(
-        |s| -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
-            // Stage 0: fetch, with bounded concurrency, in input order.
-            let fetcher = s.spawn(|| {
-                let mut entries = Vec::with_capacity(config.batch_size);
-                let mut bytes = Vec::with_capacity(config.batch_size);
-                input.fetch_each(&keys, |i, result| {
-                    if cancel.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    let item = match result {
-                        Ok(b) => Ok(b),
-                        Err(e) if e.is_item_level() => Err(ItemError {
-                            kind: "io",
-                            message: format!("cannot read the file: {e}"),
-                        }),
-                        Err(e) => {
-                            // The service is down or access is denied: not this
-                            // image's fault, so it must not land in the errors table.
-                            if let Ok(mut slot) = fetch_failure.lock() {
-                                *slot = Some(e);
-                            }
-                            return false;
-                        }
-                    };
-                    entries.push(pending[i].clone());
-                    bytes.push(item);
-                    if entries.len() == config.batch_size {
-                        let batch = FetchedBatch {
-                            entries: std::mem::take(&mut entries),
-                            bytes: std::mem::take(&mut bytes),
-                        };
-                        return fetched_tx.send(batch).is_ok();
-                    }
-                    true
-                });
-                let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
-                if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
-                    let _ = fetched_tx.send(FetchedBatch { entries, bytes });
-                }
-                drop(fetched_tx);
-            });
-
-            // Stage 1: decode, batch by batch, in input order.
-            let decoder = s.spawn(|| {
-                for fetched in fetched_rx.iter() {
-                    if cancel.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let n = fetched.entries.len();
-                    let mut tensors = vec![0f32; n * tensor_len];
-                    let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
-                        tensors
-                            .par_chunks_mut(tensor_len)
-                            .zip(fetched.bytes.par_iter())
-                            .map(|(slot, bytes)| load_one(bytes, pre, slot))
-                            .collect()
-                    });
-                    let batch = DecodedBatch {
-                        entries: fetched.entries,
-                        results,
-                        tensors,
-                    };
-                    if decoded_tx.send(batch).is_err() {
-                        break; // inference stopped
-                    }
-                }
-                // Dropping the receiver too unblocks the fetcher when we stop early.
-                drop(fetched_rx);
-                drop(decoded_tx);
-            });
-
-            // Stage 3: write parts.
-            let writer = s.spawn(
-                || -> Result<(Vec<PartInfo>, Vec<PartInfo>, u64, u64), PipelineError> {
-                    // Owned here, so a failed write drops the receiver and the
-                    // inference stage stops instead of waiting on a full queue.
-                    let inferred_rx = inferred_rx;
-                    let mut parts = Vec::new();
-                    let mut error_parts = Vec::new();
-                    let mut rows = FeatureRows::new(dim);
-                    let mut errors = ErrorRows::default();
-                    let (mut ok, mut failed) = (0u64, 0u64);
-                    let mut seq = 0u32;
-                    let mut flush = |rows: &mut FeatureRows,
-                                     errors: &mut ErrorRows,
-                                     parts: &mut Vec<PartInfo>,
-                                     error_parts: &mut Vec<PartInfo>|
-                     -> Result<(), PipelineError> {
-                        // Errors first: if we die between the two files, the images of the
-                        // lost features part are simply redone; no input is counted twice.
-                        if !errors.is_empty() {
-                            error_parts.push(dir.write_part(
-                                &PartKind::Errors.file_name(run, seq),
-                                &errors.finish()?,
-                                &meta,
-                            )?);
-                        }
-                        if !rows.is_empty() {
-                            parts.push(dir.write_part(
-                                &PartKind::Features.file_name(run, seq),
-                                &rows.finish()?,
-                                &meta,
-                            )?);
-                        }
-                        seq += 1;
-                        Ok(())
-                    };
-                    for batch in inferred_rx.iter() {
-                        let mut feats = batch.features.chunks_exact(dim.max(1));
-                        for (entry, result) in batch.entries.iter().zip(&batch.results) {
-                            match result {
-                                Ok(d) => {
-                                    let f = feats.next().ok_or_else(|| {
-                                        PipelineError::Internal(
-                                            "fewer feature vectors than images".into(),
-                                        )
-                                    })?;
-                                    rows.push(
-                                        &entry.path,
-                                        &entry.label,
-                                        entry.split.as_deref(),
-                                        &d.sha256,
-                                        d.width,
-                                        d.height,
-                                        f,
-                                    )?;
-                                    ok += 1;
-                                }
-                                Err(e) => {
-                                    errors.push(&entry.path, e.kind, &e.message);
-                                    failed += 1;
-                                }
-                            }
-                        }
-                        if rows.len() + errors.len() >= config.part_rows {
-                            flush(&mut rows, &mut errors, &mut parts, &mut error_parts)?;
-                        }
-                    }
-                    flush(&mut rows, &mut errors, &mut parts, &mut error_parts)?;
-                    Ok((parts, error_parts, ok, failed))
-                },
-            );
-
-            // Stage 2: inference, on this thread.
-            let mut inference_result = Ok(());
-            for (done_batches, batch) in decoded_rx.iter().enumerate() {
-                let good = batch.results.iter().filter(|r| r.is_ok()).count();
-                let features = if good == 0 {
-                    Vec::new()
-                } else {
-                    let input = if good == batch.results.len() {
-                        batch.tensors
-                    } else {
-                        // Compact: the model sees only the images that decoded.
-                        let mut packed = Vec::with_capacity(good * tensor_len);
-                        for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results)
-                        {
-                            if r.is_ok() {
-                                packed.extend_from_slice(slot);
-                            }
-                        }
-                        packed
-                    };
-                    match model.run(&input) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            inference_result = Err(PipelineError::Model(e));
-                            break;
-                        }
-                    }
-                };
-                let n = batch.entries.len() as u64;
-                let inferred = InferredBatch {
-                    entries: batch.entries,
-                    results: batch.results,
-                    features,
-                };
-                if inferred_tx.send(inferred).is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-                progress.advance(n);
-                let stop_now = config
-                    .stop_after_batches
-                    .is_some_and(|k| done_batches + 1 >= k);
-                if stop_now || cancel.load(Ordering::Relaxed) {
-                    stopped_early.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-            drop(decoded_rx);
-            drop(inferred_tx);
-            decoder
-                .join()
-                .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
-            fetcher
-                .join()
-                .map_err(|_| PipelineError::Internal("fetch thread panicked".into()))?;
-            let written = writer
-                .join()
-                .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
-            inference_result?;
-            Ok(written)
-        },
-    );
-    let (new_parts, new_error_parts, featurised, failed) = outcome?;
-    if let Some(e) = fetch_failure.into_inner().ok().flatten() {
-        // The parts written before the failure stay: the next run resumes after them.
-        return Err(PipelineError::Storage(e));
-    }
-    let complete = !stopped_early.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed);
+    let mut new_parts = Vec::new();
+    let mut new_error_parts = Vec::new();
+    let mut seq = 0u32;
+    let flush = |rows: &mut FeatureRows, errors: &mut ErrorRows| -> Result<(), PipelineError> {
+        // Errors first: if we die between the two files, the images of the
+        // lost features part are simply redone; no input is counted twice.
+        if !errors.is_empty() {
+            new_error_parts.push(dir.write_part(
+                &PartKind::Errors.file_name(run, seq),
+                &errors.finish()?,
+                &meta,
+            )?);
+        }
+        if !rows.is_empty() {
+            new_parts.push(dir.write_part(
+                &PartKind::Features.file_name(run, seq),
+                &rows.finish()?,
+                &meta,
+            )?);
+        }
+        seq += 1;
+        Ok(())
+    };
+    let outcome = run_stages(input, &pending, model, config, progress, cancel, flush)?;
+    let (featurised, failed) = (outcome.featurised, outcome.failed);
+    let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
 
     let previous = |kind: PartKind| -> Vec<PartInfo> {
         scan.parts
@@ -583,5 +606,72 @@ pub fn featurize_entries(
         complete,
         output: out.to_string(),
         run,
+    })
+}
+
+/// What [`featurize_partition`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionResult {
+    /// The features part, when any image of the partition featurised.
+    pub part: Option<PartInfo>,
+    /// The errors part, when any image of the partition failed.
+    pub errors: Option<PartInfo>,
+    /// Images featurised.
+    pub featurised: u64,
+    /// Images that failed (in the errors part).
+    pub failed: u64,
+}
+
+/// One partition of a distributed run (a Spark task): featurises `entries` of
+/// `input` and writes them as at most one features part and one errors part
+/// named after `index` (`part-r000-{index:05}`, `errors-r000-{index:05}`), the
+/// same layout as the CLI's. A retried or speculative task writes the same names
+/// with the same rows, and each put is atomic, so however often a partition
+/// runs, the output holds each image once; the driver's manifest names the parts.
+pub fn featurize_partition(
+    input: &Location,
+    entries: &[ImageEntry],
+    dir: &OutputDir,
+    index: u32,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+) -> Result<PartitionResult, PipelineError> {
+    let meta = dataset_meta(model, &config.preprocessing);
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let flush = |r: &mut FeatureRows, e: &mut ErrorRows| -> Result<(), PipelineError> {
+        if !r.is_empty() {
+            rows.push(r.finish()?);
+        }
+        if !e.is_empty() {
+            errors.push(e.finish()?);
+        }
+        Ok(())
+    };
+    let config = FeaturizeConfig {
+        part_rows: usize::MAX,
+        stop_after_batches: None,
+        ..config.clone()
+    };
+    let cancel = AtomicBool::new(false);
+    let outcome = run_stages(input, entries, model, &config, &NoProgress, &cancel, flush)?;
+    let write = |kind: PartKind, batches: Vec<arrow_array::RecordBatch>| {
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let whole = arrow_select::concat::concat_batches(&first.schema(), &batches)
+            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        dir.write_part(&kind.file_name(0, index), &whole, &meta)
+            .map(Some)
+            .map_err(PipelineError::from)
+    };
+    // Errors first, as in `featurize_entries`.
+    let errors = write(PartKind::Errors, errors)?;
+    let part = write(PartKind::Features, rows)?;
+    Ok(PartitionResult {
+        part,
+        errors,
+        featurised: outcome.featurised,
+        failed: outcome.failed,
     })
 }

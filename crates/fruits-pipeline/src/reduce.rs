@@ -7,7 +7,7 @@ use arrow_array::types::Float32Type;
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fruits_pca::{Keep, ModelFile, PcaModel, PcaStats};
-use fruits_store::{Dataset, Location, Manifest, OutputDir, PartKind};
+use fruits_store::{Dataset, DatasetMeta, Location, Manifest, OutputDir, PartInfo, PartKind};
 
 use crate::PipelineError;
 
@@ -121,6 +121,29 @@ pub fn fit_dataset(ds: &Dataset, keep: Keep) -> Result<(PcaModel, Pass), Pipelin
     Ok((fruits_pca::fit(&pass.stats, keep)?, pass))
 }
 
+/// The metadata of an output reduced from `ds` by `model`; fails when the PCA
+/// was fitted on features of another image model.
+pub fn reduced_meta(
+    ds: &Dataset,
+    model: &PcaModel,
+    features_model_sha256: &str,
+) -> Result<DatasetMeta, PipelineError> {
+    let meta = &ds.manifest().meta;
+    if !features_model_sha256.is_empty() && features_model_sha256 != meta.model_sha256 {
+        return Err(PipelineError::Input(format!(
+            "the PCA was fitted on features of model {} but {} holds features of model {}",
+            features_model_sha256,
+            ds.root(),
+            meta.model_sha256
+        )));
+    }
+    let mut out_meta = meta.clone();
+    out_meta.feature_output = "pca".into();
+    out_meta.feature_dim = model.k;
+    out_meta.pca_fingerprint = model.fingerprint();
+    Ok(out_meta)
+}
+
 /// Projects every row of `ds` with `model` into a new output at `out`: one
 /// part per input part, columns `path`, `label`, `split`, `pca`.
 pub fn transform_dataset(
@@ -128,78 +151,95 @@ pub fn transform_dataset(
     model: &ModelFile,
     out: &Location,
 ) -> Result<u64, PipelineError> {
-    let meta = &ds.manifest().meta;
-    if !model.features_model_sha256.is_empty() && model.features_model_sha256 != meta.model_sha256 {
-        return Err(PipelineError::Input(format!(
-            "the PCA was fitted on features of model {} but {} holds features of model {}",
-            model.features_model_sha256,
-            ds.root(),
-            meta.model_sha256
-        )));
-    }
+    let out_meta = reduced_meta(ds, &model.model, &model.features_model_sha256)?;
     let dir = OutputDir::create(out)?;
-    let k = model.model.k;
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
     let mut parts = Vec::new();
     let mut rows = 0u64;
-    let mut out_meta = meta.clone();
-    out_meta.feature_output = "pca".into();
-    out_meta.feature_dim = k;
-    out_meta.pca_fingerprint = model.model.fingerprint();
     for (seq, part) in ds.manifest().parts.iter().enumerate() {
-        let mut batches = Vec::new();
-        for batch in ds.part_batches(part, BATCH_ROWS) {
-            let batch = batch?;
-            let (values, dim) = vector_column(&batch, "features")?;
-            if dim != model.model.d {
-                return Err(PipelineError::Input(format!(
-                    "{}: feature vectors have {dim} values but the PCA expects {}",
-                    part.file, model.model.d
-                )));
-            }
-            let projected = model.model.transform(values)?;
-            let list = FixedSizeListArray::try_new(
-                item.clone(),
-                k as i32,
-                Arc::new(Float32Array::from(projected)),
-                None,
-            )
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
-            let mut fields = Vec::new();
-            let mut columns: Vec<ArrayRef> = Vec::new();
-            for name in ["path", "label", "split"] {
-                let idx = batch.schema().index_of(name).map_err(|_| {
-                    PipelineError::Input(format!("the input has no `{name}` column"))
-                })?;
-                fields.push(batch.schema().field(idx).clone());
-                columns.push(batch.column(idx).clone());
-            }
-            fields.push(Field::new(
-                "pca",
-                DataType::FixedSizeList(item.clone(), k as i32),
-                false,
-            ));
-            columns.push(Arc::new(list));
-            batches.push(
-                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-                    .map_err(|e| PipelineError::Internal(e.to_string()))?,
-            );
+        if let Some(info) = transform_part(ds, part, &model.model, &dir, seq as u32, &out_meta)? {
+            rows += info.rows;
+            parts.push(info);
         }
-        if batches.is_empty() {
-            continue;
-        }
-        let schema = batches[0].schema();
-        let whole = arrow_select::concat::concat_batches(&schema, &batches)
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
-        rows += whole.num_rows() as u64;
-        parts.push(dir.write_part(
-            &PartKind::Features.file_name(0, seq as u32),
-            &whole,
-            &out_meta,
-        )?);
     }
     dir.write_manifest(&Manifest::new(out_meta, parts, Vec::new()))?;
     Ok(rows)
+}
+
+/// Projects one part of `ds` into part `seq` of `dir` (`part-r000-{seq}`);
+/// `None` when the part has no rows. Writing the same part again replaces it
+/// with the same rows, which is what a retried Spark task does.
+pub fn transform_part(
+    ds: &Dataset,
+    part: &PartInfo,
+    model: &PcaModel,
+    dir: &OutputDir,
+    seq: u32,
+    out_meta: &DatasetMeta,
+) -> Result<Option<PartInfo>, PipelineError> {
+    let k = model.k;
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let mut batches = Vec::new();
+    for batch in ds.part_batches(part, BATCH_ROWS) {
+        let batch = batch?;
+        let (values, dim) = vector_column(&batch, "features")?;
+        if dim != model.d {
+            return Err(PipelineError::Input(format!(
+                "{}: feature vectors have {dim} values but the PCA expects {}",
+                part.file, model.d
+            )));
+        }
+        let projected = model.transform(values)?;
+        let list = FixedSizeListArray::try_new(
+            item.clone(),
+            k as i32,
+            Arc::new(Float32Array::from(projected)),
+            None,
+        )
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for name in ["path", "label", "split"] {
+            let idx = batch
+                .schema()
+                .index_of(name)
+                .map_err(|_| PipelineError::Input(format!("the input has no `{name}` column")))?;
+            fields.push(batch.schema().field(idx).clone());
+            columns.push(batch.column(idx).clone());
+        }
+        fields.push(Field::new(
+            "pca",
+            DataType::FixedSizeList(item.clone(), k as i32),
+            false,
+        ));
+        columns.push(Arc::new(list));
+        batches.push(
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+                .map_err(|e| PipelineError::Internal(e.to_string()))?,
+        );
+    }
+    if batches.is_empty() {
+        return Ok(None);
+    }
+    let schema = batches[0].schema();
+    let whole = arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    Ok(Some(dir.write_part(
+        &PartKind::Features.file_name(0, seq),
+        &whole,
+        out_meta,
+    )?))
+}
+
+/// The PCA statistics of one part of `ds` (a Spark partition's share of the fit).
+pub fn part_stats(ds: &Dataset, part: &PartInfo) -> Result<PcaStats, PipelineError> {
+    let mut stats: Option<PcaStats> = None;
+    for batch in ds.part_batches(part, STATS_BATCH_ROWS) {
+        let batch = batch?;
+        let (values, dim) = vector_column(&batch, "features")?;
+        let s = stats.get_or_insert_with(|| PcaStats::new(dim));
+        s.update(values)?;
+    }
+    Ok(stats.unwrap_or_else(|| PcaStats::new(ds.manifest().meta.feature_dim)))
 }
 
 /// A row on two components, with the index of its class.

@@ -1,0 +1,421 @@
+//! `fruits._native`: the fruits core for Python, used by the PySpark job.
+//!
+//! Thin by design: each function is one call into the Rust crates, with the
+//! GIL released while it works. Tables cross the boundary as pyarrow
+//! `RecordBatch`es through the Arrow C data interface (no copies of the
+//! columns); models cross as bytes, which Spark broadcasts.
+//!
+//! Locations are local paths or `s3://` URLs, read and written through
+//! `fruits-location` (credentials chain, eu-west-3 guard), so executors need
+//! no Hadoop S3A. `AWS_ENDPOINT_URL` points at an S3-compatible server and
+//! `FRUITS_ALLOW_REGIONS` (comma-separated) allows regions besides eu-west-3.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::builder::{StringBuilder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_pyarrow::PyArrowType;
+use arrow_schema::{DataType, Field, Schema};
+use fruits_image::Preprocessing;
+use fruits_location::{Location, StorageOptions};
+use fruits_model::{FeatureModel, ModelOptions};
+use fruits_pca::{Keep, PcaModel, PcaStats};
+use fruits_pipeline::{FeaturizeConfig, reduce};
+use fruits_store::{Dataset, DatasetMeta, Manifest, OutputDir, PartInfo};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+/// Errors of the core as Python exceptions: storage problems are `OSError`,
+/// everything else (bad data, bad arguments) `ValueError`, with the core's message.
+fn value_err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn pipeline_err(e: fruits_pipeline::PipelineError) -> PyErr {
+    use fruits_pipeline::PipelineError as P;
+    match e {
+        P::Storage(_) | P::Store(fruits_store::StoreError::Storage(_)) => {
+            PyOSError::new_err(e.to_string())
+        }
+        other => value_err(other),
+    }
+}
+
+fn storage_options() -> StorageOptions {
+    let mut options = StorageOptions::default();
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        && !endpoint.is_empty()
+    {
+        options.endpoint = Some(endpoint);
+    }
+    if let Ok(extra) = std::env::var("FRUITS_ALLOW_REGIONS") {
+        for region in extra.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if !options.allowed_regions.iter().any(|r| r == region) {
+                options.allowed_regions.push(region.to_string());
+            }
+        }
+    }
+    options
+}
+
+fn open(spec: &str) -> PyResult<Location> {
+    Location::parse(spec, &storage_options())
+        .map_err(|e| PyOSError::new_err(format!("{spec}: {e}")))
+}
+
+/// Every image under `root` (folder or s3:// prefix), sorted by path, as a
+/// RecordBatch of `path` (relative), `size`, `label`, `split` (null outside
+/// Training/Test).
+#[pyfunction]
+fn list_images(py: Python<'_>, root: &str) -> PyResult<PyArrowType<RecordBatch>> {
+    let location = open(root)?;
+    let entries = py
+        .detach(|| fruits_ingest::list_images(&location))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let mut path = StringBuilder::new();
+    let mut size = UInt64Builder::new();
+    let mut label = StringBuilder::new();
+    let mut split = StringBuilder::new();
+    for e in &entries {
+        path.append_value(&e.path);
+        size.append_value(e.size);
+        label.append_value(&e.label);
+        split.append_option(e.split.as_deref());
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(path.finish()),
+        Arc::new(size.finish()),
+        Arc::new(label.finish()),
+        Arc::new(split.finish()),
+    ];
+    RecordBatch::try_new(schema, columns)
+        .map(PyArrowType)
+        .map_err(value_err)
+}
+
+/// Models built in this process: the Spark job checks each executor Python
+/// worker builds one, not one per batch.
+static MODELS_BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// How many [`Featurizer`]s this process has built.
+#[pyfunction]
+fn models_built() -> u64 {
+    MODELS_BUILT.load(Ordering::Relaxed)
+}
+
+/// The image model, loaded once from bytes (Spark broadcasts them), and the
+/// featurisation settings.
+#[pyclass(frozen)]
+struct Featurizer {
+    model: FeatureModel,
+    config: FeaturizeConfig,
+}
+
+#[pymethods]
+impl Featurizer {
+    /// Builds the ONNX Runtime session from the model file's bytes.
+    // Python keyword arguments, mirrored one to one.
+    #[allow(clippy::too_many_arguments)]
+    #[new]
+    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=16, decode_threads=1, max_megapixels=100.0, ort_lib=None))]
+    fn new(
+        py: Python<'_>,
+        model_bytes: &[u8],
+        source: &str,
+        intra_threads: usize,
+        batch_size: usize,
+        decode_threads: usize,
+        max_megapixels: f64,
+        ort_lib: Option<std::path::PathBuf>,
+    ) -> PyResult<Self> {
+        if batch_size == 0 || decode_threads == 0 || max_megapixels.is_nan() || max_megapixels <= 0.0 {
+            return Err(PyValueError::new_err(
+                "batch_size and decode_threads must be at least 1, max_megapixels positive",
+            ));
+        }
+        let options = ModelOptions {
+            intra_threads,
+            runtime_library: ort_lib,
+            ..ModelOptions::default()
+        };
+        let model = py
+            .detach(|| FeatureModel::from_bytes(model_bytes, source, &options))
+            .map_err(value_err)?;
+        MODELS_BUILT.fetch_add(1, Ordering::Relaxed);
+        Ok(Featurizer {
+            model,
+            config: FeaturizeConfig {
+                batch_size,
+                decode_threads,
+                preprocessing: Preprocessing {
+                    max_pixels: (max_megapixels * 1e6) as u64,
+                    ..Preprocessing::default()
+                },
+                ..FeaturizeConfig::default()
+            },
+        })
+    }
+
+    /// The metadata every part made by this featurizer records, as JSON.
+    fn meta_json(&self) -> PyResult<String> {
+        let meta = fruits_pipeline::dataset_meta(&self.model, &self.config.preprocessing);
+        serde_json::to_string(&meta).map_err(value_err)
+    }
+
+    /// Featurises the images named by `batch` (columns `path`, `size`, relative
+    /// to `input`) into part `index` of the output `out` (`part-r000-{index}` and
+    /// `errors-r000-{index}`). Returns a dict: `part`, `part_rows`, `errors`,
+    /// `error_rows` (file names, or None when empty), `featurised`, `failed`.
+    fn featurize_partition<'py>(
+        &self,
+        py: Python<'py>,
+        input: &str,
+        out: &str,
+        index: u32,
+        batch: PyArrowType<RecordBatch>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let batch = batch.0;
+        let paths = batch
+            .column_by_name("path")
+            .ok_or_else(|| PyValueError::new_err("the batch has no `path` column"))?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| PyValueError::new_err("`path` must be utf8"))?
+            .clone();
+        let sizes = batch
+            .column_by_name("size")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>().cloned());
+        let entries: Vec<_> = (0..batch.num_rows())
+            .filter_map(|i| {
+                let size = sizes.as_ref().map(|s| s.value(i)).unwrap_or(0);
+                fruits_ingest::entry_for(paths.value(i), size)
+            })
+            .collect();
+        let (input, out) = (open(input)?, open(out)?);
+        let result = py.detach(|| {
+            let dir = OutputDir::create(&out)?;
+            fruits_pipeline::featurize_partition(
+                &input,
+                &entries,
+                &dir,
+                index,
+                &self.model,
+                &self.config,
+            )
+        });
+        let result = result.map_err(pipeline_err)?;
+        let d = PyDict::new(py);
+        d.set_item("part", result.part.as_ref().map(|p| p.file.clone()))?;
+        d.set_item(
+            "part_rows",
+            result.part.as_ref().map(|p| p.rows).unwrap_or(0),
+        )?;
+        d.set_item("errors", result.errors.as_ref().map(|p| p.file.clone()))?;
+        d.set_item(
+            "error_rows",
+            result.errors.as_ref().map(|p| p.rows).unwrap_or(0),
+        )?;
+        d.set_item("featurised", result.featurised)?;
+        d.set_item("failed", result.failed)?;
+        Ok(d)
+    }
+}
+
+/// Commits an output: writes `_manifest.json` naming `parts` and `error_parts`
+/// (lists of `(file, rows)`), with the metadata `meta_json`. Returns the row count.
+#[pyfunction]
+fn write_manifest(
+    py: Python<'_>,
+    out: &str,
+    meta_json: &str,
+    parts: Vec<(String, u64)>,
+    error_parts: Vec<(String, u64)>,
+) -> PyResult<u64> {
+    let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(value_err)?;
+    let infos = |v: Vec<(String, u64)>| -> Vec<PartInfo> {
+        v.into_iter()
+            .map(|(file, rows)| PartInfo { file, rows })
+            .collect()
+    };
+    let manifest = Manifest::new(meta, infos(parts), infos(error_parts));
+    let out = open(out)?;
+    let rows = manifest.rows;
+    py.detach(|| OutputDir::create(&out)?.write_manifest(&manifest))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    Ok(rows)
+}
+
+/// The files of a committed output's features parts, in manifest order.
+#[pyfunction]
+fn dataset_parts(py: Python<'_>, root: &str) -> PyResult<Vec<(String, u64)>> {
+    let root = open(root)?;
+    let ds = py
+        .detach(|| Dataset::open(&root))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    Ok(ds
+        .manifest()
+        .parts
+        .iter()
+        .map(|p| (p.file.clone(), p.rows))
+        .collect())
+}
+
+fn find_part(ds: &Dataset, file: &str) -> PyResult<PartInfo> {
+    ds.manifest()
+        .parts
+        .iter()
+        .find(|p| p.file == file)
+        .cloned()
+        .ok_or_else(|| PyValueError::new_err(format!("{} names no part {file}", ds.root())))
+}
+
+/// PCA statistics (count, mean, co-moments; `PcaStats::to_bytes`) of the given
+/// parts of the features output `features`: one Spark partition's share.
+#[pyfunction]
+fn pca_partition_stats<'py>(
+    py: Python<'py>,
+    features: &str,
+    files: Vec<String>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let root = open(features)?;
+    let bytes = py.detach(|| -> PyResult<Vec<u8>> {
+        let ds = Dataset::open(&root).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let mut total = PcaStats::new(ds.manifest().meta.feature_dim);
+        for file in &files {
+            let stats = reduce::part_stats(&ds, &find_part(&ds, file)?).map_err(pipeline_err)?;
+            total.merge(&stats).map_err(value_err)?;
+        }
+        Ok(total.to_bytes())
+    })?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// Merges partitions' statistics into the statistics of all their rows.
+#[pyfunction]
+fn pca_merge<'py>(py: Python<'py>, stats: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut iter = stats.iter();
+    let first = iter
+        .next()
+        .ok_or_else(|| PyValueError::new_err("no statistics to merge"))?;
+    let mut total = PcaStats::from_bytes(first).map_err(value_err)?;
+    for s in iter {
+        total
+            .merge(&PcaStats::from_bytes(s).map_err(value_err)?)
+            .map_err(value_err)?;
+    }
+    Ok(PyBytes::new(py, &total.to_bytes()))
+}
+
+/// Fits a PCA from merged statistics (keep `variance` share, or exactly `k`
+/// components), saves it into `out` as `fruits pca fit` does, and returns
+/// `(model bytes to broadcast, summary dict)`.
+#[pyfunction]
+#[pyo3(signature = (stats, out, features_model_sha256, source, variance=None, k=None))]
+fn pca_fit<'py>(
+    py: Python<'py>,
+    stats: &[u8],
+    out: &str,
+    features_model_sha256: &str,
+    source: &str,
+    variance: Option<f64>,
+    k: Option<usize>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+    let keep = match (k, variance) {
+        (Some(k), _) => Keep::K(k),
+        (None, Some(v)) => Keep::Variance(v),
+        (None, None) => Keep::Variance(0.95),
+    };
+    let stats = PcaStats::from_bytes(stats).map_err(value_err)?;
+    let out = open(out)?;
+    let model = py.detach(|| -> PyResult<PcaModel> {
+        let model = fruits_pca::fit(&stats, keep).map_err(value_err)?;
+        fruits_pca::save(&out, &model, features_model_sha256, source).map_err(value_err)?;
+        Ok(model)
+    })?;
+    let bytes = serde_json::to_vec(&model).map_err(value_err)?;
+    let summary = PyDict::new(py);
+    summary.set_item("n", model.n)?;
+    summary.set_item("d", model.d)?;
+    summary.set_item("k", model.k)?;
+    summary.set_item("variance_kept", model.variance_kept())?;
+    summary.set_item(
+        "explained_variance_ratio",
+        model.explained_variance_ratio.clone(),
+    )?;
+    summary.set_item("fingerprint", model.fingerprint())?;
+    Ok((PyBytes::new(py, &bytes), summary))
+}
+
+/// Projects part `file` of the features output `features` with the PCA in
+/// `model_bytes` (from [`pca_fit`]) into part `index` of the reduced output
+/// `out`. Returns `(file, rows)`, or None when the part is empty.
+#[pyfunction]
+fn reduce_partition(
+    py: Python<'_>,
+    features: &str,
+    file: &str,
+    model_bytes: &[u8],
+    out: &str,
+    index: u32,
+) -> PyResult<Option<(String, u64)>> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+    let (root, out) = (open(features)?, open(out)?);
+    py.detach(|| -> PyResult<Option<(String, u64)>> {
+        let ds = Dataset::open(&root).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let part = find_part(&ds, file)?;
+        let meta = reduce::reduced_meta(&ds, &model, "").map_err(pipeline_err)?;
+        let dir = OutputDir::create(&out).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let info =
+            reduce::transform_part(&ds, &part, &model, &dir, index, &meta).map_err(pipeline_err)?;
+        Ok(info.map(|p| (p.file, p.rows)))
+    })
+}
+
+/// The metadata of an output reduced from `features` by the PCA in `model_bytes`, as JSON.
+#[pyfunction]
+fn reduced_meta_json(py: Python<'_>, features: &str, model_bytes: &[u8]) -> PyResult<String> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+    let root = open(features)?;
+    let ds = py
+        .detach(|| Dataset::open(&root))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let meta = reduce::reduced_meta(&ds, &model, "").map_err(pipeline_err)?;
+    serde_json::to_string(&meta).map_err(value_err)
+}
+
+/// Reads a whole file or object (the model, on the driver, before broadcasting it).
+#[pyfunction]
+fn read_bytes<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyBytes>> {
+    let location = open(spec)?;
+    let bytes = py
+        .detach(|| location.get(""))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// The module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Featurizer>()?;
+    m.add_function(wrap_pyfunction!(list_images, m)?)?;
+    m.add_function(wrap_pyfunction!(models_built, m)?)?;
+    m.add_function(wrap_pyfunction!(write_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_partition_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_merge, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_fit, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
+    m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Starts the EMR cluster described by a rendered cluster.json, in eu-west-3 only.
+#
+#   deploy/emr/create-cluster.sh target/emr/cluster.json target/emr/step.json   # run the step, then terminate
+#   deploy/emr/create-cluster.sh --keep-alive target/emr/cluster.json           # stays up for add-steps;
+#                                                                               # ends after 1 h idle
+#   deploy/emr/create-cluster.sh --dry-run target/emr/cluster.json target/emr/step.json
+#
+# cluster.json has the shape of the EMR RunJobFlow request (what boto3's run_job_flow
+# and Airflow's job_flow_overrides take). `aws emr create-cluster` is a hand-written
+# AWS CLI command with its own options and no --cli-input-json, and `aws emr
+# run-job-flow` is removed from the CLI, so this script turns the document into
+# create-cluster options. step.json has the shape of `aws emr create-cluster|add-steps
+# --steps`. --dry-run prints the command instead of running it. Prints the cluster id.
+set -euo pipefail
+region=eu-west-3   # data residency: the kit starts clusters in Paris only
+
+dry_run=0
+keep_alive=0
+files=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) dry_run=1; shift ;;
+    --keep-alive) keep_alive=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -*) echo "create-cluster.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+    *) files+=("$1"); shift ;;
+  esac
+done
+[[ ${#files[@]} -ge 1 && ${#files[@]} -le 2 ]] || { echo "usage: $0 [--dry-run] [--keep-alive] CLUSTER_JSON [STEP_JSON]" >&2; exit 2; }
+cluster_json="${files[0]}"
+step_json="${files[1]:-}"
+if [[ $keep_alive == 0 && -z "$step_json" ]]; then
+  echo "create-cluster.sh: cluster.json terminates the cluster when it has no steps left;" \
+       "give STEP_JSON, or --keep-alive to add steps later" >&2
+  exit 2
+fi
+
+args=()
+while IFS= read -r -d '' arg; do args+=("$arg"); done < <(
+  python3 - "$cluster_json" "$step_json" "$keep_alive" <<'EOF'
+import json, re, sys
+
+cluster_path, step_path, keep_alive = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+placeholders = re.compile(r"\b(ARTIFACT_BUCKET|LOG_BUCKET|INPUT_BUCKET|INPUT_PREFIX|OUTPUT_BUCKET|OUTPUT_PREFIX|SUBNET_ID|WHEEL_NAME)\b")
+
+def load(path):
+    with open(path) as f:
+        text = f.read()
+    left = sorted(set(placeholders.findall(text)))
+    if left:
+        sys.exit(f"create-cluster.sh: {path} still has placeholders {left}: use the files deploy/emr/render.sh wrote")
+    return json.loads(text)
+
+doc = dict(load(cluster_path))
+args = []
+def opt(name, value=None):
+    args.append("--" + name)
+    if value is not None:
+        args.append(value if isinstance(value, str) else json.dumps(value))
+
+def take(d, key, name, convert=lambda v: v):
+    if key in d:
+        opt(name, convert(d.pop(key)))
+
+take(doc, "Name", "name")
+take(doc, "ReleaseLabel", "release-label")
+take(doc, "LogUri", "log-uri")
+take(doc, "ServiceRole", "service-role")
+take(doc, "SecurityConfiguration", "security-configuration")
+take(doc, "ScaleDownBehavior", "scale-down-behavior")
+take(doc, "StepConcurrencyLevel", "step-concurrency-level", str)
+take(doc, "EbsRootVolumeSize", "ebs-root-volume-size", str)
+take(doc, "Applications", "applications")
+take(doc, "ManagedScalingPolicy", "managed-scaling-policy")
+take(doc, "AutoTerminationPolicy", "auto-termination-policy")
+take(doc, "Configurations", "configurations")
+if "VisibleToAllUsers" in doc:
+    opt("visible-to-all-users" if doc.pop("VisibleToAllUsers") else "no-visible-to-all-users")
+if "Tags" in doc:
+    opt("tags")
+    args.extend(f"{t['Key']}={t.get('Value', '')}" for t in doc.pop("Tags"))
+if "BootstrapActions" in doc:
+    opt("bootstrap-actions", [
+        {"Name": a.get("Name", "Bootstrap action"), "Path": a["ScriptBootstrapAction"]["Path"],
+         "Args": a["ScriptBootstrapAction"].get("Args", [])}
+        for a in doc.pop("BootstrapActions")])
+
+instances = dict(doc.pop("Instances", {}))
+ec2 = {}
+if "JobFlowRole" in doc:
+    ec2["InstanceProfile"] = doc.pop("JobFlowRole")
+for key, name in (("Ec2SubnetId", "SubnetId"), ("Ec2KeyName", "KeyName"),
+                  ("EmrManagedMasterSecurityGroup", "EmrManagedMasterSecurityGroup"),
+                  ("EmrManagedSlaveSecurityGroup", "EmrManagedSlaveSecurityGroup"),
+                  ("ServiceAccessSecurityGroup", "ServiceAccessSecurityGroup"),
+                  ("AdditionalMasterSecurityGroups", "AdditionalMasterSecurityGroups"),
+                  ("AdditionalSlaveSecurityGroups", "AdditionalSlaveSecurityGroups")):
+    if key in instances:
+        ec2[name] = instances.pop(key)
+if ec2:
+    opt("ec2-attributes", ec2)
+groups = []
+for g in instances.pop("InstanceGroups", []):
+    g = dict(g)
+    group = {"Name": g.pop("Name", g["InstanceRole"]), "InstanceGroupType": g.pop("InstanceRole"),
+             "InstanceType": g.pop("InstanceType"), "InstanceCount": g.pop("InstanceCount")}
+    market = g.pop("Market", "ON_DEMAND")
+    bid = g.pop("BidPrice", None)
+    if market == "SPOT":
+        group["BidPrice"] = bid or "OnDemandPrice"
+    elif market != "ON_DEMAND" or bid is not None:
+        sys.exit(f"create-cluster.sh: instance group {group['Name']}: Market {market!r} with BidPrice {bid!r} is not supported")
+    for key in ("EbsConfiguration", "Configurations", "CustomAmiId"):
+        if key in g:
+            group[key] = g.pop(key)
+    if g:
+        sys.exit(f"create-cluster.sh: instance group {group['Name']}: unsupported keys {sorted(g)}")
+    groups.append(group)
+if groups:
+    opt("instance-groups", groups)
+keep = instances.pop("KeepJobFlowAliveWhenNoSteps", False) or keep_alive
+opt("no-auto-terminate" if keep else "auto-terminate")
+if keep_alive and "--auto-termination-policy" not in args:
+    opt("auto-termination-policy", {"IdleTimeout": 3600})
+if "TerminationProtected" in instances:
+    opt("termination-protected" if instances.pop("TerminationProtected") else "no-termination-protected")
+if instances:
+    sys.exit(f"create-cluster.sh: Instances keys not supported here: {sorted(instances)}")
+if doc:
+    sys.exit(f"create-cluster.sh: keys not supported here: {sorted(doc)} (add them to create-cluster.sh)")
+if step_path:
+    steps = load(step_path)
+    if not isinstance(steps, list):
+        sys.exit(f"create-cluster.sh: {step_path} must be a list of steps (the --steps format)")
+    opt("steps", steps)
+sys.stdout.write("".join(a + "\0" for a in args))
+EOF
+)
+[[ ${#args[@]} -gt 0 ]] || { echo "create-cluster.sh: could not read $cluster_json" >&2; exit 1; }
+
+cmd=(aws emr create-cluster --region "$region" "${args[@]}" --query ClusterId --output text)
+if [[ $dry_run == 1 ]]; then
+  quote() { if [[ "$1" =~ ^[A-Za-z0-9_./:=,@+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi; }
+  line="aws emr create-cluster"
+  for arg in "${cmd[@]:3}"; do
+    if [[ "$arg" == --* ]]; then printf '%s \\\n' "$line"; line="  $arg"; else line+=" $(quote "$arg")"; fi
+  done
+  printf '%s\n' "$line"
+  exit 0
+fi
+command -v aws >/dev/null || { echo "create-cluster.sh: the aws CLI (v2) is not installed" >&2; exit 1; }
+cluster_id="$("${cmd[@]}")"
+echo "cluster $cluster_id starting in $region" >&2
+echo "  aws emr describe-cluster --region $region --cluster-id $cluster_id --query Cluster.Status" >&2
+echo "  aws emr list-steps --region $region --cluster-id $cluster_id" >&2
+echo "$cluster_id"

@@ -1,0 +1,58 @@
+"""The fruits core for Python: thin wrappers over the Rust crates (module `fruits._native`).
+
+Locations are local paths or s3:// URLs (credentials from the standard AWS chain,
+buckets outside eu-west-3 refused unless FRUITS_ALLOW_REGIONS lists their region).
+Tables are pyarrow RecordBatches; models cross as bytes so Spark can broadcast them.
+"""
+
+import glob
+import os
+
+from fruits import _native
+from fruits._native import (  # noqa: F401  (re-exported)
+    dataset_parts,
+    list_images,
+    models_built,
+    pca_fit,
+    pca_merge,
+    pca_partition_stats,
+    read_bytes,
+    reduce_partition,
+    reduced_meta_json,
+    write_manifest,
+)
+
+__version__ = _native.__version__
+
+
+def onnxruntime_library():
+    """Path of libonnxruntime from the installed `onnxruntime` wheel (FRUITS_ORT_LIB overrides)."""
+    explicit = os.environ.get("FRUITS_ORT_LIB")
+    if explicit:
+        return explicit
+    import onnxruntime
+
+    capi = os.path.join(os.path.dirname(onnxruntime.__file__), "capi")
+    found = sorted(glob.glob(os.path.join(capi, "libonnxruntime.so*")) + glob.glob(os.path.join(capi, "libonnxruntime*.dylib")))
+    if not found:
+        raise FileNotFoundError(f"no libonnxruntime in {capi}: is the onnxruntime wheel installed?")
+    return found[0]
+
+
+class Featurizer:
+    """The image model built once from its file's bytes; featurises one partition at a time."""
+
+    def __init__(self, model_bytes, source, intra_threads=1, batch_size=16, decode_threads=1, max_megapixels=100.0):
+        self._inner = _native.Featurizer(
+            model_bytes, source, intra_threads=intra_threads, batch_size=batch_size,
+            decode_threads=decode_threads, max_megapixels=max_megapixels, ort_lib=onnxruntime_library(),
+        )
+
+    def meta_json(self):
+        """Metadata the parts record (model sha256, preprocessing, ...), as JSON."""
+        return self._inner.meta_json()
+
+    def featurize_partition(self, input, out, index, batch):
+        """Featurises the images of `batch` (columns path, size; relative to `input`)
+        into part `index` of the output `out`. Returns a dict of file names and counts."""
+        return self._inner.featurize_partition(input, out, index, batch)

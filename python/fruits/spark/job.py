@@ -1,0 +1,184 @@
+"""The fruits job on Apache Spark: the same outputs as `fruits run`, computed by a cluster.
+
+    spark-submit --master spark://HOST:7077 job.py --input s3://photos/ --output s3://results/run/ --variance 0.95
+
+1. The driver lists the input (fruits-location: folder or s3:// prefix) and cuts the
+   sorted paths into chunks; chunk i becomes part i of the output.
+2. The driver reads the model file once and broadcasts its bytes. Each executor
+   Python worker builds the ONNX Runtime session from the broadcast once and reuses
+   it for every chunk it is given (`mapInArrow`; PySpark reuses Python workers).
+3. Each chunk is featurised by the Rust core and written straight to the output
+   as `features/part-r000-{i}` and `errors-r000-{i}`: the same layout as the CLI.
+   A retried or speculative task rewrites the same names with the same rows, and
+   puts are atomic, so every image lands exactly once; the driver writes the
+   manifest (which names the parts) only when every chunk has succeeded.
+4. PCA: each task summarises some parts (count, mean, co-moments in f64), the driver
+   merges the summaries and decomposes, broadcasts the components, and each task
+   projects its part into `reduced/`. Merged statistics equal one pass over all rows.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import pyarrow as pa
+
+import fruits
+from fruits.spark import worker
+
+_FEATURIZE_RESULT = (
+    "chunk int, part string, part_rows long, errors string, error_rows long, "
+    "featurised long, failed long, meta string, pid int, models_built long"
+)
+_STATS_RESULT = "task int, stats binary"
+_REDUCE_RESULT = "chunk int, part string, rows long"
+
+
+def _arrow_schema(ddl):
+    """The pyarrow schema of a Spark DDL string of int/long/string/binary columns:
+    mapInArrow needs the batches' types to be exactly the declared ones."""
+    types = {"int": pa.int32(), "long": pa.int64(), "string": pa.string(), "binary": pa.binary()}
+    return pa.schema([(name, types[kind]) for name, kind in (c.split() for c in ddl.split(", "))])
+
+def default_model():
+    """The shared fp32 model: FRUITS_MODEL, else FRUITS_MODELS_DIR or ../shared/models."""
+    if os.environ.get("FRUITS_MODEL"):
+        return os.environ["FRUITS_MODEL"]
+    models = os.environ.get("FRUITS_MODELS_DIR", os.path.join("..", "shared", "models"))
+    return os.path.join(models, "mobilenetv2-12-dequant-fp32.onnx")
+
+
+def _child(root, name):
+    return root.rstrip("/") + "/" + name
+
+
+def run(spark, input, output, variance=None, k=None, model=None, chunk_images=256,
+        batch_size=16, intra_threads=1, log=print):
+    """Runs the job; returns a summary dict. `output` gets features/, pca/ and reduced/."""
+    sc = spark.sparkContext
+    started = time.perf_counter()
+    listing = fruits.list_images(input)
+    n = listing.num_rows
+    if n == 0:
+        raise ValueError(f"found no images under {input}")
+    paths = listing.column("path").to_pylist()
+    sizes = listing.column("size").to_pylist()
+    chunks = max(1, math.ceil(n / chunk_images))
+    bounds = [(i * n // chunks, (i + 1) * n // chunks) for i in range(chunks)]
+    rows = [(i, paths[a:b], sizes[a:b]) for i, (a, b) in enumerate(bounds)]
+    model = model or default_model()
+    model_bytes = fruits.read_bytes(model)
+    broadcast = sc.broadcast(model_bytes)
+    import hashlib
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    settings = {"intra_threads": intra_threads, "batch_size": batch_size}
+    features_out = _child(output, "features")
+    log(f"{n} images in {chunks} chunks; model {model} ({len(model_bytes)} bytes) broadcast")
+
+    def featurize(batches):
+        featurizer = worker.featurizer(broadcast, model, settings, digest)
+        meta = featurizer.meta_json()
+        for batch in batches:
+            for row in batch.to_pylist():
+                chunk = pa.RecordBatch.from_arrays(
+                    [pa.array(row["paths"], pa.string()), pa.array(row["sizes"], pa.uint64())],
+                    names=["path", "size"],
+                )
+                r = featurizer.featurize_partition(input, features_out, row["chunk"], chunk)
+                yield pa.RecordBatch.from_pylist([{
+                    "chunk": row["chunk"], "part": r["part"], "part_rows": r["part_rows"],
+                    "errors": r["errors"], "error_rows": r["error_rows"],
+                    "featurised": r["featurised"], "failed": r["failed"], "meta": meta,
+                    "pid": os.getpid(), "models_built": fruits.models_built(),
+                }], schema=_arrow_schema(_FEATURIZE_RESULT))
+
+    chunk_df = spark.createDataFrame(sc.parallelize(rows, chunks), "chunk int, paths array<string>, sizes array<long>")
+    results = sorted(chunk_df.mapInArrow(featurize, _FEATURIZE_RESULT).collect(), key=lambda r: r.chunk)
+    if [r.chunk for r in results] != list(range(chunks)):
+        raise RuntimeError(f"expected results for chunks 0..{chunks - 1}, got {[r.chunk for r in results]}")
+    meta = results[0].meta
+    parts = [(r.part, r.part_rows) for r in results if r.part]
+    errors = [(r.errors, r.error_rows) for r in results if r.errors]
+    rows_written = fruits.write_manifest(features_out, meta, parts, errors)
+    featurised_at = time.perf_counter()
+    failed = sum(r.failed for r in results)
+    log(f"features: {rows_written} rows, {failed} errors, {featurised_at - started:.1f} s")
+
+    # PCA: per-task statistics over the parts, merged on the driver.
+    files = [f for f, _ in fruits.dataset_parts(features_out)]
+    tasks = max(1, min(len(files), sc.defaultParallelism))
+    groups = [(t, files[t::tasks]) for t in range(tasks)]
+
+    def stats(batches):
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield pa.RecordBatch.from_pylist([{
+                    "task": row["task"], "stats": bytes(fruits.pca_partition_stats(features_out, row["files"])),
+                }], schema=_arrow_schema(_STATS_RESULT))
+
+    group_df = spark.createDataFrame(sc.parallelize(groups, tasks), "task int, files array<string>")
+    partials = [bytes(r.stats) for r in group_df.mapInArrow(stats, _STATS_RESULT).collect()]
+    merged = fruits.pca_merge(partials)
+    import json
+    model_sha = json.loads(meta)["model_sha256"]
+    pca_bytes, summary = fruits.pca_fit(merged, _child(output, "pca"), model_sha, features_out,
+                                        variance=variance, k=k)
+    log(f"pca: n = {summary['n']}, k = {summary['k']} ({summary['variance_kept']:.2%} of the variance)")
+    pca_broadcast = sc.broadcast(bytes(pca_bytes))
+    reduced_out = _child(output, "reduced")
+
+    def reduce(batches):
+        for batch in batches:
+            for row in batch.to_pylist():
+                r = fruits.reduce_partition(features_out, row["file"], pca_broadcast.value, reduced_out, row["chunk"])
+                yield pa.RecordBatch.from_pylist([{
+                    "chunk": row["chunk"], "part": r[0] if r else None, "rows": r[1] if r else 0,
+                }], schema=_arrow_schema(_REDUCE_RESULT))
+
+    file_df = spark.createDataFrame(sc.parallelize(list(enumerate(files)), max(1, len(files))), "chunk int, file string")
+    reduced = sorted(file_df.mapInArrow(reduce, _REDUCE_RESULT).collect(), key=lambda r: r.chunk)
+    reduced_meta = fruits.reduced_meta_json(features_out, bytes(pca_bytes))
+    fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
+    finished = time.perf_counter()
+    log(f"reduced: {sum(r.rows for r in reduced)} rows; total {finished - started:.1f} s")
+    return {
+        "images": n, "rows": rows_written, "errors": failed, "chunks": chunks,
+        "k": summary["k"], "variance_kept": summary["variance_kept"],
+        "explained_variance_ratio": summary["explained_variance_ratio"],
+        "workers": sorted({(r.pid, r.models_built) for r in results}),
+        "featurize_seconds": featurised_at - started, "total_seconds": finished - started,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", required=True, help="folder or s3:// prefix of photos, one folder per class")
+    ap.add_argument("--output", required=True, help="folder or s3:// prefix for features/, pca/, reduced/")
+    keep = ap.add_mutually_exclusive_group()
+    keep.add_argument("--variance", type=float, help="keep this share of the variance [0.95]")
+    keep.add_argument("--k", type=int, help="keep exactly K components")
+    ap.add_argument("--model", help="ONNX model file or s3:// object [the shared fp32 model]")
+    ap.add_argument("--chunk-images", type=int, default=256, help="images per part (task) [256]")
+    ap.add_argument("--batch-size", type=int, default=16, help="images per inference call [16]")
+    ap.add_argument("--intra-threads", type=int, default=1, help="ONNX Runtime threads per task [1]")
+    ap.add_argument("--summary", help="write the run's summary as JSON to this local file")
+    args = ap.parse_args(argv)
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("fruits").getOrCreate()
+    try:
+        summary = run(spark, args.input, args.output, variance=args.variance, k=args.k, model=args.model,
+                      chunk_images=args.chunk_images, batch_size=args.batch_size, intra_threads=args.intra_threads)
+    finally:
+        spark.stop()
+    if args.summary:
+        import json
+        with open(args.summary, "w") as f:
+            json.dump(summary, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The Python bindings without Spark: same rows as the CLI, PCA statistics merge."""
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import fruits
+from conftest import FP32
+
+
+def read_output(folder, column):
+    manifest = json.load(open(os.path.join(folder, "_manifest.json")))
+    tables = [pq.read_table(os.path.join(folder, p["file"])) for p in manifest["parts"]]
+    table = pa.concat_tables(tables).sort_by("path")
+    dim = table.schema.field(column).type.list_size
+    values = table.column(column).combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    return table, values
+
+
+def test_list_images_matches_the_layout(photos):
+    batch = fruits.list_images(photos)
+    assert batch.schema.names == ["path", "size", "label", "split"]
+    assert batch.num_rows == 301
+    paths = batch.column("path").to_pylist()
+    assert paths == sorted(paths)
+    row = batch.slice(0, 1).to_pylist()[0]
+    assert row["label"] == "Apple Braeburn 1" and row["split"] == "Test" and row["size"] > 0
+
+
+def test_a_partition_equals_the_cli(photos, cli_run, tmp_path):
+    featurizer = fruits.Featurizer(open(FP32, "rb").read(), FP32)
+    before = fruits.models_built()
+    listing = fruits.list_images(photos)
+    out = str(tmp_path / "features")
+    halves = [listing.slice(0, 150), listing.slice(150)]
+    results = [featurizer.featurize_partition(photos, out, i, b) for i, b in enumerate(halves)]
+    assert fruits.models_built() == before, "featurising builds no model"
+    assert [r["part"] for r in results] == ["part-r000-00000.parquet", "part-r000-00001.parquet"]
+    # The bad file sorts into the first half (Test/ before Training/).
+    assert results[0]["errors"] == "errors-r000-00000.parquet" and results[0]["failed"] == 1
+    assert results[1]["errors"] is None and results[1]["failed"] == 0
+    # Running a partition again (a retried task) rewrites the same part.
+    again = featurizer.featurize_partition(photos, out, 0, halves[0])
+    assert again == results[0]
+    rows = fruits.write_manifest(out, featurizer.meta_json(),
+                                 [(r["part"], r["part_rows"]) for r in results],
+                                 [(r["errors"], r["error_rows"]) for r in results if r["errors"]])
+    assert rows == 300
+    mine, x = read_output(out, "features")
+    cli, y = read_output(os.path.join(cli_run, "features"), "features")
+    assert mine.column("path").to_pylist() == cli.column("path").to_pylist()
+    np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
+    meta = json.loads(featurizer.meta_json())
+    assert meta["model_sha256"] == json.load(open(os.path.join(cli_run, "features", "_manifest.json")))["meta"]["model_sha256"]
+
+
+def test_pca_statistics_merge_and_match_the_cli(cli_run, tmp_path):
+    features = os.path.join(cli_run, "features")
+    files = [f for f, _ in fruits.dataset_parts(features)]
+    whole = fruits.pca_partition_stats(features, files)
+    # Split rows across "tasks" differently: the merge gives the same model.
+    parts = [fruits.pca_partition_stats(features, [f]) for f in files]
+    merged = fruits.pca_merge(parts + [fruits.pca_partition_stats(features, [])])
+    manifest = json.load(open(os.path.join(features, "_manifest.json")))
+    sha = manifest["meta"]["model_sha256"]
+    model_a, a = fruits.pca_fit(whole, str(tmp_path / "a"), sha, features, variance=0.95)
+    model_b, b = fruits.pca_fit(merged, str(tmp_path / "b"), sha, features, variance=0.95)
+    assert a["k"] == b["k"]
+    cli = json.load(open(os.path.join(cli_run, "pca", "pca.json")))
+    assert a["k"] == cli["k"] and a["n"] == cli["n"] == 300
+    k = a["k"]  # the rest are rank-deficient noise (300 rows, 1280 features)
+    ref = cli["explained_variance_ratio"][:k]
+    np.testing.assert_allclose(a["explained_variance_ratio"][:k], ref, rtol=1e-9)
+    np.testing.assert_allclose(b["explained_variance_ratio"][:k], ref, rtol=1e-9)
+    # Projecting a part equals the CLI's reduced output.
+    out = str(tmp_path / "reduced")
+    got = [fruits.reduce_partition(features, f, bytes(model_a), out, i) for i, f in enumerate(files)]
+    fruits.write_manifest(out, fruits.reduced_meta_json(features, bytes(model_a)), got, [])
+    _, mine = read_output(out, "pca")
+    _, ref = read_output(os.path.join(cli_run, "reduced"), "pca")
+    np.testing.assert_allclose(np.abs(mine), np.abs(ref), atol=1e-4)
+
+
+def test_errors_are_python_exceptions(tmp_path):
+    with pytest.raises(OSError):
+        fruits.list_images(str(tmp_path / "missing"))
+    with pytest.raises(ValueError):
+        fruits.Featurizer(b"not a model", "junk.onnx")
+    with pytest.raises(ValueError):
+        fruits.pca_merge([])
