@@ -138,7 +138,11 @@ impl Featurizer {
         max_megapixels: f64,
         ort_lib: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
-        if batch_size == 0 || decode_threads == 0 || max_megapixels.is_nan() || max_megapixels <= 0.0 {
+        if batch_size == 0
+            || decode_threads == 0
+            || max_megapixels.is_nan()
+            || max_megapixels <= 0.0
+        {
             return Err(PyValueError::new_err(
                 "batch_size and decode_threads must be at least 1, max_megapixels positive",
             ));
