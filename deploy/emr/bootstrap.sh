@@ -99,6 +99,13 @@ log "pip install $wheel_name ${EXTRA_REQUIREMENTS[*]}"
 # The same version number may be a new build: put this exact wheel in place.
 "${pip[@]}" --force-reinstall --no-deps "$work/$wheel_name"
 
+# The driver draws the PCA plots with DejaVu Sans (fruits-report); without it the job
+# still writes every result and only warns.
+if [[ ! -f /usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf ]]; then
+  log "dnf install dejavu-sans-fonts (for the PCA plots)"
+  sudo dnf install -y -q dejavu-sans-fonts || log "warning: no dejavu-sans-fonts: the job will skip the PCA plots"
+fi
+
 log "checking the installation"
 "$python" - <<'EOF' || die "the installed fruits package does not import (see the traceback above)"
 import fruits, onnxruntime, pyarrow, pandas

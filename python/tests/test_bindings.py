@@ -78,11 +78,24 @@ def test_pca_statistics_merge_and_match_the_cli(cli_run, tmp_path):
     np.testing.assert_allclose(b["explained_variance_ratio"][:k], ref, rtol=1e-9)
     # Projecting a part equals the CLI's reduced output.
     out = str(tmp_path / "reduced")
-    got = [fruits.reduce_partition(features, f, bytes(model_a), out, i) for i, f in enumerate(files)]
-    fruits.write_manifest(out, fruits.reduced_meta_json(features, bytes(model_a)), got, [])
-    _, mine = read_output(out, "pca")
+    first_rows = np.cumsum([0] + [rows for _, rows in fruits.dataset_parts(features)])
+    got = [fruits.reduce_partition(features, f, bytes(model_a), out, i, first_row=int(first_rows[i]), stride=7)
+           for i, f in enumerate(files)]
+    fruits.write_manifest(out, fruits.reduced_meta_json(features, bytes(model_a)), [g[:2] for g in got], [])
+    table, mine = read_output(out, "pca")
     _, ref = read_output(os.path.join(cli_run, "reduced"), "pca")
     np.testing.assert_allclose(np.abs(mine), np.abs(ref), atol=1e-4)
+
+    # The plot sample: every 7th row in part (= path) order, on PC1 and PC2.
+    points = np.array([p for g in got for p in g[2]])
+    labels = [label for g in got for label in g[3]]
+    np.testing.assert_allclose(points, mine[::7, :2], atol=1e-5)
+    assert labels == table.column("label").to_pylist()[::7]
+    assert fruits.plot_stride(300) == 1 and fruits.plot_stride(8192 * 3 + 1) == 4
+    plots = str(tmp_path / "plots")
+    fruits.pca_plots(plots, bytes(model_a), points.tolist(), labels, 300)
+    for name in ("explained_variance.png", "projection.png"):
+        assert open(os.path.join(plots, name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_errors_are_python_exceptions(tmp_path):

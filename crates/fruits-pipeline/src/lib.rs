@@ -18,6 +18,7 @@
 //! accounted for.
 
 pub mod identify;
+pub mod plots;
 pub mod reduce;
 
 use std::collections::HashSet;

@@ -45,6 +45,26 @@ pub const STATS_BATCH_ROWS: usize = 1024;
 /// Most rows kept aside during the pass for the projection plot.
 pub const PLOT_SAMPLE_ROWS: usize = 8192;
 
+/// The projection plot shows every `plot_stride(rows)`-th row of a dataset of
+/// `rows` rows, in part order: at most [`PLOT_SAMPLE_ROWS`] points.
+pub fn plot_stride(rows: u64) -> usize {
+    (rows as usize).div_ceil(PLOT_SAMPLE_ROWS).max(1)
+}
+
+/// The rows of the projection plot gathered part by part while parts are
+/// projected one at a time (each Spark task keeps those of its part).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlotSample {
+    /// The dataset's row number of the part's first row (rows of earlier parts).
+    pub first_row: u64,
+    /// Keep rows whose dataset row number is a multiple of this ([`plot_stride`]).
+    pub stride: usize,
+    /// (PC1, PC2) of the kept rows.
+    pub points: Vec<(f32, f32)>,
+    /// Their labels.
+    pub labels: Vec<String>,
+}
+
 /// What one pass over a features output yields.
 pub struct Pass {
     /// The statistics of every row.
@@ -58,8 +78,7 @@ pub struct Pass {
 /// Summarises the `features` of every row of `ds` in one pass, reading the
 /// next batch on another thread while this one is being summarised.
 pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
-    let total = ds.manifest().rows as usize;
-    let stride = total.div_ceil(PLOT_SAMPLE_ROWS).max(1);
+    let stride = plot_stride(ds.manifest().rows);
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -156,7 +175,9 @@ pub fn transform_dataset(
     let mut parts = Vec::new();
     let mut rows = 0u64;
     for (seq, part) in ds.manifest().parts.iter().enumerate() {
-        if let Some(info) = transform_part(ds, part, &model.model, &dir, seq as u32, &out_meta)? {
+        if let Some(info) =
+            transform_part(ds, part, &model.model, &dir, seq as u32, &out_meta, None)?
+        {
             rows += info.rows;
             parts.push(info);
         }
@@ -167,7 +188,8 @@ pub fn transform_dataset(
 
 /// Projects one part of `ds` into part `seq` of `dir` (`part-r000-{seq}`);
 /// `None` when the part has no rows. Writing the same part again replaces it
-/// with the same rows, which is what a retried Spark task does.
+/// with the same rows, which is what a retried Spark task does. With `sample`,
+/// also keeps the part's rows of the projection plot (needs k >= 2).
 pub fn transform_part(
     ds: &Dataset,
     part: &PartInfo,
@@ -175,10 +197,12 @@ pub fn transform_part(
     dir: &OutputDir,
     seq: u32,
     out_meta: &DatasetMeta,
+    mut sample: Option<&mut PlotSample>,
 ) -> Result<Option<PartInfo>, PipelineError> {
     let k = model.k;
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let mut batches = Vec::new();
+    let mut row = sample.as_ref().map_or(0, |s| s.first_row);
     for batch in ds.part_batches(part, BATCH_ROWS) {
         let batch = batch?;
         let (values, dim) = vector_column(&batch, "features")?;
@@ -189,6 +213,20 @@ pub fn transform_part(
             )));
         }
         let projected = model.transform(values)?;
+        if let Some(sample) = sample.as_deref_mut()
+            && k >= 2
+        {
+            let labels = batch.column_by_name("label").map(|c| c.as_string::<i32>());
+            for (i, z) in projected.chunks_exact(k).enumerate() {
+                if (row + i as u64).is_multiple_of(sample.stride.max(1) as u64) {
+                    sample.points.push((z[0], z[1]));
+                    sample
+                        .labels
+                        .push(labels.map(|l| l.value(i).to_string()).unwrap_or_default());
+                }
+            }
+        }
+        row += batch.num_rows() as u64;
         let list = FixedSizeListArray::try_new(
             item.clone(),
             k as i32,
@@ -242,15 +280,9 @@ pub fn part_stats(ds: &Dataset, part: &PartInfo) -> Result<PcaStats, PipelineErr
     Ok(stats.unwrap_or_else(|| PcaStats::new(ds.manifest().meta.feature_dim)))
 }
 
-/// A row on two components, with the index of its class.
-pub type Point = (f32, f32, usize);
-
-/// The sampled rows of a pass projected on the first two components, with a
-/// class index into the returned, sorted labels.
-pub fn first_two_components(
-    pass: &Pass,
-    model: &PcaModel,
-) -> Result<(Vec<Point>, Vec<String>), PipelineError> {
+/// The pass's sampled rows on the first two components of `model`, for
+/// [`crate::plots::write_pca_plots`].
+pub fn first_two_components(pass: &Pass, model: &PcaModel) -> Result<PlotSample, PipelineError> {
     if model.k < 2 {
         return Err(PipelineError::Input(
             "a projection plot needs at least 2 components".into(),
@@ -262,13 +294,10 @@ pub fn first_two_components(
         ..model.clone()
     };
     let projected = two.transform(&pass.sample)?;
-    let mut labels: Vec<String> = pass.sample_labels.clone();
-    labels.sort();
-    labels.dedup();
-    let points = projected
-        .chunks_exact(2)
-        .zip(&pass.sample_labels)
-        .map(|(xy, label)| (xy[0], xy[1], labels.binary_search(label).unwrap_or(0)))
-        .collect();
-    Ok((points, labels))
+    Ok(PlotSample {
+        first_row: 0,
+        stride: plot_stride(pass.stats.count()),
+        points: projected.chunks_exact(2).map(|xy| (xy[0], xy[1])).collect(),
+        labels: pass.sample_labels.clone(),
+    })
 }

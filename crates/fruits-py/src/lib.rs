@@ -359,10 +359,18 @@ fn pca_fit<'py>(
     Ok((PyBytes::new(py, &bytes), summary))
 }
 
+/// What [`reduce_partition`] returns: (part file, rows, the part's rows of the
+/// projection plot as (PC1, PC2), their labels).
+type Reduced = (String, u64, Vec<(f32, f32)>, Vec<String>);
+
 /// Projects part `file` of the features output `features` with the PCA in
 /// `model_bytes` (from [`pca_fit`]) into part `index` of the reduced output
-/// `out`. Returns `(file, rows)`, or None when the part is empty.
+/// `out`. Returns `(file, rows, points, labels)`, or None when the part is
+/// empty; `points`/`labels` are the part's rows whose dataset row number
+/// (`first_row` + row in part) is a multiple of `stride` (0: none), for [`pca_plots`].
 #[pyfunction]
+#[pyo3(signature = (features, file, model_bytes, out, index, first_row=0, stride=0))]
+#[allow(clippy::too_many_arguments)] // a Python signature with defaults, not a Rust API
 fn reduce_partition(
     py: Python<'_>,
     features: &str,
@@ -370,17 +378,53 @@ fn reduce_partition(
     model_bytes: &[u8],
     out: &str,
     index: u32,
-) -> PyResult<Option<(String, u64)>> {
+    first_row: u64,
+    stride: usize,
+) -> PyResult<Option<Reduced>> {
     let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
     let (root, out) = (open(features)?, open(out)?);
-    py.detach(|| -> PyResult<Option<(String, u64)>> {
+    py.detach(|| -> PyResult<Option<Reduced>> {
         let ds = Dataset::open(&root).map_err(|e| PyOSError::new_err(e.to_string()))?;
         let part = find_part(&ds, file)?;
         let meta = reduce::reduced_meta(&ds, &model, "").map_err(pipeline_err)?;
         let dir = OutputDir::create(&out).map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let info =
-            reduce::transform_part(&ds, &part, &model, &dir, index, &meta).map_err(pipeline_err)?;
-        Ok(info.map(|p| (p.file, p.rows)))
+        let mut sample = reduce::PlotSample {
+            first_row,
+            stride,
+            ..Default::default()
+        };
+        let wanted = (stride > 0).then_some(&mut sample);
+        let info = reduce::transform_part(&ds, &part, &model, &dir, index, &meta, wanted)
+            .map_err(pipeline_err)?;
+        Ok(info.map(|p| (p.file, p.rows, sample.points, sample.labels)))
+    })
+}
+
+/// The stride of the projection plot's sample for a dataset of `rows` rows:
+/// every `stride`-th row in part order, as `fruits pca fit` samples them.
+#[pyfunction]
+fn plot_stride(rows: u64) -> usize {
+    reduce::plot_stride(rows)
+}
+
+/// Draws `explained_variance.png` and `projection.png` into the PCA folder
+/// `out`, as `fruits pca fit` does: `points` (PC1, PC2) and `labels` are the
+/// sampled rows (from [`reduce_partition`], in part order) of `rows` rows.
+#[pyfunction]
+fn pca_plots(
+    py: Python<'_>,
+    out: &str,
+    model_bytes: &[u8],
+    points: Vec<[f32; 2]>,
+    labels: Vec<String>,
+    rows: u64,
+) -> PyResult<()> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+    let points: Vec<(f32, f32)> = points.into_iter().map(|[x, y]| (x, y)).collect();
+    let out = open(out)?;
+    py.detach(|| {
+        fruits_pipeline::plots::write_pca_plots(&out, &model, &points, &labels, rows)
+            .map_err(pipeline_err)
     })
 }
 
@@ -419,6 +463,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pca_merge, m)?)?;
     m.add_function(wrap_pyfunction!(pca_fit, m)?)?;
     m.add_function(wrap_pyfunction!(reduce_partition, m)?)?;
+    m.add_function(wrap_pyfunction!(plot_stride, m)?)?;
+    m.add_function(wrap_pyfunction!(pca_plots, m)?)?;
     m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     Ok(())

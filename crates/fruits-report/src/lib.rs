@@ -34,10 +34,12 @@ pub enum ReportError {
 }
 
 /// Font files tried in order when `FRUITS_FONT` is not set.
-const FONT_CANDIDATES: [&str; 3] = [
+const FONT_CANDIDATES: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    // Amazon Linux 2023 (EMR 7) and Fedora: `dnf install dejavu-sans-fonts`.
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
 ];
 
 static FONT: OnceLock<Result<(), String>> = OnceLock::new();

@@ -15,9 +15,14 @@
 4. PCA: each task summarises some parts (count, mean, co-moments in f64), the driver
    merges the summaries and decomposes, broadcasts the components, and each task
    projects its part into `reduced/`. Merged statistics equal one pass over all rows.
+   The projection tasks also return their part's rows of the projection plot
+   (every stride-th row, as `fruits pca fit` picks them); the driver draws
+   `pca/explained_variance.png` and `pca/projection.png`.
 """
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import sys
@@ -33,7 +38,7 @@ _FEATURIZE_RESULT = (
     "featurised long, failed long, meta string, pid int, models_built long"
 )
 _STATS_RESULT = "task int, stats binary"
-_REDUCE_RESULT = "chunk int, part string, rows long"
+_REDUCE_RESULT = "chunk int, part string, rows long, sample string"
 
 
 def _arrow_schema(ddl):
@@ -41,6 +46,7 @@ def _arrow_schema(ddl):
     mapInArrow needs the batches' types to be exactly the declared ones."""
     types = {"int": pa.int32(), "long": pa.int64(), "string": pa.string(), "binary": pa.binary()}
     return pa.schema([(name, types[kind]) for name, kind in (c.split() for c in ddl.split(", "))])
+
 
 def default_model():
     """The shared fp32 model: FRUITS_MODEL, else FRUITS_MODELS_DIR or ../shared/models."""
@@ -71,7 +77,6 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     model = model or default_model()
     model_bytes = fruits.read_bytes(model)
     broadcast = sc.broadcast(model_bytes)
-    import hashlib
     digest = hashlib.sha256(model_bytes).hexdigest()
     settings = {"intra_threads": intra_threads, "batch_size": batch_size}
     features_out = _child(output, "features")
@@ -121,7 +126,6 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     group_df = spark.createDataFrame(sc.parallelize(groups, tasks), "task int, files array<string>")
     partials = [bytes(r.stats) for r in group_df.mapInArrow(stats, _STATS_RESULT).collect()]
     merged = fruits.pca_merge(partials)
-    import json
     model_sha = json.loads(meta)["model_sha256"]
     pca_bytes, summary = fruits.pca_fit(merged, _child(output, "pca"), model_sha, features_out,
                                         variance=variance, k=k)
@@ -129,18 +133,36 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     pca_broadcast = sc.broadcast(bytes(pca_bytes))
     reduced_out = _child(output, "reduced")
 
+    # Each task also keeps its part's rows of the projection plot: every
+    # `stride`-th row of the whole output, as `fruits pca fit` samples them.
+    stride = fruits.plot_stride(rows_written)
+    first_rows = [0]
+    for _, part_rows in fruits.dataset_parts(features_out):
+        first_rows.append(first_rows[-1] + part_rows)
+
     def reduce(batches):
         for batch in batches:
             for row in batch.to_pylist():
-                r = fruits.reduce_partition(features_out, row["file"], pca_broadcast.value, reduced_out, row["chunk"])
+                chunk = row["chunk"]
+                r = fruits.reduce_partition(features_out, row["file"], pca_broadcast.value, reduced_out, chunk,
+                                            first_row=first_rows[chunk], stride=stride)
+                part, part_rows, points, labels = r if r else (None, 0, [], [])
                 yield pa.RecordBatch.from_pylist([{
-                    "chunk": row["chunk"], "part": r[0] if r else None, "rows": r[1] if r else 0,
+                    "chunk": chunk, "part": part, "rows": part_rows,
+                    "sample": json.dumps({"points": points, "labels": labels}),
                 }], schema=_arrow_schema(_REDUCE_RESULT))
 
     file_df = spark.createDataFrame(sc.parallelize(list(enumerate(files)), max(1, len(files))), "chunk int, file string")
     reduced = sorted(file_df.mapInArrow(reduce, _REDUCE_RESULT).collect(), key=lambda r: r.chunk)
     reduced_meta = fruits.reduced_meta_json(features_out, bytes(pca_bytes))
     fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
+    samples = [json.loads(r.sample) for r in reduced]
+    try:
+        # Plots help people judge k; a missing font must not cost the results (as in the CLI).
+        fruits.pca_plots(_child(output, "pca"), bytes(pca_bytes), [p for s in samples for p in s["points"]],
+                         [label for s in samples for label in s["labels"]], rows_written)
+    except (OSError, ValueError) as e:
+        log(f"warning: PCA plots not written: {e}")
     finished = time.perf_counter()
     log(f"reduced: {sum(r.rows for r in reduced)} rows; total {finished - started:.1f} s")
     return {
@@ -174,7 +196,6 @@ def main(argv=None):
     finally:
         spark.stop()
     if args.summary:
-        import json
         with open(args.summary, "w") as f:
             json.dump(summary, f, indent=2)
     return 0

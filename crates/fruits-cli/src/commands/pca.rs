@@ -130,48 +130,18 @@ pub fn fit(features: &Location, out: &Location, keep: Keep) -> anyhow::Result<Mo
     Ok(fruits_pca::load(out)?)
 }
 
-/// File names of the two plots written next to the model.
-pub const VARIANCE_PNG: &str = "explained_variance.png";
-/// See [`VARIANCE_PNG`].
-pub const PROJECTION_PNG: &str = "projection.png";
-
 fn plots(
     pass: &reduce::Pass,
     rows: u64,
     model: &fruits_pca::PcaModel,
     out: &Location,
 ) -> anyhow::Result<()> {
-    let target = match model.keep {
-        Keep::Variance(v) => Some(v),
-        Keep::K(_) => None,
+    let sample = if model.k >= 2 {
+        reduce::first_two_components(pass, model)?
+    } else {
+        reduce::PlotSample::default()
     };
-    let png =
-        fruits_report::cumulative_variance_png(&model.explained_variance_ratio, model.k, target)?;
-    out.put(VARIANCE_PNG, png.into())?;
-    if model.k >= 2 {
-        let (points, labels) = reduce::first_two_components(pass, model)?;
-        let shown = if points.len() as u64 == rows {
-            format!("{rows} images")
-        } else {
-            format!("{} of {rows} images (evenly spaced)", points.len())
-        };
-        let title = format!(
-            "{shown} on the first two components, {} classes",
-            labels.len()
-        );
-        let axes = (
-            format!(
-                "PC1 ({:.1}% of the variance)",
-                model.explained_variance_ratio[0] * 100.0
-            ),
-            format!(
-                "PC2 ({:.1}% of the variance)",
-                model.explained_variance_ratio[1] * 100.0
-            ),
-        );
-        let png = fruits_report::scatter_png(&points, labels.len(), &title, (&axes.0, &axes.1))?;
-        out.put(PROJECTION_PNG, png.into())?;
-    }
+    fruits_pipeline::plots::write_pca_plots(out, model, &sample.points, &sample.labels, rows)?;
     Ok(())
 }
 

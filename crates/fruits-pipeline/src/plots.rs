@@ -1,0 +1,69 @@
+//! The two plots written beside a fitted PCA (`pca/`), by `fruits pca fit` and
+//! `fruits run` from their pass over the features, and by the Spark job from
+//! the rows its tasks kept while projecting parts.
+
+use fruits_pca::{Keep, PcaModel};
+use fruits_report::ReportError;
+use fruits_store::Location;
+
+use crate::PipelineError;
+
+/// The cumulative explained variance against k, with the chosen k marked.
+pub const VARIANCE_PNG: &str = "explained_variance.png";
+/// The sampled rows on the first two components, coloured by class.
+pub const PROJECTION_PNG: &str = "projection.png";
+
+fn draw(e: ReportError) -> PipelineError {
+    PipelineError::Input(format!("cannot draw the PCA plots: {e}"))
+}
+
+/// Writes [`VARIANCE_PNG`] and, when k >= 2, [`PROJECTION_PNG`] into `out`.
+/// `points` are (PC1, PC2) of the sampled rows, `labels` their classes; `rows`
+/// is the size of the whole dataset (the title says how many are shown).
+pub fn write_pca_plots(
+    out: &Location,
+    model: &PcaModel,
+    points: &[(f32, f32)],
+    labels: &[String],
+    rows: u64,
+) -> Result<(), PipelineError> {
+    let target = match model.keep {
+        Keep::Variance(v) => Some(v),
+        Keep::K(_) => None,
+    };
+    let png =
+        fruits_report::cumulative_variance_png(&model.explained_variance_ratio, model.k, target)
+            .map_err(draw)?;
+    out.put(VARIANCE_PNG, png.into())?;
+    if model.k < 2 || points.is_empty() {
+        return Ok(());
+    }
+    let mut classes: Vec<&str> = labels.iter().map(String::as_str).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let indexed: Vec<(f32, f32, usize)> = points
+        .iter()
+        .zip(labels)
+        .map(|(&(x, y), label)| (x, y, classes.binary_search(&label.as_str()).unwrap_or(0)))
+        .collect();
+    let shown = if indexed.len() as u64 == rows {
+        format!("{rows} images")
+    } else {
+        format!("{} of {rows} images (evenly spaced)", indexed.len())
+    };
+    let title = format!(
+        "{shown} on the first two components, {} classes",
+        classes.len()
+    );
+    let axis = |i: usize| {
+        format!(
+            "PC{} ({:.1}% of the variance)",
+            i + 1,
+            model.explained_variance_ratio[i] * 100.0
+        )
+    };
+    let png = fruits_report::scatter_png(&indexed, classes.len(), &title, (&axis(0), &axis(1)))
+        .map_err(draw)?;
+    out.put(PROJECTION_PNG, png.into())?;
+    Ok(())
+}
