@@ -4,17 +4,13 @@ The cluster is real: a master and two workers, each its own JVM started with
 pyspark's `spark-class` on 127.0.0.1, stopped after the tests.
 """
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+
+from fruits.spark.local_cluster import LocalCluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.environ.get("FRUITS_SAMPLE_DIR", os.path.join(ROOT, "..", "shared", "data", "fruits-360-sample"))
@@ -58,82 +54,8 @@ def cli_run(photos, tmp_path_factory):
     return out
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spark_home():
-    import pyspark
-
-    return os.path.dirname(pyspark.__file__)
-
-
-class Cluster:
-    """A Spark standalone master and workers, as separate processes."""
-
-    def __init__(self, base, workers=2, worker_memory="2g"):
-        self.base = str(base)
-        self.home = spark_home()
-        self.port, self.ui = free_port(), free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, SPARK_HOME=self.home, SPARK_LOCAL_IP="127.0.0.1",
-                        PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-                        SPARK_LOG_DIR=os.path.join(self.base, "logs"), SPARK_NO_DAEMONIZE="1")
-        self.master = self._start("master", "org.apache.spark.deploy.master.Master",
-                                  ["--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui)])
-        self._wait(lambda s: True, "the master")
-        self.workers = []
-        for i in range(workers):
-            self.workers.append(self._start(
-                f"worker{i}", "org.apache.spark.deploy.worker.Worker",
-                ["--host", "127.0.0.1", "--cores", "1", "--memory", worker_memory, "--webui-port", str(free_port()),
-                 "--work-dir", os.path.join(self.base, f"work{i}"), self.url]))
-        self._wait(lambda s: sum(w["state"] == "ALIVE" for w in s["workers"]) == workers, f"{workers} workers")
-
-    def _start(self, name, cls, args):
-        log = open(os.path.join(self.base, f"{name}.log"), "w")
-        return subprocess.Popen([os.path.join(self.home, "bin", "spark-class"), cls] + args,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def state(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui}/json/", timeout=5) as r:
-            return json.load(r)
-
-    def _wait(self, ready, what, timeout=120):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if ready(self.state()):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"Spark: {what} did not come up; logs in {self.base}")
-
-    def submit(self, args, timeout=900, **popen):
-        """spark-submit the packaged job.py with `args`; returns the Popen."""
-        import fruits.spark.job as job
-
-        cmd = [os.path.join(self.home, "bin", "spark-submit"), "--master", self.url,
-               "--conf", "spark.task.maxFailures=4", "--conf", "spark.python.worker.reuse=true",
-               job.__file__] + args
-        return subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-
-    def stop(self):
-        for p in self.workers + [self.master]:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.workers + [self.master]:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("spark"))
+    c = LocalCluster(tmp_path_factory.mktemp("spark"))
     yield c
     c.stop()

@@ -1,0 +1,87 @@
+"""A real S3-compatible server for the Spark tests: Garage, as in the Rust tests
+(crates/fruits-cli/tests/common/garage.rs), started on 127.0.0.1 and stopped after.
+
+The binary is FRUITS_GARAGE, else target/tools/garage/bin/garage, where
+scripts/install-garage.sh (run by .ci/run and scripts/test.sh) puts it.
+"""
+
+import os
+import subprocess
+import time
+
+import pyarrow.fs as pafs
+
+from fruits.spark.local_cluster import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def garage_bin():
+    return os.environ.get("FRUITS_GARAGE", os.path.join(ROOT, "target", "tools", "garage", "bin", "garage"))
+
+
+class Garage:
+    """One single-node Garage server whose buckets live in `region`."""
+
+    def __init__(self, base, region="eu-west-3"):
+        binary = garage_bin()
+        if not os.path.isfile(binary):
+            raise FileNotFoundError(f"Garage is not installed at {binary}: run scripts/install-garage.sh")
+        self.base, self.region, self.binary = str(base), region, binary
+        os.makedirs(self.base, exist_ok=True)
+        self.s3_port, rpc_port = free_port(), free_port()
+        self.config = os.path.join(self.base, "garage.toml")
+        # A fixed RPC secret is fine: the server listens on loopback for one test session.
+        with open(self.config, "w") as f:
+            f.write(f'metadata_dir = "{self.base}/meta"\ndata_dir = "{self.base}/data"\ndb_engine = "lmdb"\n'
+                    f'replication_factor = 1\nrpc_bind_addr = "127.0.0.1:{rpc_port}"\n'
+                    f'rpc_public_addr = "127.0.0.1:{rpc_port}"\nrpc_secret = "{"5eed" * 16}"\n'
+                    f'[s3_api]\ns3_region = "{region}"\napi_bind_addr = "127.0.0.1:{self.s3_port}"\n'
+                    f'root_domain = ".s3.garage.localhost"\n')
+        log = open(os.path.join(self.base, "server.log"), "w")
+        self.proc = subprocess.Popen([binary, "-c", self.config, "server"], env=dict(os.environ, RUST_LOG="warn"),
+                                     stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.time() + 30
+        while subprocess.run([binary, "-c", self.config, "status"], capture_output=True).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"garage did not start; see {self.base}/server.log")
+            time.sleep(0.2)
+        node = self.cli("node", "id", "-q").strip().split("@")[0]
+        self.cli("layout", "assign", "-z", "dc1", "-c", "1G", node)
+        self.cli("layout", "apply", "--version", "1")
+        self.key_id, self.secret = "GK" + "%024x" % 1, "01" * 32
+        self.cli("key", "import", "--yes", "-n", "spark", self.key_id, self.secret)
+
+    def cli(self, *args):
+        proc = subprocess.run([self.binary, "-c", self.config, *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"garage {args}: {proc.stdout}{proc.stderr}")
+        return proc.stdout
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def bucket(self, name):
+        """Creates a bucket the test key may read and write."""
+        self.cli("bucket", "create", name)
+        self.cli("bucket", "allow", name, "--key", self.key_id, "--read", "--write")
+
+    def env(self):
+        """The AWS environment that points the fruits core at this server (and nowhere else)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret, "AWS_REGION": "eu-west-3",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            # No profile from the machine's ~/.aws may leak in.
+            "AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.base, "no-credentials"),
+            "AWS_CONFIG_FILE": os.path.join(self.base, "no-config"),
+        }
+
+    def filesystem(self):
+        """A pyarrow S3 filesystem on this server, to upload inputs and read outputs independently."""
+        return pafs.S3FileSystem(access_key=self.key_id, secret_key=self.secret, region=self.region,
+                                 endpoint_override=self.endpoint, allow_bucket_creation=False)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
