@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Spark benchmark: the fruits job on a local 2-worker Spark cluster vs `fruits run`
+# on one machine vs the usual PySpark + Keras reference, on the same images.
+# Arguments go to bench/spark/bench.py (--images N, --skip-reference).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-onnxruntime.sh >/dev/null
+cargo build --release --quiet -p fruits-cli
+venv=target/bench-venv
+if [[ ! -x "$venv/bin/python" ]] || ! cmp -s bench/spark/requirements.txt "$venv/requirements-spark.txt"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r bench/spark/requirements.txt
+  cp bench/spark/requirements.txt "$venv/requirements-spark.txt"
+fi
+# The job's Rust core optimised like the binary it is compared with: a release wheel.
+rm -rf target/wheels/bench
+(cd python && "../$venv/bin/maturin" build --release --locked --quiet -o ../target/wheels/bench)
+"$venv/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/bench/fruits-*.whl
+exec "$venv/bin/python" bench/spark/bench.py "$@"
