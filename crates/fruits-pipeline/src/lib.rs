@@ -239,6 +239,46 @@ fn check_compatible(
     })
 }
 
+/// What [`write_gathered`] wrote.
+struct Gathered {
+    part: Option<PartInfo>,
+    errors: Option<PartInfo>,
+}
+
+/// Writes the gathered errors, then the gathered rows, as the parts `seq` of run
+/// `run` (`errors-r{run}-{seq}`, `part-r{run}-{seq}`), emptying both; a part is
+/// written only when it has rows. Errors first: if we die between the two files,
+/// the images of the lost features part are simply redone and no input is
+/// counted twice.
+fn write_gathered(
+    dir: &OutputDir,
+    meta: &DatasetMeta,
+    run: u32,
+    seq: u32,
+    rows: &mut FeatureRows,
+    errors: &mut ErrorRows,
+) -> Result<Gathered, PipelineError> {
+    let errors = if errors.is_empty() {
+        None
+    } else {
+        Some(dir.write_part(
+            &PartKind::Errors.file_name(run, seq),
+            &errors.finish()?,
+            meta,
+        )?)
+    };
+    let part = if rows.is_empty() {
+        None
+    } else {
+        Some(dir.write_part(
+            &PartKind::Features.file_name(run, seq),
+            &rows.finish()?,
+            meta,
+        )?)
+    };
+    Ok(Gathered { part, errors })
+}
+
 /// What the stages did.
 struct StageOutcome {
     featurised: u64,
@@ -549,22 +589,9 @@ pub fn featurize_entries(
     let mut new_error_parts = Vec::new();
     let mut seq = 0u32;
     let flush = |rows: &mut FeatureRows, errors: &mut ErrorRows| -> Result<(), PipelineError> {
-        // Errors first: if we die between the two files, the images of the
-        // lost features part are simply redone; no input is counted twice.
-        if !errors.is_empty() {
-            new_error_parts.push(dir.write_part(
-                &PartKind::Errors.file_name(run, seq),
-                &errors.finish()?,
-                &meta,
-            )?);
-        }
-        if !rows.is_empty() {
-            new_parts.push(dir.write_part(
-                &PartKind::Features.file_name(run, seq),
-                &rows.finish()?,
-                &meta,
-            )?);
-        }
+        let written = write_gathered(dir, &meta, run, seq, rows, errors)?;
+        new_error_parts.extend(written.errors);
+        new_parts.extend(written.part);
         seq += 1;
         Ok(())
     };
@@ -638,37 +665,24 @@ pub fn featurize_partition(
     config: &FeaturizeConfig,
 ) -> Result<PartitionResult, PipelineError> {
     let meta = dataset_meta(model, &config.preprocessing);
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    let flush = |r: &mut FeatureRows, e: &mut ErrorRows| -> Result<(), PipelineError> {
-        if !r.is_empty() {
-            rows.push(r.finish()?);
-        }
-        if !e.is_empty() {
-            errors.push(e.finish()?);
-        }
-        Ok(())
-    };
+    // With `part_rows` unbounded, `run_stages` flushes once, at the end: the
+    // partition becomes one features part and one errors part named after `index`.
     let config = FeaturizeConfig {
         part_rows: usize::MAX,
         stop_after_batches: None,
         ..config.clone()
     };
+    let mut written = Gathered {
+        part: None,
+        errors: None,
+    };
+    let flush = |r: &mut FeatureRows, e: &mut ErrorRows| -> Result<(), PipelineError> {
+        written = write_gathered(dir, &meta, 0, index, r, e)?;
+        Ok(())
+    };
     let cancel = AtomicBool::new(false);
     let outcome = run_stages(input, entries, model, &config, &NoProgress, &cancel, flush)?;
-    let write = |kind: PartKind, batches: Vec<arrow_array::RecordBatch>| {
-        let Some(first) = batches.first() else {
-            return Ok(None);
-        };
-        let whole = arrow_select::concat::concat_batches(&first.schema(), &batches)
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
-        dir.write_part(&kind.file_name(0, index), &whole, &meta)
-            .map(Some)
-            .map_err(PipelineError::from)
-    };
-    // Errors first, as in `featurize_entries`.
-    let errors = write(PartKind::Errors, errors)?;
-    let part = write(PartKind::Features, rows)?;
+    let Gathered { part, errors } = written;
     Ok(PartitionResult {
         part,
         errors,
