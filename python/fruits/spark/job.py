@@ -112,7 +112,8 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     log(f"features: {rows_written} rows, {failed} errors, {featurised_at - started:.1f} s")
 
     # PCA: per-task statistics over the parts, merged on the driver.
-    files = [f for f, _ in fruits.dataset_parts(features_out)]
+    parts_written = fruits.dataset_parts(features_out)  # (file, rows), manifest order
+    files = [f for f, _ in parts_written]
     tasks = max(1, min(len(files), sc.defaultParallelism))
     groups = [(t, files[t::tasks]) for t in range(tasks)]
 
@@ -137,7 +138,7 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     # `stride`-th row of the whole output, as `fruits pca fit` samples them.
     stride = fruits.plot_stride(rows_written)
     first_rows = [0]
-    for _, part_rows in fruits.dataset_parts(features_out):
+    for _, part_rows in parts_written:
         first_rows.append(first_rows[-1] + part_rows)
 
     def reduce(batches):
