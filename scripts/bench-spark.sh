@@ -6,12 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-onnxruntime.sh >/dev/null
 cargo build --release --quiet -p fruits-cli
-venv=target/bench-venv
-if [[ ! -x "$venv/bin/python" ]] || ! cmp -s bench/spark/requirements.txt "$venv/requirements-spark.txt"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r bench/spark/requirements.txt
-  cp bench/spark/requirements.txt "$venv/requirements-spark.txt"
-fi
+venv=$(scripts/bench-venv.sh bench/spark/requirements.txt)
 # The job's Rust core optimised like the binary it is compared with: a release wheel.
 rm -rf target/wheels/bench
 (cd python && "../$venv/bin/maturin" build --release --locked --quiet -o ../target/wheels/bench)
