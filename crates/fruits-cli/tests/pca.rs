@@ -77,6 +77,30 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
     let table = String::from_utf8_lossy(&o.stdout);
     assert_eq!(table.lines().count(), 2 + 5, "{table}");
 
+    // No usable font: the fit is kept and the plots are a warning, not a failure.
+    let not_a_font = tmp.path().join("not-a-font.ttf");
+    std::fs::write(&not_a_font, b"plain text").expect("write");
+    let no_plots = tmp.path().join("no-plots");
+    let o = fruits()
+        .env("FRUITS_FONT", &not_a_font)
+        .args([
+            "pca",
+            "fit",
+            &s(&out.join("features")),
+            "--out",
+            &s(&no_plots),
+        ])
+        .output()
+        .expect("run fruits");
+    assert!(o.status.success(), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: plots not written") && err.contains("is not a usable TrueType font"),
+        "{err}"
+    );
+    assert!(no_plots.join("pca.json").is_file());
+    assert!(!no_plots.join("explained_variance.png").exists());
+
     // Errors: k > d, variance out of range, both flags, not a features output.
     for (args, needle) in [
         (vec!["--k", "2000"], "between 1 and the feature size 1280"),

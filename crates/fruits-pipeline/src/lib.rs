@@ -61,6 +61,9 @@ pub enum PipelineError {
     /// Training or applying a classifier failed.
     #[error(transparent)]
     Classify(#[from] fruits_classify::ClassifyError),
+    /// A chart could not be drawn (no font, say): the results themselves are fine.
+    #[error(transparent)]
+    Report(#[from] fruits_report::ReportError),
     /// The input dataset does not have the expected columns.
     #[error("{0}")]
     Input(String),

@@ -3,7 +3,6 @@
 //! the rows its tasks kept while projecting parts.
 
 use fruits_pca::{Keep, PcaModel};
-use fruits_report::ReportError;
 use fruits_store::Location;
 
 use crate::PipelineError;
@@ -12,10 +11,6 @@ use crate::PipelineError;
 pub const VARIANCE_PNG: &str = "explained_variance.png";
 /// The sampled rows on the first two components, coloured by class.
 pub const PROJECTION_PNG: &str = "projection.png";
-
-fn draw(e: ReportError) -> PipelineError {
-    PipelineError::Input(format!("cannot draw the PCA plots: {e}"))
-}
 
 /// Writes [`VARIANCE_PNG`] and, when k >= 2, [`PROJECTION_PNG`] into `out`.
 /// `points` are (PC1, PC2) of the sampled rows, `labels` their classes; `rows`
@@ -32,8 +27,7 @@ pub fn write_pca_plots(
         Keep::K(_) => None,
     };
     let png =
-        fruits_report::cumulative_variance_png(&model.explained_variance_ratio, model.k, target)
-            .map_err(draw)?;
+        fruits_report::cumulative_variance_png(&model.explained_variance_ratio, model.k, target)?;
     out.put(VARIANCE_PNG, png.into())?;
     if model.k < 2 || points.is_empty() {
         return Ok(());
@@ -62,8 +56,7 @@ pub fn write_pca_plots(
             model.explained_variance_ratio[i] * 100.0
         )
     };
-    let png = fruits_report::scatter_png(&indexed, classes.len(), &title, (&axis(0), &axis(1)))
-        .map_err(draw)?;
+    let png = fruits_report::scatter_png(&indexed, classes.len(), &title, (&axis(0), &axis(1)))?;
     out.put(PROJECTION_PNG, png.into())?;
     Ok(())
 }
