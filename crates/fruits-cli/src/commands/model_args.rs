@@ -34,6 +34,18 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
 
+    /// Model output that holds the feature vector.
+    #[arg(long, default_value = "features", value_name = "NAME")]
+    pub feature_output: String,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Where the shared models and ONNX Runtime are, and how many threads it uses:
+/// shared by the commands that featurise and those that identify.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
     /// Folder holding the shared models [default: ../shared/models].
     #[arg(
         long,
@@ -42,10 +54,6 @@ pub struct ModelArgs {
         value_name = "DIR"
     )]
     pub models_dir: Option<PathBuf>,
-
-    /// Model output that holds the feature vector.
-    #[arg(long, default_value = "features", value_name = "NAME")]
-    pub feature_output: String,
 
     /// ONNX Runtime intra-op threads [default: number of cores].
     #[arg(long, value_name = "N")]
@@ -62,6 +70,24 @@ pub struct ModelArgs {
     pub ort_lib: Option<PathBuf>,
 }
 
+impl RuntimeArgs {
+    /// The shared model file `name` in --models-dir.
+    fn shared_model(&self, name: &str) -> String {
+        let dir = self.models_dir.clone().unwrap_or_else(paths::models_dir);
+        dir.join(name).display().to_string()
+    }
+
+    /// Loads the ONNX model at a path or s3:// URL with these runtime settings.
+    pub fn load(&self, path: &str, feature_output: &str) -> anyhow::Result<FeatureModel> {
+        load_image_model(
+            path,
+            feature_output,
+            self.intra_threads,
+            self.ort_lib.clone(),
+        )
+    }
+}
+
 /// Number of cores available to this process.
 pub fn cores() -> usize {
     std::thread::available_parallelism()
@@ -75,28 +101,20 @@ impl ModelArgs {
         if let Some(path) = &self.model {
             return path.clone();
         }
-        let dir = self.models_dir.clone().unwrap_or_else(paths::models_dir);
-        dir.join(match self.precision {
+        self.runtime.shared_model(match self.precision {
             Precision::Fp32 => paths::FP32_MODEL,
             Precision::Int8 => paths::INT8_MODEL,
         })
-        .display()
-        .to_string()
     }
 
     /// Loads the selected model once.
     pub fn load(&self) -> anyhow::Result<FeatureModel> {
-        load_image_model(
-            &self.model_path(),
-            &self.feature_output,
-            self.intra_threads,
-            self.ort_lib.clone(),
-        )
+        self.runtime.load(&self.model_path(), &self.feature_output)
     }
 }
 
 /// Loads the ONNX model at a path or s3:// URL.
-pub fn load_image_model(
+fn load_image_model(
     path: &str,
     feature_output: &str,
     intra_threads: Option<usize>,
@@ -138,27 +156,8 @@ pub struct ClassifierArgs {
     #[arg(long, value_name = "PATH")]
     pub image_model: Option<String>,
 
-    /// Folder holding the shared models [default: ../shared/models].
-    #[arg(
-        long,
-        env = "FRUITS_MODELS_DIR",
-        hide_env_values = true,
-        value_name = "DIR"
-    )]
-    pub models_dir: Option<PathBuf>,
-
-    /// ONNX Runtime intra-op threads [default: number of cores].
-    #[arg(long, value_name = "N")]
-    pub intra_threads: Option<usize>,
-
-    /// ONNX Runtime shared library.
-    #[arg(
-        long,
-        env = "FRUITS_ORT_LIB",
-        hide_env_values = true,
-        value_name = "PATH"
-    )]
-    pub ort_lib: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl ClassifierArgs {
@@ -175,17 +174,9 @@ impl ClassifierArgs {
             None if is_s3_url(&spec.model_source) || Path::new(&spec.model_source).is_file() => {
                 spec.model_source.clone()
             }
-            None => {
-                let dir = self.models_dir.clone().unwrap_or_else(paths::models_dir);
-                dir.join(paths::FP32_MODEL).display().to_string()
-            }
+            None => self.runtime.shared_model(paths::FP32_MODEL),
         };
-        let model = load_image_model(
-            &path,
-            &spec.feature_output,
-            self.intra_threads,
-            self.ort_lib.clone(),
-        )?;
+        let model = self.runtime.load(&path, &spec.feature_output)?;
         let preprocessing = fruits_image::Preprocessing {
             max_pixels: (max_megapixels * 1e6) as u64,
             ..fruits_image::Preprocessing::default()
