@@ -11,6 +11,7 @@ use fruits_store::Location;
 
 /// Storage flags (global: they go anywhere on the command line).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Storage (S3)")]
 pub struct StorageArgs {
     /// Also allow S3 buckets in REGION (repeatable). Buckets outside the allowed
     /// regions are refused before any data moves; eu-west-3 (Paris) is always allowed.
