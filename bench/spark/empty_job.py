@@ -18,8 +18,8 @@ def imports(batches):
 
 def main():
     spark = SparkSession.builder.appName("fruits-spark-floor").getOrCreate()
-    # Two partitions straight from the driver, as the real job makes them (no shuffle).
-    df = spark.createDataFrame(spark.sparkContext.parallelize([(0,), (1,)], 2), "i int")
+    # Two tasks over plain JVM rows, as the real job makes them (no shuffle).
+    df = spark.range(0, 2, numPartitions=2)
     rows = df.mapInArrow(imports, "n long, v string").collect()
     assert sum(r.n for r in rows) == 2, rows
     spark.stop()

@@ -2,8 +2,12 @@
 
     spark-submit --master spark://HOST:7077 job.py --input s3://photos/ --output s3://results/run/ --variance 0.95
 
-1. The driver lists the input (fruits-location: folder or s3:// prefix) and cuts the
-   sorted paths into chunks; chunk i becomes part i of the output.
+1. The driver lists the input (fruits-location: folder or s3:// prefix), cuts the
+   sorted paths into chunks (chunk i becomes part i of the output) and broadcasts
+   the listing; task i of `spark.range(chunks)` featurises the rows of chunk i.
+   The tasks' inputs are plain JVM rows: a DataFrame made from a Python RDD would
+   start a second Python worker beside every task's (about 0.1 s per task, 1 s for
+   a cold executor).
 2. The driver reads the model file once and broadcasts its bytes. Each executor
    Python worker builds the ONNX Runtime session from the broadcast once and reuses
    it for every chunk it is given (`mapInArrow`; PySpark reuses Python workers).
@@ -69,11 +73,10 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     n = listing.num_rows
     if n == 0:
         raise ValueError(f"found no images under {input}")
-    paths = listing.column("path").to_pylist()
-    sizes = listing.column("size").to_pylist()
     chunks = max(1, math.ceil(n / chunk_images))
     bounds = [(i * n // chunks, (i + 1) * n // chunks) for i in range(chunks)]
-    rows = [(i, paths[a:b], sizes[a:b]) for i, (a, b) in enumerate(bounds)]
+    # Each executor receives the listing once; a task slices its chunk out of it.
+    listing_broadcast = sc.broadcast(listing.select(["path", "size"]))
     model = model or default_model()
     model_bytes = fruits.read_bytes(model)
     broadcast = sc.broadcast(model_bytes)
@@ -86,20 +89,17 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
         featurizer = worker.featurizer(broadcast, model, settings, digest)
         meta = featurizer.meta_json()
         for batch in batches:
-            for row in batch.to_pylist():
-                chunk = pa.RecordBatch.from_arrays(
-                    [pa.array(row["paths"], pa.string()), pa.array(row["sizes"], pa.uint64())],
-                    names=["path", "size"],
-                )
-                r = featurizer.featurize_partition(input, features_out, row["chunk"], chunk)
+            for i in batch.column("id").to_pylist():
+                a, b = bounds[i]
+                r = featurizer.featurize_partition(input, features_out, i, listing_broadcast.value.slice(a, b - a))
                 yield pa.RecordBatch.from_pylist([{
-                    "chunk": row["chunk"], "part": r["part"], "part_rows": r["part_rows"],
+                    "chunk": i, "part": r["part"], "part_rows": r["part_rows"],
                     "errors": r["errors"], "error_rows": r["error_rows"],
                     "featurised": r["featurised"], "failed": r["failed"], "meta": meta,
                     "pid": os.getpid(), "models_built": fruits.models_built(),
                 }], schema=_arrow_schema(_FEATURIZE_RESULT))
 
-    chunk_df = spark.createDataFrame(sc.parallelize(rows, chunks), "chunk int, paths array<string>, sizes array<long>")
+    chunk_df = spark.range(0, chunks, numPartitions=chunks)
     results = sorted(chunk_df.mapInArrow(featurize, _FEATURIZE_RESULT).collect(), key=lambda r: r.chunk)
     if [r.chunk for r in results] != list(range(chunks)):
         raise RuntimeError(f"expected results for chunks 0..{chunks - 1}, got {[r.chunk for r in results]}")
@@ -115,17 +115,16 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     parts_written = fruits.dataset_parts(features_out)  # (file, rows), manifest order
     files = [f for f, _ in parts_written]
     tasks = max(1, min(len(files), sc.defaultParallelism))
-    groups = [(t, files[t::tasks]) for t in range(tasks)]
 
     def stats(batches):
         for batch in batches:
-            for row in batch.to_pylist():
+            for t in batch.column("id").to_pylist():
                 yield pa.RecordBatch.from_pylist([{
-                    "task": row["task"], "stats": bytes(fruits.pca_partition_stats(features_out, row["files"])),
+                    "task": t, "stats": bytes(fruits.pca_partition_stats(features_out, files[t::tasks])),
                 }], schema=_arrow_schema(_STATS_RESULT))
 
-    group_df = spark.createDataFrame(sc.parallelize(groups, tasks), "task int, files array<string>")
-    partials = [bytes(r.stats) for r in group_df.mapInArrow(stats, _STATS_RESULT).collect()]
+    task_df = spark.range(0, tasks, numPartitions=tasks)
+    partials = [bytes(r.stats) for r in task_df.mapInArrow(stats, _STATS_RESULT).collect()]
     merged = fruits.pca_merge(partials)
     model_sha = json.loads(meta)["model_sha256"]
     pca_bytes, summary = fruits.pca_fit(merged, _child(output, "pca"), model_sha, features_out,
@@ -143,9 +142,8 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
 
     def reduce(batches):
         for batch in batches:
-            for row in batch.to_pylist():
-                chunk = row["chunk"]
-                r = fruits.reduce_partition(features_out, row["file"], pca_broadcast.value, reduced_out, chunk,
+            for chunk in batch.column("id").to_pylist():
+                r = fruits.reduce_partition(features_out, files[chunk], pca_broadcast.value, reduced_out, chunk,
                                             first_row=first_rows[chunk], stride=stride)
                 part, part_rows, points, labels = r if r else (None, 0, [], [])
                 yield pa.RecordBatch.from_pylist([{
@@ -153,7 +151,7 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
                     "sample": json.dumps({"points": points, "labels": labels}),
                 }], schema=_arrow_schema(_REDUCE_RESULT))
 
-    file_df = spark.createDataFrame(sc.parallelize(list(enumerate(files)), max(1, len(files))), "chunk int, file string")
+    file_df = spark.range(0, len(files), numPartitions=max(1, len(files)))
     reduced = sorted(file_df.mapInArrow(reduce, _REDUCE_RESULT).collect(), key=lambda r: r.chunk)
     reduced_meta = fruits.reduced_meta_json(features_out, bytes(pca_bytes))
     fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
