@@ -6,6 +6,7 @@ Tables are pyarrow RecordBatches; models cross as bytes so Spark can broadcast t
 """
 
 import glob
+import importlib.util
 import os
 
 from fruits import _native
@@ -32,9 +33,12 @@ def onnxruntime_library():
     explicit = os.environ.get("FRUITS_ORT_LIB")
     if explicit:
         return explicit
-    import onnxruntime
-
-    capi = os.path.join(os.path.dirname(onnxruntime.__file__), "capi")
+    # Locate the package without importing it: its import (numpy, the pybind
+    # module) costs every Spark Python worker about 0.2 s for a path.
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("no onnxruntime package: is the onnxruntime wheel installed?")
+    capi = os.path.join(spec.submodule_search_locations[0], "capi")
     found = sorted(glob.glob(os.path.join(capi, "libonnxruntime.so*")) + glob.glob(os.path.join(capi, "libonnxruntime*.dylib")))
     if not found:
         raise FileNotFoundError(f"no libonnxruntime in {capi}: is the onnxruntime wheel installed?")
