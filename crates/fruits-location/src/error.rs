@@ -177,8 +177,9 @@ pub(crate) fn credential_problem(code: &str, message: &str) -> Option<&'static s
     }
 }
 
-/// The whole chain of an error's messages, for classification.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// The whole chain of an error's messages ("outer: inner: root"), for
+/// classification and for the detail of errors people read.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

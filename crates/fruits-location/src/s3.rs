@@ -276,7 +276,7 @@ async fn send(request: HttpRequest) -> Result<Answer, StorageError> {
                     body,
                 });
             }
-            Err(e) => last = error_chain(&e),
+            Err(e) => last = crate::error::chain(&e),
         }
     }
     let shown = url.split('?').next().unwrap_or(&url).to_string();
@@ -285,15 +285,4 @@ async fn send(request: HttpRequest) -> Result<Answer, StorageError> {
         what: shown,
         detail: last,
     })
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
