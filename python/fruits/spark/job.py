@@ -4,10 +4,10 @@
 
 1. The driver lists the input (fruits-location: folder or s3:// prefix), cuts the
    sorted paths into chunks (chunk i becomes part i of the output) and broadcasts
-   the listing; task i of `spark.range(chunks)` featurises the rows of chunk i.
-   The tasks' inputs are plain JVM rows: a DataFrame made from a Python RDD would
-   start a second Python worker beside every task's (about 0.1 s per task, 1 s for
-   a cold executor).
+   the listing; task i of `spark.range(chunks)` featurises the rows of chunk i
+   (`_task_each`: plain JVM rows as the tasks' inputs; a DataFrame made from a
+   Python RDD would start a second Python worker beside every task's, about 0.1 s
+   per task, 1 s for a cold executor).
 2. The driver reads the model file once and broadcasts its bytes. Each executor
    Python worker builds the ONNX Runtime session from the broadcast once and reuses
    it for every chunk it is given (`mapInArrow`; PySpark reuses Python workers).
@@ -64,6 +64,22 @@ def _child(root, name):
     return root.rstrip("/") + "/" + name
 
 
+def _task_each(spark, count, compute, ddl):
+    """Runs `compute(i)` for i in 0..count-1, one Spark task each, and collects the
+    rows it returns (dicts of the `ddl` columns).
+
+    The tasks' inputs are `spark.range` rows, plain JVM rows: a DataFrame made from
+    a Python RDD would start a second Python worker beside every task's."""
+    schema = _arrow_schema(ddl)
+
+    def tasks(batches):
+        for batch in batches:
+            for i in batch.column("id").to_pylist():
+                yield pa.RecordBatch.from_pylist([compute(i)], schema=schema)
+
+    return spark.range(0, count, numPartitions=max(1, count)).mapInArrow(tasks, ddl).collect()
+
+
 def run(spark, input, output, variance=None, k=None, model=None, chunk_images=256,
         batch_size=16, intra_threads=1, log=print):
     """Runs the job; returns a summary dict. `output` gets features/, pca/ and reduced/."""
@@ -85,22 +101,19 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     features_out = _child(output, "features")
     log(f"{n} images in {chunks} chunks; model {model} ({len(model_bytes)} bytes) broadcast")
 
-    def featurize(batches):
+    def featurize(i):
+        # Built from the broadcast on the worker's first chunk, then taken from its cache.
         featurizer = worker.featurizer(broadcast, model, settings, digest)
-        meta = featurizer.meta_json()
-        for batch in batches:
-            for i in batch.column("id").to_pylist():
-                a, b = bounds[i]
-                r = featurizer.featurize_partition(input, features_out, i, listing_broadcast.value.slice(a, b - a))
-                yield pa.RecordBatch.from_pylist([{
-                    "chunk": i, "part": r["part"], "part_rows": r["part_rows"],
-                    "errors": r["errors"], "error_rows": r["error_rows"],
-                    "featurised": r["featurised"], "failed": r["failed"], "meta": meta,
-                    "pid": os.getpid(), "models_built": fruits.models_built(),
-                }], schema=_arrow_schema(_FEATURIZE_RESULT))
+        a, b = bounds[i]
+        r = featurizer.featurize_partition(input, features_out, i, listing_broadcast.value.slice(a, b - a))
+        return {
+            "chunk": i, "part": r["part"], "part_rows": r["part_rows"],
+            "errors": r["errors"], "error_rows": r["error_rows"],
+            "featurised": r["featurised"], "failed": r["failed"], "meta": featurizer.meta_json(),
+            "pid": os.getpid(), "models_built": fruits.models_built(),
+        }
 
-    chunk_df = spark.range(0, chunks, numPartitions=chunks)
-    results = sorted(chunk_df.mapInArrow(featurize, _FEATURIZE_RESULT).collect(), key=lambda r: r.chunk)
+    results = sorted(_task_each(spark, chunks, featurize, _FEATURIZE_RESULT), key=lambda r: r.chunk)
     if [r.chunk for r in results] != list(range(chunks)):
         raise RuntimeError(f"expected results for chunks 0..{chunks - 1}, got {[r.chunk for r in results]}")
     meta = results[0].meta
@@ -116,15 +129,10 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     files = [f for f, _ in parts_written]
     tasks = max(1, min(len(files), sc.defaultParallelism))
 
-    def stats(batches):
-        for batch in batches:
-            for t in batch.column("id").to_pylist():
-                yield pa.RecordBatch.from_pylist([{
-                    "task": t, "stats": bytes(fruits.pca_partition_stats(features_out, files[t::tasks])),
-                }], schema=_arrow_schema(_STATS_RESULT))
+    def stats(t):
+        return {"task": t, "stats": bytes(fruits.pca_partition_stats(features_out, files[t::tasks]))}
 
-    task_df = spark.range(0, tasks, numPartitions=tasks)
-    partials = [bytes(r.stats) for r in task_df.mapInArrow(stats, _STATS_RESULT).collect()]
+    partials = [bytes(r.stats) for r in _task_each(spark, tasks, stats, _STATS_RESULT)]
     merged = fruits.pca_merge(partials)
     model_sha = json.loads(meta)["model_sha256"]
     pca_bytes, summary = fruits.pca_fit(merged, _child(output, "pca"), model_sha, features_out,
@@ -140,19 +148,16 @@ def run(spark, input, output, variance=None, k=None, model=None, chunk_images=25
     for _, part_rows in parts_written:
         first_rows.append(first_rows[-1] + part_rows)
 
-    def reduce(batches):
-        for batch in batches:
-            for chunk in batch.column("id").to_pylist():
-                r = fruits.reduce_partition(features_out, files[chunk], pca_broadcast.value, reduced_out, chunk,
-                                            first_row=first_rows[chunk], stride=stride)
-                part, part_rows, points, labels = r if r else (None, 0, [], [])
-                yield pa.RecordBatch.from_pylist([{
-                    "chunk": chunk, "part": part, "rows": part_rows,
-                    "sample": json.dumps({"points": points, "labels": labels}),
-                }], schema=_arrow_schema(_REDUCE_RESULT))
+    def reduce(chunk):
+        r = fruits.reduce_partition(features_out, files[chunk], pca_broadcast.value, reduced_out, chunk,
+                                    first_row=first_rows[chunk], stride=stride)
+        part, part_rows, points, labels = r if r else (None, 0, [], [])
+        return {
+            "chunk": chunk, "part": part, "rows": part_rows,
+            "sample": json.dumps({"points": points, "labels": labels}),
+        }
 
-    file_df = spark.range(0, len(files), numPartitions=max(1, len(files)))
-    reduced = sorted(file_df.mapInArrow(reduce, _REDUCE_RESULT).collect(), key=lambda r: r.chunk)
+    reduced = sorted(_task_each(spark, len(files), reduce, _REDUCE_RESULT), key=lambda r: r.chunk)
     reduced_meta = fruits.reduced_meta_json(features_out, bytes(pca_bytes))
     fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
     samples = [json.loads(r.sample) for r in reduced]
