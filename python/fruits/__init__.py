@@ -10,6 +10,18 @@ import importlib.util
 import os
 
 from fruits import _native
+from fruits.errors import (  # noqa: F401  (re-exported)
+    AccessDenied,
+    CredentialsError,
+    FruitsError,
+    InputError,
+    ModelError,
+    ModelMismatch,
+    NotFound,
+    RegionNotAllowed,
+    StorageError,
+    Unreachable,
+)
 from fruits._native import (  # noqa: F401  (re-exported)
     dataset_parts,
     list_images,
@@ -26,6 +38,10 @@ from fruits._native import (  # noqa: F401  (re-exported)
 )
 
 __version__ = _native.__version__
+DEFAULT_BATCH_SIZE = _native.DEFAULT_BATCH_SIZE
+DEFAULT_VARIANCE = _native.DEFAULT_VARIANCE
+DEFAULT_MAX_MEGAPIXELS = _native.DEFAULT_MAX_MEGAPIXELS
+DEFAULT_MODEL_FILE = _native.DEFAULT_MODEL_FILE
 
 
 def onnxruntime_library():
@@ -48,7 +64,8 @@ def onnxruntime_library():
 class Featurizer:
     """The image model built once from its file's bytes; featurises one partition at a time."""
 
-    def __init__(self, model_bytes, source, intra_threads=1, batch_size=16, decode_threads=1, max_megapixels=100.0):
+    def __init__(self, model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1,
+                 max_megapixels=DEFAULT_MAX_MEGAPIXELS):
         self._inner = _native.Featurizer(
             model_bytes, source, intra_threads=intra_threads, batch_size=batch_size,
             decode_threads=decode_threads, max_megapixels=max_megapixels, ort_lib=onnxruntime_library(),

@@ -1,8 +1,8 @@
 """A real S3-compatible server for the Spark tests: Garage, as in the Rust tests
 (crates/fruits-cli/tests/common/garage.rs), started on 127.0.0.1 and stopped after.
 
-The binary is FRUITS_GARAGE, else target/tools/garage/bin/garage, where
-scripts/install-garage.sh (run by .ci/run and scripts/test.sh) puts it.
+The binary is FRUITS_GARAGE, else $XDG_DATA_HOME/fruits/garage-2.5.0/bin/garage
+(~/.local/share by default), where scripts/install-garage.sh (run by scripts/test.sh) puts it.
 """
 
 import os
@@ -13,11 +13,15 @@ import pyarrow.fs as pafs
 
 from fruits.spark.local_cluster import free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+GARAGE_VERSION = "2.5.0"
 
 
 def garage_bin():
-    return os.environ.get("FRUITS_GARAGE", os.path.join(ROOT, "target", "tools", "garage", "bin", "garage"))
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    default = os.path.join(data_home, "fruits", f"garage-{GARAGE_VERSION}", "bin", "garage")
+    return os.environ.get("FRUITS_GARAGE", default)
 
 
 class Garage:

@@ -98,10 +98,17 @@ def test_pca_statistics_merge_and_match_the_cli(cli_run, tmp_path):
         assert open(os.path.join(plots, name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_errors_are_python_exceptions(tmp_path):
-    with pytest.raises(OSError):
+def test_errors_are_typed_python_exceptions(tmp_path):
+    # One class per kind of failure, each also the builtin it means.
+    with pytest.raises(fruits.NotFound, match="missing") as e:
         fruits.list_images(str(tmp_path / "missing"))
-    with pytest.raises(ValueError):
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, fruits.StorageError)
+    with pytest.raises(fruits.ModelError, match="junk.onnx"):
         fruits.Featurizer(b"not a model", "junk.onnx")
-    with pytest.raises(ValueError):
+    with pytest.raises(fruits.InputError, match="no statistics") as e:
         fruits.pca_merge([])
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(fruits.InputError, match="not a usable location"):
+        fruits.list_images("gs://bucket/photos")
+    assert issubclass(fruits.RegionNotAllowed, fruits.StorageError)
+    assert issubclass(fruits.AccessDenied, PermissionError)

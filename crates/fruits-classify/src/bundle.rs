@@ -13,6 +13,7 @@
 use bytes::Bytes;
 use fruits_location::Location;
 use fruits_pca::PcaModel;
+use fruits_store::{DatasetMeta, FeatureSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{ClassifyError, SoftmaxModel, TrainReport};
@@ -21,23 +22,6 @@ use crate::{ClassifyError, SoftmaxModel, TrainReport};
 pub const CLASSIFIER_FILE: &str = "classifier.json";
 /// Folder of the bundled PCA.
 pub const PCA_DIR: &str = "pca";
-
-/// The image features a classifier expects, as the features output recorded them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureSpec {
-    /// sha256 of the image model file.
-    pub model_sha256: String,
-    /// Where that model was loaded from when the features were made (a hint for people).
-    pub model_source: String,
-    /// Model output holding the feature vector.
-    pub feature_output: String,
-    /// Length of the feature vector (before PCA).
-    pub feature_dim: usize,
-    /// Side of the square model input.
-    pub input_size: u32,
-    /// How images were prepared.
-    pub preprocessing: String,
-}
 
 /// How the classifier was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +54,7 @@ pub struct ClassifierFile {
     pub format_version: u32,
     /// Version of the tool that trained it.
     pub tool_version: String,
-    /// The features it expects.
+    /// The image features it expects (before its PCA).
     pub features: FeatureSpec,
     /// The PCA applied to them first, if any.
     pub pca: Option<PcaStep>,
@@ -174,6 +158,21 @@ impl Classifier {
         {
             return Err(err("weights, bias and scaler sizes disagree".into()));
         }
+        // A zero or non-finite scale divides by zero; non-finite weights make
+        // every probability NaN. Either would serve wrong answers silently.
+        if m.scaler.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || m.scaler.mean.iter().any(|v| !v.is_finite())
+        {
+            return Err(err(
+                "the scaler has a zero, negative or non-finite value (a damaged or edited file)"
+                    .into(),
+            ));
+        }
+        if m.weights.iter().chain(&m.bias).any(|w| !w.is_finite()) {
+            return Err(err(
+                "the weights hold NaN or infinite values (a damaged or edited file)".into(),
+            ));
+        }
         let pca = match &file.pca {
             None => {
                 if m.d != file.features.feature_dim {
@@ -201,42 +200,42 @@ impl Classifier {
         Ok(Classifier { file, pca })
     }
 
-    /// Decides how to read rows of a dataset described by these fields, or
+    /// Decides how to read the rows of a dataset described by `data`, or
     /// explains why they do not fit this classifier.
-    pub fn input_kind(
-        &self,
-        model_sha256: &str,
-        feature_dim: usize,
-        pca_fingerprint: &str,
-    ) -> Result<InputKind, ClassifyError> {
+    pub fn input_kind(&self, data: &DatasetMeta) -> Result<InputKind, ClassifyError> {
         let spec = &self.file.features;
-        if model_sha256 != spec.model_sha256 {
-            return Err(ClassifyError::Input(format!(
-                "the data holds features of image model {model_sha256} but the classifier was trained on \
-                 features of {} ({})",
-                spec.model_sha256, spec.model_source
-            )));
+        if data.spec.model_sha256 != spec.model_sha256 {
+            return Err(ClassifyError::WrongImageModel {
+                data: data.spec.model_sha256.clone(),
+                expected: spec.model_sha256.clone(),
+                source_hint: spec.model_source.clone(),
+            });
         }
-        if pca_fingerprint.is_empty() {
-            if feature_dim != spec.feature_dim {
-                return Err(ClassifyError::Input(format!(
-                    "the data has {feature_dim} features per row, the classifier expects {}",
-                    spec.feature_dim
-                )));
+        let Some(fingerprint) = &data.pca_fingerprint else {
+            if !spec.same_features(&data.spec) {
+                let describe = |f: &FeatureSpec| {
+                    format!(
+                        "output {:?} of {} values from {}x{} inputs, {}",
+                        f.feature_output,
+                        f.feature_dim,
+                        f.input_size,
+                        f.input_size,
+                        f.preprocessing.describe()
+                    )
+                };
+                return Err(ClassifyError::WrongFeatures {
+                    data: describe(&data.spec),
+                    expected: describe(spec),
+                });
             }
             return Ok(InputKind::Features);
-        }
+        };
         match &self.file.pca {
-            Some(step) if step.fingerprint == pca_fingerprint => Ok(InputKind::Reduced),
-            Some(step) => Err(ClassifyError::Input(format!(
-                "the data was reduced by PCA {pca_fingerprint} but the classifier was trained behind PCA {} \
-                 (give it the features output instead: the classifier applies its own PCA)",
-                step.fingerprint
-            ))),
-            None => Err(ClassifyError::Input(format!(
-                "the data was reduced by PCA {pca_fingerprint} but the classifier takes raw features \
-                 (give it the features output instead)"
-            ))),
+            Some(step) if &step.fingerprint == fingerprint => Ok(InputKind::Reduced),
+            step => Err(ClassifyError::WrongPca {
+                data: fingerprint.clone(),
+                expected: step.as_ref().map(|s| s.fingerprint.clone()),
+            }),
         }
     }
 

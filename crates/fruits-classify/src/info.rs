@@ -51,8 +51,8 @@ impl Catalogue {
 
     /// Parses a catalogue; refuses duplicates and empty fields.
     pub fn from_toml(text: &str) -> Result<Catalogue, ClassifyError> {
-        let file: CatalogueFile = toml::from_str(text)
-            .map_err(|e| ClassifyError::Input(format!("fruit information: {e}")))?;
+        let file: CatalogueFile =
+            toml::from_str(text).map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
         let mut by_class = BTreeMap::new();
         for info in file.fruit {
             let fields = [
@@ -64,14 +64,14 @@ impl Catalogue {
                 &info.description,
             ];
             if fields.iter().any(|f| f.trim().is_empty()) {
-                return Err(ClassifyError::Input(format!(
-                    "fruit information for {:?} has an empty field",
+                return Err(ClassifyError::Catalogue(format!(
+                    "{:?} has an empty field",
                     info.class
                 )));
             }
             if let Some(old) = by_class.insert(info.class.clone(), info) {
-                return Err(ClassifyError::Input(format!(
-                    "fruit information lists {:?} twice",
+                return Err(ClassifyError::Catalogue(format!(
+                    "{:?} is listed twice",
                     old.class
                 )));
             }

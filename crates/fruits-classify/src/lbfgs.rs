@@ -26,6 +26,45 @@ impl Default for LbfgsConfig {
     }
 }
 
+/// Why the optimiser stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The largest gradient component fell below the tolerance (converged).
+    #[serde(alias = "gradient below tolerance")]
+    GradientBelowTolerance,
+    /// An iteration lowered the objective by less than the tolerance (converged).
+    #[serde(alias = "objective stopped decreasing")]
+    ObjectiveStoppedDecreasing,
+    /// No step along the search direction lowered the objective.
+    #[serde(alias = "line search failed")]
+    LineSearchFailed,
+    /// The iteration cap was reached first.
+    #[serde(alias = "iteration limit reached")]
+    IterationLimit,
+}
+
+impl StopReason {
+    /// True when a tolerance was met (not the iteration cap or a failed line search).
+    pub fn converged(self) -> bool {
+        matches!(
+            self,
+            StopReason::GradientBelowTolerance | StopReason::ObjectiveStoppedDecreasing
+        )
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::GradientBelowTolerance => "gradient below tolerance",
+            StopReason::ObjectiveStoppedDecreasing => "objective stopped decreasing",
+            StopReason::LineSearchFailed => "line search failed",
+            StopReason::IterationLimit => "iteration limit reached",
+        })
+    }
+}
+
 /// Why the optimiser stopped, and where.
 #[derive(Debug, Clone)]
 pub struct LbfgsResult {
@@ -35,10 +74,8 @@ pub struct LbfgsResult {
     pub iterations: usize,
     /// Objective evaluations made (line search included).
     pub evaluations: usize,
-    /// True when a tolerance was met (not the iteration cap or a failed line search).
-    pub converged: bool,
-    /// Why it stopped, in words.
-    pub reason: &'static str,
+    /// Why it stopped.
+    pub reason: StopReason,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -70,8 +107,7 @@ where
                 value,
                 iterations: iteration,
                 evaluations,
-                converged: true,
-                reason: "gradient below tolerance",
+                reason: StopReason::GradientBelowTolerance,
             };
         }
         // Two-loop recursion: direction = -H * grad.
@@ -132,8 +168,7 @@ where
                 value,
                 iterations: iteration,
                 evaluations,
-                converged: false,
-                reason: "line search failed",
+                reason: StopReason::LineSearchFailed,
             };
         }
         let s: Vec<f64> = x_new.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
@@ -159,8 +194,7 @@ where
                 value,
                 iterations: iteration + 1,
                 evaluations,
-                converged: true,
-                reason: "objective stopped decreasing",
+                reason: StopReason::ObjectiveStoppedDecreasing,
             };
         }
     }
@@ -168,8 +202,7 @@ where
         value,
         iterations: config.max_iter,
         evaluations,
-        converged: false,
-        reason: "iteration limit reached",
+        reason: StopReason::IterationLimit,
     }
 }
 
@@ -195,7 +228,7 @@ mod tests {
                 (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
             },
         );
-        assert!(result.converged, "{result:?}");
+        assert!(result.reason.converged(), "{result:?}");
         assert!(
             (x[0] - 1.0).abs() < 1e-5 && (x[1] - 1.0).abs() < 1e-5,
             "{x:?}"
@@ -224,7 +257,7 @@ mod tests {
                 v
             },
         );
-        assert!(result.converged, "{result:?}");
+        assert!(result.reason.converged(), "{result:?}");
         for i in 0..4 {
             assert!((x[i] - b[i] / diag[i]).abs() < 1e-8, "{x:?}");
         }

@@ -14,16 +14,84 @@ mod softmax;
 
 use serde::{Deserialize, Serialize};
 
-pub use bundle::{Classifier, FeatureSpec, InputKind, TrainingInfo};
+pub use bundle::{Classifier, InputKind, TrainingInfo};
+pub use fruits_store::FeatureSpec;
 pub use info::{Catalogue, FruitInfo};
-pub use softmax::{TrainConfig, TrainReport, train};
+pub use lbfgs::StopReason;
+pub use softmax::{DEFAULT_C, DEFAULT_MAX_ITER, TrainConfig, TrainReport, train};
 
 /// What can go wrong training or applying a classifier.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// The data does not fit the model or each other.
-    #[error("{0}")]
-    Input(String),
+    /// A flat slice of values is not a whole number of rows.
+    #[error("{values} values are not rows of the {d} features this classifier takes")]
+    NotRows {
+        /// Values given.
+        values: usize,
+        /// Values per row.
+        d: usize,
+    },
+    /// Rows and labels disagree in number.
+    #[error("{rows} rows but {labels} labels")]
+    LabelCount {
+        /// Rows given.
+        rows: usize,
+        /// Labels given.
+        labels: usize,
+    },
+    /// Fewer than two classes to tell apart.
+    #[error("training needs at least 2 classes, got {0}")]
+    TooFewClasses(usize),
+    /// A label index beyond the class list.
+    #[error("label index {index} but only {classes} classes")]
+    LabelOutOfRange {
+        /// The index.
+        index: usize,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// The regularisation strength is not a positive number.
+    #[error("C must be positive and finite, got {0}")]
+    BadC(f64),
+    /// NaN or infinite values among the training features.
+    #[error("the features contain NaN or infinite values")]
+    NonFinite,
+    /// The data's vectors come from another image model than the classifier's.
+    #[error(
+        "the data holds features of image model {data} but the classifier was trained on \
+         features of {expected} ({source_hint})"
+    )]
+    WrongImageModel {
+        /// sha256 recorded with the data.
+        data: String,
+        /// sha256 the classifier expects.
+        expected: String,
+        /// Where the classifier's model was loaded from.
+        source_hint: String,
+    },
+    /// The data's vectors were made otherwise (output, length, preprocessing).
+    #[error("the data's features ({data}) are not made the way the classifier's were ({expected})")]
+    WrongFeatures {
+        /// How the data's were made.
+        data: String,
+        /// How the classifier's were made.
+        expected: String,
+    },
+    /// Reduced rows from another PCA than the classifier's own.
+    #[error(
+        "the data was reduced by PCA {data} but the classifier {}; give it the features output \
+         instead (the classifier applies its own PCA)",
+        expected.as_ref().map(|f| format!("was trained behind PCA {f}")).unwrap_or_else(|| "takes raw features".into())
+    )]
+    WrongPca {
+        /// The fingerprint recorded with the data.
+        data: String,
+        /// The classifier's PCA fingerprint, if it has one.
+        expected: Option<String>,
+    },
+    /// The fruit catalogue is unusable.
+    #[error("fruit information: {0}")]
+    Catalogue(String),
     /// A classifier file is unreadable or inconsistent.
     #[error("{path}: {message}")]
     File {
@@ -105,10 +173,7 @@ impl SoftmaxModel {
     pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, ClassifyError> {
         let d = self.d;
         if d == 0 || !x.len().is_multiple_of(d) {
-            return Err(ClassifyError::Input(format!(
-                "{} values are not rows of the {d} features this classifier takes",
-                x.len()
-            )));
+            return Err(ClassifyError::NotRows { values: x.len(), d });
         }
         let k = self.classes.len();
         let mut out = Vec::with_capacity(x.len() / d * k);

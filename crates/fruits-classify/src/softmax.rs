@@ -14,7 +14,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
-use crate::lbfgs::{LbfgsConfig, minimize};
+use crate::lbfgs::{LbfgsConfig, StopReason, minimize};
 use crate::{ClassifyError, Scaler, SoftmaxModel};
 
 /// Training settings.
@@ -26,12 +26,17 @@ pub struct TrainConfig {
     pub lbfgs: LbfgsConfig,
 }
 
+/// Default inverse regularisation strength (scikit-learn's default `C`).
+pub const DEFAULT_C: f64 = 1.0;
+/// Default cap on L-BFGS iterations when training.
+pub const DEFAULT_MAX_ITER: usize = 1000;
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            c: 1.0,
+            c: DEFAULT_C,
             lbfgs: LbfgsConfig {
-                max_iter: 1000,
+                max_iter: DEFAULT_MAX_ITER,
                 gradient_tol: 1e-6,
                 relative_decrease_tol: 1e-12,
                 ..LbfgsConfig::default()
@@ -56,7 +61,7 @@ pub struct TrainReport {
     /// True when a tolerance was met.
     pub converged: bool,
     /// Why the optimiser stopped.
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// Accuracy on the training rows.
     pub train_accuracy: f64,
     /// Wall time, seconds.
@@ -143,38 +148,29 @@ pub fn train(
     let started = Instant::now();
     let k = classes.len();
     if d == 0 || !x.len().is_multiple_of(d) {
-        return Err(ClassifyError::Input(format!(
-            "{} values are not rows of {d} features",
-            x.len()
-        )));
+        return Err(ClassifyError::NotRows { values: x.len(), d });
     }
     let n = x.len() / d;
     if n != y.len() {
-        return Err(ClassifyError::Input(format!(
-            "{n} rows but {} labels",
-            y.len()
-        )));
+        return Err(ClassifyError::LabelCount {
+            rows: n,
+            labels: y.len(),
+        });
     }
     if k < 2 {
-        return Err(ClassifyError::Input(format!(
-            "training needs at least 2 classes, got {k}"
-        )));
+        return Err(ClassifyError::TooFewClasses(k));
     }
     if let Some(bad) = y.iter().find(|&&c| c >= k) {
-        return Err(ClassifyError::Input(format!(
-            "label index {bad} but only {k} classes"
-        )));
+        return Err(ClassifyError::LabelOutOfRange {
+            index: *bad,
+            classes: k,
+        });
     }
     if !(config.c > 0.0 && config.c.is_finite()) {
-        return Err(ClassifyError::Input(format!(
-            "C must be positive, got {}",
-            config.c
-        )));
+        return Err(ClassifyError::BadC(config.c));
     }
     if x.iter().any(|v| !v.is_finite()) {
-        return Err(ClassifyError::Input(
-            "the features contain NaN or infinite values".into(),
-        ));
+        return Err(ClassifyError::NonFinite);
     }
     let scaler = Scaler::fit(x, d);
     let mut xs = vec![0.0f64; n * d];
@@ -215,8 +211,8 @@ pub fn train(
         classes: k,
         objective: result.value,
         iterations: result.iterations,
-        converged: result.converged,
-        stop_reason: result.reason.to_string(),
+        converged: result.reason.converged(),
+        stop_reason: result.reason,
         train_accuracy: correct as f64 / n as f64,
         seconds: started.elapsed().as_secs_f64(),
     };

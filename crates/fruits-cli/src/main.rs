@@ -1,73 +1,28 @@
-//! `fruits`: turns fruit photos into MobileNetV2 features, on one machine.
+//! `fruits`: turns fruit photos into MobileNetV2 features, compresses them,
+//! identifies the fruit, on one machine.
 //!
-//! A thin command line over the library crates; every command's work lives in
-//! a crate the Spark bindings and the HTTP service reuse.
+//! A thin shell: [`args`] holds every flag, [`commands`] turns them into calls
+//! into the library crates (which the Spark bindings and the HTTP service
+//! share) and prints the results, [`hints`] adds the flag to use when an error
+//! has one.
 
+mod args;
 mod commands;
+mod context;
+mod hints;
 mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+
+use args::{Cli, Command};
+use context::Ctx;
 
 /// Exit status when some inputs failed but the output is complete for the rest.
 pub const EXIT_SOME_FAILED: u8 = 3;
 /// Exit status when the run was interrupted (Ctrl-C); rerun to resume.
 pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// Turn fruit photos into features, compress them, identify the fruit.
-///
-/// Exit status: 0 success; 1 fatal error (nothing or not everything could be
-/// done, see the message); 2 bad command line; 3 finished, but some inputs
-/// failed (listed in the output's errors table); 130 interrupted (run the same
-/// command again to resume).
-#[derive(Debug, Parser)]
-#[command(
-    name = "fruits",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
-struct Cli {
-    /// Log more (-v: info, -vv: debug), on stderr. RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-
-    #[command(flatten)]
-    storage: commands::storage_args::StorageArgs,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Featurise every image under a folder or S3 prefix with MobileNetV2 into Parquet.
-    ///
-    /// Every image under INPUT (jpg, jpeg, png, webp, bmp, any case; hidden files
-    /// skipped) becomes one row: path, label (its folder's name), split (the folder
-    /// above when it is Training or Test), sha256, width, height and a 1280-d
-    /// feature vector. Images that cannot be used go to the errors table with the
-    /// reason. Running again on the same --out resumes: images already in the
-    /// output are skipped, images added since are featurised.
-    Featurize(commands::featurize::FeaturizeArgs),
-    /// Reduce features with PCA: fit, transform, show.
-    #[command(subcommand)]
-    Pca(commands::pca::Pca),
-    /// Featurise, fit a PCA and transform, into OUT/features, OUT/pca and OUT/reduced.
-    Run(commands::run::RunArgs),
-    /// Export an output as another format.
-    #[command(subcommand)]
-    Export(commands::export::Export),
-    /// Train a classifier (softmax regression) on a features or reduced output.
-    Train(commands::train::TrainArgs),
-    /// Score a classifier on a split: accuracy, F1, confusion matrix, net revenue.
-    Evaluate(commands::evaluate::EvaluateArgs),
-    /// Say which fruit is in each photo, with what the app knows about it.
-    Identify(commands::identify::IdentifyArgs),
-    /// Serve identification over HTTP: upload page, JSON API, SageMaker routes, metrics.
-    Serve(commands::serve::ServeArgs),
-}
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
@@ -86,21 +41,26 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    cli.storage.install();
+    let ctx = Ctx {
+        storage: cli.storage.options(),
+    };
     let result = match cli.command {
-        Command::Featurize(args) => commands::featurize::run(args),
-        Command::Pca(pca) => commands::pca::run(pca),
-        Command::Run(args) => commands::run::run(args),
-        Command::Export(export) => commands::export::run(export),
-        Command::Train(args) => commands::train::run(args),
-        Command::Evaluate(args) => commands::evaluate::run(args),
-        Command::Identify(args) => commands::identify::run(args),
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Featurize(args) => commands::featurize::run(args, &ctx),
+        Command::Pca(pca) => commands::pca::run(pca, &ctx),
+        Command::Run(args) => commands::run::run(args, &ctx),
+        Command::Export(export) => commands::export::run(export, &ctx),
+        Command::Train(args) => commands::train::run(args, &ctx),
+        Command::Evaluate(args) => commands::evaluate::run(args, &ctx),
+        Command::Identify(args) => commands::identify::run(args, &ctx),
+        Command::Serve(args) => commands::serve::run(args, &ctx),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
+            for hint in hints::for_error(&err) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }

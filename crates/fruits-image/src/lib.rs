@@ -71,8 +71,10 @@ impl ImageError {
     }
 }
 
-/// The preprocessing recipe. Recorded in every output's metadata so a features
-/// file says how its inputs were prepared.
+/// The preprocessing recipe: how a photo becomes the model's input. Recorded
+/// in every output's metadata and classifier bundle; two recipes are
+/// compatible exactly when they are equal (`==`), so features made one way are
+/// never mixed with, or classified as, features made another way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocessing {
     /// Side of the square model input (224 for MobileNetV2).
@@ -83,8 +85,6 @@ pub struct Preprocessing {
     pub mean: [f32; 3],
     /// Channel standard deviations divided by after subtracting the mean.
     pub std: [f32; 3],
-    /// Images with more pixels than this are refused before decoding.
-    pub max_pixels: u64,
 }
 
 impl Default for Preprocessing {
@@ -94,8 +94,33 @@ impl Default for Preprocessing {
             resize_short: 256,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
-            max_pixels: 100_000_000,
         }
+    }
+}
+
+/// Default of [`DecodeLimits::max_pixels`] for batch featurisation, in megapixels.
+pub const DEFAULT_MAX_MEGAPIXELS: f64 = 100.0;
+
+/// What a decoder may be asked to do: guards, not part of the recipe (a
+/// photo within the limits is prepared the same way whatever they are).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeLimits {
+    /// Images with more pixels than this are refused before decoding.
+    pub max_pixels: u64,
+}
+
+impl DecodeLimits {
+    /// Limits of `megapixels` million pixels.
+    pub fn megapixels(megapixels: f64) -> DecodeLimits {
+        DecodeLimits {
+            max_pixels: (megapixels * 1e6) as u64,
+        }
+    }
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits::megapixels(DEFAULT_MAX_MEGAPIXELS)
     }
 }
 
@@ -114,7 +139,9 @@ impl Preprocessing {
         3 * self.size as usize * self.size as usize
     }
 
-    /// A one-line description for metadata.
+    /// A one-line description for people. Outputs written before version 0.2
+    /// recorded this text instead of the recipe's fields; [`Preprocessing::from_legacy`]
+    /// reads it back.
     pub fn describe(&self) -> String {
         format!(
             "rgb8; square: bilinear resize to {s}x{s}; other: bilinear short side to {r}, centre crop {s}; \
@@ -126,15 +153,28 @@ impl Preprocessing {
         )
     }
 
+    /// The recipe an older output described with [`describe`](Self::describe)'s
+    /// text: every such output was made with the default recipe, so that text
+    /// (and only it) reads back as the default.
+    pub fn from_legacy(text: &str) -> Option<Preprocessing> {
+        let default = Preprocessing::default();
+        (text == default.describe()).then_some(default)
+    }
+
     /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
     /// hold [`tensor_len`](Self::tensor_len) values.
-    pub fn preprocess_into(&self, bytes: &[u8], out: &mut [f32]) -> Result<ImageInfo, ImageError> {
+    pub fn preprocess_into(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        out: &mut [f32],
+    ) -> Result<ImageInfo, ImageError> {
         assert_eq!(
             out.len(),
             self.tensor_len(),
             "output slot has the wrong size"
         );
-        let rgb = self.decode(bytes)?;
+        let rgb = decode(bytes, limits)?;
         let info = ImageInfo {
             width: rgb.width(),
             height: rgb.height(),
@@ -145,57 +185,14 @@ impl Preprocessing {
     }
 
     /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
-    pub fn preprocess(&self, bytes: &[u8]) -> Result<(Vec<f32>, ImageInfo), ImageError> {
+    pub fn preprocess(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<(Vec<f32>, ImageInfo), ImageError> {
         let mut out = vec![0.0; self.tensor_len()];
-        let info = self.preprocess_into(bytes, &mut out)?;
+        let info = self.preprocess_into(bytes, limits, &mut out)?;
         Ok((out, info))
-    }
-
-    /// Decodes to 8-bit RGB, refusing images over the pixel budget before decoding.
-    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, ImageError> {
-        if bytes.is_empty() {
-            return Err(ImageError::Empty);
-        }
-        let reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| ImageError::Decode(e.to_string()))?;
-        match reader.format() {
-            None => {
-                return Err(ImageError::UnknownFormat(
-                    "the file does not start with a known image signature".into(),
-                ));
-            }
-            // The JPEG decoder fills a missing tail with grey instead of failing, which
-            // would turn half-copied files into silently wrong features.
-            Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-                return Err(ImageError::Truncated(
-                    "the JPEG data stops before its end-of-image marker".into(),
-                ));
-            }
-            Some(_) => {}
-        }
-        let mut decoder = reader.into_decoder().map_err(classify)?;
-        let (width, height) = decoder.dimensions();
-        let pixels = u64::from(width) * u64::from(height);
-        if pixels > self.max_pixels {
-            return Err(ImageError::TooLarge {
-                width,
-                height,
-                mpx: pixels as f64 / 1e6,
-                limit: self.max_pixels as f64 / 1e6,
-            });
-        }
-        // Even within the pixel budget, bound what a decoder may allocate (16-bit RGBA
-        // at the limit is 8 bytes a pixel) so a lying header cannot exhaust memory.
-        let mut limits = Limits::default();
-        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).max(64 << 20));
-        decoder.set_limits(limits).map_err(classify)?;
-        let orientation = decoder.orientation().ok();
-        let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
-        if let Some(orientation) = orientation {
-            img.apply_orientation(orientation);
-        }
-        Ok(to_rgb8(img))
     }
 
     /// Resizes to `size` x `size`: square images whole, others via short side then centre crop.
@@ -254,6 +251,53 @@ impl Preprocessing {
             b[i] = lut[2][px[2] as usize];
         }
     }
+}
+
+/// Decodes to 8-bit RGB, refusing images over the pixel budget before decoding.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    match reader.format() {
+        None => {
+            return Err(ImageError::UnknownFormat(
+                "the file does not start with a known image signature".into(),
+            ));
+        }
+        // The JPEG decoder fills a missing tail with grey instead of failing, which
+        // would turn half-copied files into silently wrong features.
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(ImageError::Truncated(
+                "the JPEG data stops before its end-of-image marker".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    let mut decoder = reader.into_decoder().map_err(classify)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            mpx: pixels as f64 / 1e6,
+            limit: limits.max_pixels as f64 / 1e6,
+        });
+    }
+    // Even within the pixel budget, bound what a decoder may allocate (16-bit RGBA
+    // at the limit is 8 bytes a pixel) so a lying header cannot exhaust memory.
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    decoder.set_limits(decoder_limits).map_err(classify)?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    if let Some(orientation) = orientation {
+        img.apply_orientation(orientation);
+    }
+    Ok(to_rgb8(img))
 }
 
 /// True when the JPEG has an end-of-image marker (FF D9) after its last
@@ -318,7 +362,10 @@ mod tests {
     fn white_square_normalises_to_known_values() {
         let img = RgbImage::from_pixel(100, 100, Rgb([255, 255, 255]));
         let (t, info) = Preprocessing::default()
-            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .preprocess(
+                &encode(img.into(), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("preprocess");
         assert_eq!(
             info,
@@ -339,7 +386,10 @@ mod tests {
     fn channels_are_planar_rgb() {
         let img = RgbImage::from_pixel(50, 50, Rgb([255, 0, 0]));
         let (t, _) = Preprocessing::default()
-            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .preprocess(
+                &encode(img.into(), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("preprocess");
         let n = 224 * 224;
         assert!(t[0] > 2.0 && t[n] < -1.9 && t[2 * n] < -1.7);
@@ -356,7 +406,10 @@ mod tests {
             }
         }
         let (t, info) = Preprocessing::default()
-            .preprocess(&encode(img.into(), ImageFormat::Png))
+            .preprocess(
+                &encode(img.into(), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("preprocess");
         assert_eq!((info.width, info.height), (300, 100));
         let white = (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0];
@@ -367,7 +420,10 @@ mod tests {
     fn grey_and_alpha_become_rgb() {
         let grey = GrayImage::from_pixel(10, 10, Luma([128]));
         let (t, _) = Preprocessing::default()
-            .preprocess(&encode(grey.into(), ImageFormat::Png))
+            .preprocess(
+                &encode(grey.into(), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("grey");
         let n = 224 * 224;
         let v = 128.0 / 255.0;
@@ -377,7 +433,10 @@ mod tests {
         // Fully transparent black is composited to white.
         let clear = RgbaImage::from_pixel(10, 10, Rgba([0, 0, 0, 0]));
         let (t, _) = Preprocessing::default()
-            .preprocess(&encode(clear.into(), ImageFormat::Png))
+            .preprocess(
+                &encode(clear.into(), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("alpha");
         assert!((t[0] - (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]).abs() < 1e-5);
     }
@@ -408,8 +467,7 @@ mod tests {
         with_exif.extend_from_slice(&app1);
         with_exif.extend_from_slice(&jpeg[2..]);
 
-        let pre = Preprocessing::default();
-        let rgb = pre.decode(&with_exif).expect("decode");
+        let rgb = decode(&with_exif, &DecodeLimits::default()).expect("decode");
         assert_eq!(rgb.dimensions(), (20, 40));
         assert!(rgb.get_pixel(10, 5)[0] > 200, "top is red after rotation");
         assert!(
@@ -429,7 +487,7 @@ mod tests {
             let mut w = enc.write_header().expect("header");
             w.write_image_data(&[0; 16]).expect("data");
         }
-        let rgb = Preprocessing::default().decode(&out).expect("palette");
+        let rgb = decode(&out, &DecodeLimits::default()).expect("palette");
         assert_eq!(rgb.get_pixel(0, 0).0, [0, 255, 0]);
     }
 
@@ -441,7 +499,10 @@ mod tests {
             image::Rgb([65535u16, 0, 0]),
         );
         let (t, _) = Preprocessing::default()
-            .preprocess(&encode(DynamicImage::ImageRgb16(img), ImageFormat::Png))
+            .preprocess(
+                &encode(DynamicImage::ImageRgb16(img), ImageFormat::Png),
+                &DecodeLimits::default(),
+            )
             .expect("16-bit");
         assert!(t[0] > 2.0);
     }
@@ -449,9 +510,16 @@ mod tests {
     #[test]
     fn bad_inputs_are_typed_errors() {
         let p = Preprocessing::default();
-        assert_eq!(p.preprocess(b"").expect_err("empty").kind(), "empty");
         assert_eq!(
-            p.preprocess(b"hello, I am text").expect_err("text").kind(),
+            p.preprocess(b"", &DecodeLimits::default())
+                .expect_err("empty")
+                .kind(),
+            "empty"
+        );
+        assert_eq!(
+            p.preprocess(b"hello, I am text", &DecodeLimits::default())
+                .expect_err("text")
+                .kind(),
             "unsupported_format"
         );
         let jpeg = encode(
@@ -460,13 +528,28 @@ mod tests {
         );
         assert!(jpeg_is_complete(&jpeg));
         let err = p
-            .preprocess(&jpeg[..jpeg.len() / 2])
+            .preprocess(&jpeg[..jpeg.len() / 2], &DecodeLimits::default())
             .expect_err("truncated");
         assert_eq!(err.kind(), "truncated", "{err}");
         // Trailing bytes after the end-of-image marker are harmless.
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0; 100]);
-        assert!(p.preprocess(&padded).is_ok());
+        assert!(p.preprocess(&padded, &DecodeLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn recipes_compare_by_value_and_legacy_text_reads_back() {
+        let default = Preprocessing::default();
+        assert_eq!(
+            Preprocessing::from_legacy(&default.describe()),
+            Some(default.clone())
+        );
+        let other = Preprocessing {
+            size: 192,
+            ..default.clone()
+        };
+        assert_ne!(other, default);
+        assert_eq!(Preprocessing::from_legacy(&other.describe()), None);
     }
 
     #[test]
@@ -478,7 +561,9 @@ mod tests {
         // Keep the header's CRC valid so the decoder gets as far as reading the size.
         let crc = crc32fast::hash(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
-        let err = Preprocessing::default().preprocess(&png).expect_err("bomb");
+        let err = Preprocessing::default()
+            .preprocess(&png, &DecodeLimits::default())
+            .expect_err("bomb");
         assert_eq!(err.kind(), "too_large", "{err}");
         assert!(err.to_string().contains("50000x50000"), "{err}");
     }

@@ -1,6 +1,91 @@
 //! Storage errors a person can act on: which bucket, which permission, which region.
+//!
+//! Errors are classified from object_store's error variants (which carry the
+//! HTTP status: 403, 404, 412, ...), from the transport error kinds in their
+//! source chain (connection refused, timeouts), and from the `<Code>` of S3's
+//! XML error body (parsed with quick-xml), never from the wording of a message.
 
 use std::path::{Path, PathBuf};
+
+use object_store::client::{HttpError, HttpErrorKind};
+use serde::Deserialize;
+
+/// An operation on a location, named the way IAM names the S3 permission it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Reading an object (`s3:GetObject`).
+    Get,
+    /// Writing an object (`s3:PutObject`).
+    Put,
+    /// Deleting an object (`s3:DeleteObject`).
+    Delete,
+    /// Listing a prefix (`s3:ListBucket`).
+    List,
+    /// Asking a bucket's region (`s3:GetBucketLocation`).
+    Locate,
+    /// Creating a local folder (no IAM permission).
+    CreateFolder,
+}
+
+impl Action {
+    /// The IAM permission this action needs on S3, e.g. `s3:PutObject`.
+    pub fn iam_permission(self) -> &'static str {
+        match self {
+            Action::Get => "s3:GetObject",
+            Action::Put => "s3:PutObject",
+            Action::Delete => "s3:DeleteObject",
+            Action::List => "s3:ListBucket",
+            Action::Locate => "s3:GetBucketLocation",
+            Action::CreateFolder => "(local folder)",
+        }
+    }
+
+    /// What we were doing, for messages: "cannot read", "cannot write", ...
+    pub fn failed(self) -> &'static str {
+        match self {
+            Action::Get => "cannot read",
+            Action::Put => "cannot write",
+            Action::Delete => "cannot delete",
+            Action::List => "cannot list",
+            Action::Locate => "cannot ask the region of",
+            Action::CreateFolder => "cannot create folder",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.failed())
+    }
+}
+
+/// Which part of a set of credentials the service refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialProblem {
+    /// The access key id is not known to the service.
+    UnknownKeyId,
+    /// The secret does not match the key id.
+    SignatureMismatch,
+    /// The session token has expired.
+    ExpiredToken,
+    /// The session token is not valid.
+    InvalidToken,
+}
+
+impl std::fmt::Display for CredentialProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CredentialProblem::UnknownKeyId => "the access key id is unknown to the service",
+            CredentialProblem::SignatureMismatch => {
+                "the secret access key does not match the access key id (signature mismatch)"
+            }
+            CredentialProblem::ExpiredToken => {
+                "the session token has expired; refresh the credentials"
+            }
+            CredentialProblem::InvalidToken => "the session token is not valid",
+        })
+    }
+}
 
 /// What can go wrong reaching data.
 #[derive(Debug, thiserror::Error)]
@@ -23,38 +108,38 @@ pub enum StorageError {
     #[error("{action} {path}: {error}")]
     Local {
         /// What we were doing.
-        action: &'static str,
+        action: Action,
         /// The file or folder.
         path: PathBuf,
         /// What the operating system said.
         error: std::io::Error,
     },
     /// A local file name is not valid UTF-8, so it cannot be a row key.
-    #[error("file name {0} is not valid UTF-8; rename it to include it")]
+    #[error("file name {} is not valid UTF-8; rename it to include it", .0.display())]
     NonUtf8Path(PathBuf),
     /// The credentials are valid but not allowed to do this.
     #[error(
-        "{action} {what}: access denied; the credentials need the {permission} permission on bucket {bucket}{detail}"
+        "{action} {what}: access denied; the credentials need the {} permission on bucket {bucket}{}",
+        action.iam_permission(),
+        detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     PermissionDenied {
-        /// What we were doing.
-        action: &'static str,
+        /// What was refused; [`Action::iam_permission`] names the missing permission.
+        action: Action,
         /// The object or prefix.
         what: String,
         /// The bucket.
         bucket: String,
-        /// The IAM action that is missing.
-        permission: &'static str,
-        /// The server's own words, prefixed with ": ", or empty.
-        detail: String,
+        /// The service's own code and message, when it sent them.
+        detail: Option<String>,
     },
     /// The server refused the credentials themselves.
-    #[error("the storage service refused the credentials for {what}: {reason}")]
+    #[error("the storage service refused the credentials for {what}: {problem}")]
     Credentials {
         /// The bucket or object.
         what: String,
-        /// Which part is wrong, in plain words.
-        reason: String,
+        /// Which part is wrong.
+        problem: CredentialProblem,
     },
     /// No credentials could be found in the chain.
     #[error(
@@ -75,17 +160,17 @@ pub enum StorageError {
     },
     /// The bucket lives in a region the run may not use.
     #[error(
-        "bucket {bucket} is in region {region}, outside the allowed region(s) {allowed}; \
-         data must stay there (GDPR). Use a bucket in an allowed region, or pass \
-         --allow-region {region} if moving data there is intended"
+        "bucket {bucket} is in region {region}, outside the allowed region(s) {}; \
+         data must stay there (GDPR)",
+        allowed.join(", ")
     )]
     RegionNotAllowed {
         /// The bucket.
         bucket: String,
         /// Where it is.
         region: String,
-        /// What is allowed, comma-separated.
-        allowed: String,
+        /// What is allowed.
+        allowed: Vec<String>,
     },
     /// The bucket's region could not be established, so the guard fails closed.
     #[error(
@@ -102,7 +187,7 @@ pub enum StorageError {
     #[error("{action} {what}: the storage service did not answer after retrying ({detail})")]
     Unreachable {
         /// What we were doing.
-        action: &'static str,
+        action: Action,
         /// The object or prefix.
         what: String,
         /// The last error.
@@ -116,11 +201,17 @@ pub enum StorageError {
         /// Why.
         reason: Box<StorageError>,
     },
+    /// A conditional write found the object already there (another writer got it first).
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// The object.
+        what: String,
+    },
     /// Any other store failure.
     #[error("{action} {what}: {error}")]
     Store {
         /// What we were doing.
-        action: &'static str,
+        action: Action,
         /// The object or prefix.
         what: String,
         /// object_store's error (boxed: it is large, and rare).
@@ -131,54 +222,60 @@ pub enum StorageError {
     Internal(String),
 }
 
-/// The IAM action behind one of our verbs.
-fn permission_for(action: &str) -> &'static str {
-    match action {
-        "cannot write" => "s3:PutObject",
-        "cannot delete" => "s3:DeleteObject",
-        "cannot list" => "s3:ListBucket",
-        _ => "s3:GetObject",
+/// The fields of an S3 XML error body (`<Error><Code>..</Code>...</Error>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct S3ErrorBody {
+    /// S3's error code, e.g. `AccessDenied`, `NoSuchBucket`.
+    #[serde(default)]
+    pub code: String,
+    /// S3's message.
+    #[serde(default)]
+    pub message: String,
+    /// The bucket's region, which S3 names in some errors.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Parses an S3 XML error document (with or without the `<?xml ...?>` prolog).
+pub(crate) fn parse_s3_error(xml: &str) -> Option<S3ErrorBody> {
+    let start = xml.find("<Error")?;
+    let body: S3ErrorBody = quick_xml::de::from_str(&xml[start..]).ok()?;
+    (!body.code.is_empty()).then_some(body)
+}
+
+impl S3ErrorBody {
+    /// The credential problem this error reports, if it is one. Amazon S3 has
+    /// codes for each; some compatible servers (Garage) answer `AccessDenied`
+    /// and say which in the message.
+    pub(crate) fn credential_problem(&self) -> Option<CredentialProblem> {
+        match self.code.as_str() {
+            "InvalidAccessKeyId" => Some(CredentialProblem::UnknownKeyId),
+            "SignatureDoesNotMatch" => Some(CredentialProblem::SignatureMismatch),
+            "ExpiredToken" | "TokenRefreshRequired" => Some(CredentialProblem::ExpiredToken),
+            "InvalidToken" => Some(CredentialProblem::InvalidToken),
+            "AccessDenied" if self.message.contains("Invalid signature") => {
+                Some(CredentialProblem::SignatureMismatch)
+            }
+            "AccessDenied" if self.message.contains("No such key") => {
+                Some(CredentialProblem::UnknownKeyId)
+            }
+            _ => None,
+        }
+    }
+
+    /// True for the codes S3 uses when it is overloaded or failing: retried by
+    /// object_store, and when they persist the service counts as unreachable.
+    fn is_service_failure(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout"
+        )
     }
 }
 
-/// The `<Code>` and `<Message>` of an S3 XML error body found in `text`.
-pub(crate) fn s3_error_code(text: &str) -> Option<(String, String)> {
-    let tag = |name: &str| -> Option<String> {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].trim().to_string())
-    };
-    Some((tag("Code")?, tag("Message").unwrap_or_default()))
-}
-
-/// Plain words for the S3 errors that mean "wrong credentials". Amazon S3 has
-/// codes for them; some compatible servers (Garage) answer `AccessDenied` and say
-/// which in the message.
-pub(crate) fn credential_problem(code: &str, message: &str) -> Option<&'static str> {
-    if code == "AccessDenied" {
-        if message.contains("Invalid signature") {
-            return credential_problem("SignatureDoesNotMatch", "");
-        }
-        if message.contains("No such key") {
-            return credential_problem("InvalidAccessKeyId", "");
-        }
-    }
-    match code {
-        "InvalidAccessKeyId" => Some("the access key id is unknown to the service"),
-        "SignatureDoesNotMatch" => {
-            Some("the secret access key does not match the access key id (signature mismatch)")
-        }
-        "ExpiredToken" | "TokenRefreshRequired" => {
-            Some("the session token has expired; refresh the credentials")
-        }
-        "InvalidToken" => Some("the session token is not valid"),
-        _ => None,
-    }
-}
-
-/// The whole chain of an error's messages ("outer: inner: root"), for
-/// classification and for the detail of errors people read.
+/// The whole chain of an error's messages ("outer: inner: root"), for the
+/// detail of errors people read.
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -190,8 +287,34 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The transport failure (connection, timeout) in an error's source chain, if any.
+fn transport_failure(e: &(dyn std::error::Error + 'static)) -> Option<HttpErrorKind> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(http) = err.downcast_ref::<HttpError>() {
+            return Some(http.kind());
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// The S3 error body object_store kept in an error's chain. object_store does
+/// not expose the body of a failed response as a value, only in the message of
+/// its request error, so the XML document is taken from there and parsed.
+fn s3_body(e: &(dyn std::error::Error + 'static)) -> Option<S3ErrorBody> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(body) = parse_s3_error(&err.to_string()) {
+            return Some(body);
+        }
+        current = err.source();
+    }
+    None
+}
+
 impl StorageError {
-    pub(crate) fn local(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn local(action: Action, path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
             return StorageError::NotFound {
                 what: path.display().to_string(),
@@ -206,21 +329,17 @@ impl StorageError {
 
     /// Turns an object_store error into one that says what to do.
     pub(crate) fn from_store(
-        action: &'static str,
+        action: Action,
         what: String,
         bucket: Option<&str>,
         e: object_store::Error,
     ) -> Self {
-        let text = chain(&e);
-        let code = s3_error_code(&text);
-        if let Some(reason) = code.as_ref().and_then(|(c, m)| credential_problem(c, m)) {
-            return StorageError::Credentials {
-                what,
-                reason: reason.to_string(),
-            };
+        let body = s3_body(&e);
+        if let Some(problem) = body.as_ref().and_then(S3ErrorBody::credential_problem) {
+            return StorageError::Credentials { what, problem };
         }
-        if let (Some(bucket), Some((c, _))) = (bucket, &code)
-            && c == "NoSuchBucket"
+        if let (Some(bucket), Some(b)) = (bucket, &body)
+            && b.code == "NoSuchBucket"
         {
             return StorageError::NoSuchBucket {
                 bucket: bucket.to_string(),
@@ -228,21 +347,24 @@ impl StorageError {
         }
         match e {
             object_store::Error::NotFound { .. } => StorageError::NotFound { what },
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => StorageError::AlreadyExists { what },
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => StorageError::PermissionDenied {
                 action,
                 what,
                 bucket: bucket.unwrap_or("?").to_string(),
-                permission: permission_for(action),
-                detail: code
-                    .map(|(c, m)| format!(" ({c}: {m})"))
-                    .unwrap_or_default(),
+                detail: body.map(|b| format!("{}: {}", b.code, b.message)),
             },
-            _ if looks_unreachable(&text) => StorageError::Unreachable {
-                action,
-                what,
-                detail: text,
-            },
+            e if transport_failure(&e).is_some()
+                || body.as_ref().is_some_and(S3ErrorBody::is_service_failure) =>
+            {
+                StorageError::Unreachable {
+                    action,
+                    what,
+                    detail: chain(&e),
+                }
+            }
             e => StorageError::Store {
                 action,
                 what,
@@ -265,25 +387,30 @@ impl StorageError {
     pub fn is_item_level(&self) -> bool {
         matches!(
             self,
-            StorageError::NotFound { .. } | StorageError::Local { .. }
+            StorageError::NotFound { .. }
+                | StorageError::Local { .. }
+                | StorageError::NonUtf8Path(_)
         )
     }
-}
 
-/// True when `text` says the request never got an answer (connection refused,
-/// timeouts) or kept failing until the retries ran out.
-fn looks_unreachable(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    [
-        "error sending request",
-        "connection refused",
-        "timed out",
-        "retries",
-        "connect error",
-        "dns error",
-    ]
-    .iter()
-    .any(|needle| lower.contains(needle))
+    /// The denied action and bucket, when the error is an access denial
+    /// (directly or as the reason a write check failed).
+    pub fn denied(&self) -> Option<(Action, &str)> {
+        match self {
+            StorageError::PermissionDenied { action, bucket, .. } => Some((*action, bucket)),
+            StorageError::NotWritable { reason, .. } => reason.denied(),
+            _ => None,
+        }
+    }
+
+    /// The bucket and its region, when the error is the region guard's refusal.
+    pub fn region_refused(&self) -> Option<(&str, &str)> {
+        match self {
+            StorageError::RegionNotAllowed { bucket, region, .. } => Some((bucket, region)),
+            StorageError::NotWritable { reason, .. } => reason.region_refused(),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -293,16 +420,43 @@ mod tests {
     #[test]
     fn parses_s3_error_bodies() {
         let body = "Client error with status 403 Forbidden: <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>Forbidden: Invalid signature</Message></Error>";
-        let (code, message) = s3_error_code(body).expect("code");
-        assert_eq!(code, "SignatureDoesNotMatch");
-        assert_eq!(message, "Forbidden: Invalid signature");
-        assert!(credential_problem(&code, &message).is_some_and(|r| r.contains("secret")));
-        let garage = credential_problem("AccessDenied", "Forbidden: Invalid signature");
-        assert!(garage.is_some_and(|r| r.contains("secret")));
-        let unknown = credential_problem("AccessDenied", "Forbidden: No such key: GK123");
-        assert!(unknown.is_some_and(|r| r.contains("access key id")));
-        assert!(credential_problem("AccessDenied", "Forbidden: no write").is_none());
-        assert!(s3_error_code("no xml here").is_none());
+        let parsed = parse_s3_error(body).expect("code");
+        assert_eq!(parsed.code, "SignatureDoesNotMatch");
+        assert_eq!(parsed.message, "Forbidden: Invalid signature");
+        assert_eq!(
+            parsed.credential_problem(),
+            Some(CredentialProblem::SignatureMismatch)
+        );
+        let garage = S3ErrorBody {
+            code: "AccessDenied".into(),
+            message: "Forbidden: Invalid signature".into(),
+            region: None,
+        };
+        assert_eq!(
+            garage.credential_problem(),
+            Some(CredentialProblem::SignatureMismatch)
+        );
+        let unknown = S3ErrorBody {
+            code: "AccessDenied".into(),
+            message: "Forbidden: No such key: GK123".into(),
+            region: None,
+        };
+        assert_eq!(
+            unknown.credential_problem(),
+            Some(CredentialProblem::UnknownKeyId)
+        );
+        let denied = S3ErrorBody {
+            code: "AccessDenied".into(),
+            message: "Forbidden: no write".into(),
+            region: None,
+        };
+        assert_eq!(denied.credential_problem(), None);
+        assert!(parse_s3_error("no xml here").is_none());
+        let region = parse_s3_error(
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Message>wrong</Message><Region>us-east-1</Region><RequestId>1</RequestId></Error>",
+        )
+        .expect("region");
+        assert_eq!(region.region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
@@ -310,11 +464,29 @@ mod tests {
         assert!(StorageError::NotFound { what: "x".into() }.is_item_level());
         assert!(
             !StorageError::Unreachable {
-                action: "cannot read",
+                action: Action::Get,
                 what: "s3://b/k".into(),
                 detail: "connection refused".into()
             }
             .is_item_level()
         );
+    }
+
+    #[test]
+    fn denials_name_the_permission_and_bucket() {
+        let e = StorageError::PermissionDenied {
+            action: Action::Put,
+            what: "s3://results/run/x".into(),
+            bucket: "results".into(),
+            detail: Some("AccessDenied: no".into()),
+        };
+        assert_eq!(e.denied(), Some((Action::Put, "results")));
+        let text = e.to_string();
+        assert!(
+            text.contains("s3:PutObject") && text.contains("results"),
+            "{text}"
+        );
+        let wrapped = e.for_probe("s3://results/run/".into());
+        assert_eq!(wrapped.denied(), Some((Action::Put, "results")));
     }
 }

@@ -37,10 +37,17 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-pub use error::StorageError;
+pub use error::{Action, CredentialProblem, StorageError};
+pub use s3::init_tls;
 
 /// The region the pipeline may use unless told otherwise: Europe (Paris), for GDPR.
 pub const DEFAULT_REGION: &str = "eu-west-3";
+
+/// Default of [`StorageOptions::retry_timeout`], in seconds.
+pub const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 180;
+
+/// Default of [`StorageOptions::concurrency`].
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// Name of the object written and deleted to check write access up front.
 pub const WRITE_PROBE: &str = ".fruits-write-check";
@@ -90,9 +97,9 @@ impl Default for StorageOptions {
         StorageOptions {
             allowed_regions: vec![DEFAULT_REGION.to_string()],
             endpoint: None,
-            retry_timeout: Duration::from_secs(180),
+            retry_timeout: Duration::from_secs(DEFAULT_RETRY_TIMEOUT_SECS),
             max_retries: 10,
-            concurrency: 32,
+            concurrency: DEFAULT_CONCURRENCY,
             multipart_threshold: 16 * 1024 * 1024,
             server_side_encryption: Some("AES256".into()),
             credentials: None,
@@ -246,6 +253,35 @@ impl Location {
         }
     }
 
+    /// The location one level up (`out/reduced` -> `out`, `s3://b/run/reduced/`
+    /// -> `s3://b/run/`); `None` at the top of a bucket or file system.
+    pub fn parent(&self) -> Option<Location> {
+        let (parent_prefix, _) = match self.prefix.rsplit_once('/') {
+            Some((p, last)) => (p.to_string(), last),
+            None if self.prefix.is_empty() => return None,
+            None => (String::new(), self.prefix.as_str()),
+        };
+        let kind = match &self.kind {
+            Kind::Local(path) => {
+                let absolute =
+                    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+                Kind::Local(absolute.parent()?.to_path_buf())
+            }
+            s3 => s3.clone(),
+        };
+        Some(Location {
+            kind,
+            prefix: parent_prefix,
+            store: self.store.clone(),
+            options: self.options.clone(),
+        })
+    }
+
+    /// The last part of this location's key (`out/reduced` -> `reduced`).
+    pub fn name(&self) -> &str {
+        self.prefix.rsplit('/').next().unwrap_or_default()
+    }
+
     /// The folder, for a local location.
     pub fn as_local(&self) -> Option<&Path> {
         match &self.kind {
@@ -279,7 +315,7 @@ impl Location {
         ObjPath::from(join_key(&self.prefix, rel))
     }
 
-    fn error(&self, action: &'static str, rel: &str, e: object_store::Error) -> StorageError {
+    fn error(&self, action: Action, rel: &str, e: object_store::Error) -> StorageError {
         let bucket = match &self.kind {
             Kind::S3 { bucket, .. } => Some(bucket.as_str()),
             Kind::Local(_) => None,
@@ -297,7 +333,7 @@ impl Location {
         match block_on(listing.next()) {
             None => Ok(false),
             Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(self.error("cannot list", "", e)),
+            Some(Err(e)) => Err(self.error(Action::List, "", e)),
         }
     }
 
@@ -310,8 +346,8 @@ impl Location {
             Kind::S3 { .. } => {
                 let prefix = ObjPath::from(self.prefix.as_str());
                 let listing = self.store.list(Some(&prefix));
-                let metas: Vec<object_store::ObjectMeta> = block_on(listing.try_collect())
-                    .map_err(|e| self.error("cannot list", "", e))?;
+                let metas: Vec<object_store::ObjectMeta> =
+                    block_on(listing.try_collect()).map_err(|e| self.error(Action::List, "", e))?;
                 metas
                     .into_iter()
                     .filter_map(|m| {
@@ -339,11 +375,11 @@ impl Location {
                 let entries = match std::fs::read_dir(path) {
                     Ok(entries) => entries,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(StorageError::local("cannot list", path, e)),
+                    Err(e) => return Err(StorageError::local(Action::List, path, e)),
                 };
                 let mut names = Vec::new();
                 for entry in entries {
-                    let entry = entry.map_err(|e| StorageError::local("cannot list", path, e))?;
+                    let entry = entry.map_err(|e| StorageError::local(Action::List, path, e))?;
                     if entry.file_type().is_ok_and(|t| t.is_file()) {
                         names.push(entry.file_name().to_string_lossy().into_owned());
                     }
@@ -353,7 +389,7 @@ impl Location {
             Kind::S3 { .. } => {
                 let prefix = ObjPath::from(self.prefix.as_str());
                 let listing = block_on(self.store.list_with_delimiter(Some(&prefix)))
-                    .map_err(|e| self.error("cannot list", "", e))?;
+                    .map_err(|e| self.error(Action::List, "", e))?;
                 listing
                     .objects
                     .into_iter()
@@ -381,7 +417,7 @@ impl Location {
                 .await;
                 match read {
                     Ok((_, Ok(bytes))) => Ok(Bytes::from(bytes)),
-                    Ok((file, Err(e))) => Err(StorageError::local("cannot read", &file, e)),
+                    Ok((file, Err(e))) => Err(StorageError::local(Action::Get, &file, e)),
                     Err(e) => Err(StorageError::Internal(e.to_string())),
                 }
             }
@@ -389,7 +425,7 @@ impl Location {
                 let key = self.key(rel);
                 async { self.store.get(&key).await?.bytes().await }
                     .await
-                    .map_err(|e| self.error("cannot read", rel, e))
+                    .map_err(|e| self.error(Action::Get, rel, e))
             }
         }
     }
@@ -442,7 +478,7 @@ impl Location {
                 writer.finish().await.map(|_| ())
             }
         });
-        result.map_err(|e| self.error("cannot write", rel, e))
+        result.map_err(|e| self.error(Action::Put, rel, e))
     }
 
     /// Deletes `rel`; deleting what does not exist is not an error.
@@ -450,7 +486,7 @@ impl Location {
         let key = self.key(rel);
         match block_on(self.store.delete(&key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.error("cannot delete", rel, e)),
+            Err(e) => Err(self.error(Action::Delete, rel, e)),
         }
     }
 
@@ -459,7 +495,7 @@ impl Location {
     pub fn check_writable(&self) -> Result<(), StorageError> {
         if let Kind::Local(path) = &self.kind {
             std::fs::create_dir_all(path)
-                .map_err(|e| StorageError::local("cannot create folder", path, e))?;
+                .map_err(|e| StorageError::local(Action::CreateFolder, path, e))?;
         }
         self.put(WRITE_PROBE, Bytes::from_static(b"ok"))
             .map_err(|e| e.for_probe(self.to_string()))?;
@@ -506,7 +542,7 @@ fn list_local(root: &Path) -> Result<Vec<FileMeta>, StorageError> {
     for item in walker {
         let item = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
-            StorageError::local("cannot list", &path, e.into())
+            StorageError::local(Action::List, &path, e.into())
         })?;
         if !item.file_type().is_file() {
             continue;

@@ -8,7 +8,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
 use object_store::client::{HttpRequest, HttpRequestBody};
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
-use crate::error::{credential_problem, s3_error_code};
+use crate::error::{Action, parse_s3_error};
 use crate::{StorageError, StorageOptions, block_on, credentials, guard};
 
 /// A bucket ready for use: its client and where it lives.
@@ -55,6 +55,10 @@ fn builder(
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_region(region)
+        // One object at a time (the write probe): a plain DeleteObject, which
+        // every S3-compatible server has and IAM judges per key, rather than
+        // the bulk DeleteObjects call object_store makes by default.
+        .with_disable_bulk_delete(true)
         .with_retry(retry)
         .with_client_options(
             ClientOptions::new()
@@ -95,8 +99,20 @@ fn builder(
     }
 }
 
+/// Makes ring the process's TLS provider for rustls, once: object_store and
+/// reqwest are built without a provider of their own (ring builds in seconds;
+/// the default, aws-lc-rs, compiles a large C library). A provider installed
+/// earlier by the embedding program is kept.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Opens `bucket`: finds its region, applies the guard, builds the client.
 pub(crate) fn open_bucket(bucket: &str, options: &StorageOptions) -> Result<Opened, StorageError> {
+    init_tls();
     let endpoint = endpoint(options);
     // Everything the client is built from; kept in memory only, never shown.
     let keys = options
@@ -203,14 +219,11 @@ async fn bucket_region(
             }
         });
     }
-    let (code, message) = s3_error_code(&answer.body).unwrap_or_default();
-    if let Some(reason) = credential_problem(&code, &message) {
-        return Err(StorageError::Credentials {
-            what,
-            reason: reason.to_string(),
-        });
+    let error = parse_s3_error(&answer.body).unwrap_or_default();
+    if let Some(problem) = error.credential_problem() {
+        return Err(StorageError::Credentials { what, problem });
     }
-    if code == "NoSuchBucket" || answer.status == 404 {
+    if error.code == "NoSuchBucket" || answer.status == 404 {
         return Err(StorageError::NoSuchBucket {
             bucket: bucket.to_string(),
         });
@@ -229,16 +242,26 @@ async fn bucket_region(
         if let Some(region) = head.header_region {
             return Ok(region);
         }
+        // Neither answer named it: these credentials may not touch the bucket.
+        return Err(StorageError::PermissionDenied {
+            action: Action::Locate,
+            what: what.clone(),
+            bucket: bucket.to_string(),
+            detail: (!error.code.is_empty()).then(|| format!("{}: {}", error.code, error.message)),
+        });
     }
     Err(StorageError::RegionUnknown {
         bucket: bucket.to_string(),
-        detail: format!("HTTP {} {code} {message}", answer.status)
+        detail: format!("HTTP {} {} {}", answer.status, error.code, error.message)
             .trim()
             .to_string(),
     })
 }
 
-/// Sends one request, retrying connection failures and 5xx a few times.
+/// Sends one request. It is not retried here: this is the first request a run
+/// makes to a bucket, so a service that does not answer it stops the run at
+/// once (with nothing done), and every later request goes through
+/// object_store's retry policy ([`StorageOptions::max_retries`], backoff).
 async fn send(request: HttpRequest) -> Result<Answer, StorageError> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -248,41 +271,26 @@ async fn send(request: HttpRequest) -> Result<Answer, StorageError> {
         .map_err(|e| StorageError::Internal(e.to_string()))?;
     let (parts, _) = request.into_parts();
     let url = parts.uri.to_string();
-    let mut last = String::new();
-    for attempt in 0..4u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-        }
-        let response = client
-            .request(parts.method.clone(), url.as_str())
-            .headers(parts.headers.clone())
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().is_server_error() => {
-                last = format!("HTTP {}", r.status());
-            }
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let header_region = r
-                    .headers()
-                    .get("x-amz-bucket-region")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = r.text().await.unwrap_or_default();
-                return Ok(Answer {
-                    status,
-                    header_region,
-                    body,
-                });
-            }
-            Err(e) => last = crate::error::chain(&e),
-        }
-    }
-    let shown = url.split('?').next().unwrap_or(&url).to_string();
-    Err(StorageError::Unreachable {
-        action: "cannot reach",
-        what: shown,
-        detail: last,
+    let response = client
+        .request(parts.method.clone(), url.as_str())
+        .headers(parts.headers.clone())
+        .send()
+        .await
+        .map_err(|e| StorageError::Unreachable {
+            action: Action::Locate,
+            what: url.split('?').next().unwrap_or(&url).to_string(),
+            detail: crate::error::chain(&e),
+        })?;
+    let status = response.status().as_u16();
+    let header_region = response
+        .headers()
+        .get("x-amz-bucket-region")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.text().await.unwrap_or_default();
+    Ok(Answer {
+        status,
+        header_region,
+        body,
     })
 }

@@ -8,6 +8,10 @@
 
 pub mod paths;
 pub mod runtime;
+mod source;
+
+pub use paths::Precision;
+pub use source::load_model;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -31,8 +35,11 @@ pub enum ModelError {
     #[error("{0}")]
     RuntimeLoad(String),
     /// The model file does not exist.
-    #[error("model file {0} not found; pass --model PATH or set FRUITS_MODEL")]
+    #[error("model file {} not found", .0.display())]
     ModelNotFound(PathBuf),
+    /// The model could not be read from its storage (S3).
+    #[error("cannot read the model: {0}")]
+    Storage(#[from] fruits_location::StorageError),
     /// The model file exists but could not be read.
     #[error("cannot read model file {path}: {source}")]
     ModelRead {
@@ -51,9 +58,7 @@ pub enum ModelError {
         message: String,
     },
     /// The model has no output with the requested name.
-    #[error(
-        "the model has no output named {wanted:?}; its outputs are {available:?} (choose one with --feature-output)"
-    )]
+    #[error("the model has no output named {wanted:?}; its outputs are {available:?}")]
     NoSuchOutput {
         /// The requested output.
         wanted: String,
@@ -103,13 +108,16 @@ pub struct ModelOptions {
     pub runtime_library: Option<PathBuf>,
 }
 
+/// The model output that holds the feature vector, unless told otherwise.
+pub const DEFAULT_FEATURE_OUTPUT: &str = "features";
+
 impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions {
             intra_threads: 0,
             spinning: false,
             memory_arena: true,
-            feature_output: "features".into(),
+            feature_output: DEFAULT_FEATURE_OUTPUT.into(),
             runtime_library: None,
         }
     }

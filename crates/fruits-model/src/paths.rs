@@ -5,10 +5,57 @@ use std::path::PathBuf;
 /// Environment variable naming the folder that holds the model files.
 pub const MODELS_DIR_ENV: &str = "FRUITS_MODELS_DIR";
 
-/// File name of the default fp32 model.
+/// File name of the fp32 model.
 pub const FP32_MODEL: &str = "mobilenetv2-12-dequant-fp32.onnx";
 /// File name of the int8 model (same input, same `features` output, ~2.7x faster).
 pub const INT8_MODEL: &str = "mobilenetv2-12-int8.onnx";
+
+/// Which of the shared models to use when no model file is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// `mobilenetv2-12-dequant-fp32.onnx`: standard ONNX operators only.
+    #[default]
+    Fp32,
+    /// `mobilenetv2-12-int8.onnx`: quantised, about 2x faster end to end.
+    Int8,
+}
+
+impl Precision {
+    /// Every precision, for listings.
+    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Int8];
+
+    /// The shared model file of this precision.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => FP32_MODEL,
+            Precision::Int8 => INT8_MODEL,
+        }
+    }
+
+    /// The name used on command lines and in Python (`fp32`, `int8`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// The precision named `name`, if any.
+    pub fn parse(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The shared model file of this precision in `dir` (e.g. [`models_dir`]).
+    pub fn path_in(self, dir: &std::path::Path) -> PathBuf {
+        dir.join(self.file_name())
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The models folder: `FRUITS_MODELS_DIR` when set, else `../shared/models`
 /// relative to the working directory when it exists (the repository root), else

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use fruits_image::Preprocessing;
+use fruits_image::{DecodeLimits, Preprocessing};
 use fruits_model::{FeatureModel, ModelOptions, paths};
 
 fn argmax(v: &[f32]) -> (usize, f32) {
@@ -34,7 +34,7 @@ fn cat_logits_and_features_match_the_published_values() {
         "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838"
     );
     let (tensor, info) = Preprocessing::default()
-        .preprocess(&test_image("cat.bmp"))
+        .preprocess(&test_image("cat.bmp"), &DecodeLimits::default())
         .expect("cat");
     assert!(
         info.width != info.height,
@@ -60,7 +60,9 @@ fn hot_dog_and_parrot_top1() {
     let model = fp32();
     let pre = Preprocessing::default();
     for (name, class) in [("hot_dog.jpg", 934), ("parrot.jpg", 88)] {
-        let (tensor, _) = pre.preprocess(&test_image(name)).expect(name);
+        let (tensor, _) = pre
+            .preprocess(&test_image(name), &DecodeLimits::default())
+            .expect(name);
         let logits = model
             .run_outputs(&tensor, &["logits"])
             .expect("run")
@@ -76,7 +78,9 @@ fn batches_equal_single_images() {
     let mut batch = Vec::new();
     let mut singles = Vec::new();
     for name in ["cat.bmp", "hot_dog.jpg", "parrot.jpg"] {
-        let (t, _) = pre.preprocess(&test_image(name)).expect(name);
+        let (t, _) = pre
+            .preprocess(&test_image(name), &DecodeLimits::default())
+            .expect(name);
         singles.extend(model.run(&t).expect("single"));
         batch.extend(t);
     }
@@ -95,7 +99,7 @@ fn int8_model_has_the_same_interface() {
     let path = paths::models_dir().join(paths::INT8_MODEL);
     let model = FeatureModel::load(&path, &ModelOptions::default()).expect("int8");
     let (tensor, _) = Preprocessing::default()
-        .preprocess(&test_image("hot_dog.jpg"))
+        .preprocess(&test_image("hot_dog.jpg"), &DecodeLimits::default())
         .expect("img");
     assert_eq!(model.run(&tensor).expect("run").len(), 1280);
     let logits = model
@@ -112,7 +116,11 @@ fn clear_errors_for_missing_model_and_output() {
         &ModelOptions::default(),
     )
     .expect_err("missing");
-    assert!(err.to_string().contains("--model"), "{err}");
+    assert!(
+        matches!(err, fruits_model::ModelError::ModelNotFound(_))
+            && err.to_string().contains("/nope/model.onnx"),
+        "{err}"
+    );
     let options = ModelOptions {
         feature_output: "pool5".into(),
         ..ModelOptions::default()

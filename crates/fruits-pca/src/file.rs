@@ -91,7 +91,7 @@ pub fn save(
     writer.write(&batch).map_err(|e| err(e.to_string()))?;
     let bytes = writer.into_inner().map_err(|e| err(e.to_string()))?;
     dir.put(COMPONENTS_FILE, Bytes::from(bytes))
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(storage_err(dir, COMPONENTS_FILE))?;
 
     let meta = ModelFile {
         format_version: 1,
@@ -108,20 +108,26 @@ pub fn save(
     let err = file_err(dir, MODEL_FILE);
     let text = serde_json::to_vec_pretty(&meta).map_err(|e| err(e.to_string()))?;
     dir.put(MODEL_FILE, Bytes::from(text))
-        .map_err(|e| err(e.to_string()))
+        .map_err(storage_err(dir, MODEL_FILE))
+}
+
+fn storage_err(dir: &Location, file: &str) -> impl Fn(fruits_location::StorageError) -> PcaError {
+    let path = dir.describe(file);
+    move |source| PcaError::Storage {
+        path: path.clone(),
+        source,
+    }
 }
 
 /// Reads a model written by [`save`].
 pub fn load(dir: &Location) -> Result<ModelFile, PcaError> {
     let err = file_err(dir, MODEL_FILE);
-    let text = dir.get(MODEL_FILE).map_err(|e| {
-        err(format!(
-            "{e} (is this a folder written by `fruits pca fit`?)"
-        ))
-    })?;
+    let text = dir.get(MODEL_FILE).map_err(storage_err(dir, MODEL_FILE))?;
     let mut meta: ModelFile = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
     let err = file_err(dir, COMPONENTS_FILE);
-    let bytes = dir.get(COMPONENTS_FILE).map_err(|e| err(e.to_string()))?;
+    let bytes = dir
+        .get(COMPONENTS_FILE)
+        .map_err(storage_err(dir, COMPONENTS_FILE))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| err(e.to_string()))?;
@@ -167,6 +173,15 @@ mod tests {
         assert_eq!(back.model, m);
         assert_eq!(back.features_model_sha256, "abc");
         let err = load(&dir.child("nope")).expect_err("missing");
-        assert!(err.to_string().contains("fruits pca fit"), "{err}");
+        assert!(
+            matches!(
+                err,
+                PcaError::Storage {
+                    source: fruits_location::StorageError::NotFound { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -42,13 +42,33 @@ pub enum PcaError {
         /// Column.
         column: usize,
     },
-    /// A bad `k` or variance target.
-    #[error("{0}")]
-    BadTarget(String),
+    /// A variance share outside (0, 1].
+    #[error("the variance share must be in (0, 1], got {0}")]
+    BadVariance(f64),
+    /// A number of components outside 1..=d.
+    #[error("k must be between 1 and the feature size {d}, got {k}")]
+    BadK {
+        /// Components asked for.
+        k: usize,
+        /// The feature size.
+        d: usize,
+    },
+    /// Bytes that are not a serialised [`PcaStats`].
+    #[error("not a serialised PCA summary")]
+    BadSummary,
     /// The eigendecomposition did not converge.
     #[error("the eigendecomposition did not converge")]
     NoConvergence,
-    /// Reading or writing the model files failed.
+    /// The model files could not be read or written.
+    #[error("{path}: {source}")]
+    Storage {
+        /// The file.
+        path: String,
+        /// What the storage said.
+        #[source]
+        source: fruits_location::StorageError,
+    },
+    /// A model file is not what this version writes.
     #[error("{path}: {message}")]
     File {
         /// The file.
@@ -221,7 +241,7 @@ impl PcaStats {
 
     /// Reads what [`to_bytes`](Self::to_bytes) wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PcaError> {
-        let bad = || PcaError::BadTarget("not a serialised PCA summary".into());
+        let bad = || PcaError::BadSummary;
         let word = |i: usize| -> Result<[u8; 8], PcaError> {
             bytes
                 .get(i * 8..i * 8 + 8)

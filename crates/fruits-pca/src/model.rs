@@ -54,14 +54,10 @@ pub fn fit(stats: &PcaStats, keep: Keep) -> Result<PcaModel, PcaError> {
     let d = stats.dim();
     match keep {
         Keep::Variance(v) if !(v > 0.0 && v <= 1.0) => {
-            return Err(PcaError::BadTarget(format!(
-                "the variance share must be in (0, 1], got {v}"
-            )));
+            return Err(PcaError::BadVariance(v));
         }
         Keep::K(k) if k == 0 || k > d => {
-            return Err(PcaError::BadTarget(format!(
-                "k must be between 1 and the feature size {d}, got {k}"
-            )));
+            return Err(PcaError::BadK { k, d });
         }
         _ => {}
     }

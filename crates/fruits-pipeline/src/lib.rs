@@ -1,46 +1,27 @@
-//! Featurises a folder of photos on one machine, resumably.
+//! Batch work over whole collections, on one machine or one Spark partition:
+//! featurise photos into a resumable output ([`featurize`]), fit and apply a
+//! PCA over an output ([`reduce`]), train and evaluate classifiers over outputs
+//! ([`classify`], [`report`]), and the whole single-machine job ([`run`]).
 //!
-//! Three stages joined by bounded channels, so memory stays flat however many
-//! images there are:
-//!
-//! ```text
-//! fetch (bounded concurrent GETs from the input location, in input order)
-//!   --[2 batches]--> decode (rayon pool: hash, decode, resize, normalise into a batch buffer)
-//!   --[2 batches]--> inference (one ONNX Runtime call per batch, intra-op threads)
-//!   --[4 batches]--> writer (gathers rows, writes a Parquet part every `part_rows`)
-//! ```
-//!
-//! Decoding batch k+1 overlaps inference of batch k. Batches keep input order,
-//! so a clean run writes rows sorted by path. Before starting, the output folder
-//! is scanned: inputs found in committed parts (features or errors) are skipped,
-//! which is how an interrupted run resumes and how a grown collection is
-//! featurised incrementally. The manifest is written only when every input is
-//! accounted for.
+//! Identifying one photo online lives in `fruits-identify`; this crate is for
+//! datasets.
 
-pub mod identify;
+pub mod classify;
+pub mod featurize;
 pub mod plots;
 pub mod reduce;
+pub mod report;
+pub mod run;
 
-use std::collections::HashSet;
-use std::panic::AssertUnwindSafe;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-use bytes::Bytes;
-use crossbeam_channel::bounded;
-use fruits_image::Preprocessing;
-use fruits_ingest::ImageEntry;
-use fruits_model::FeatureModel;
-use fruits_store::{
-    DatasetMeta, ErrorRows, FeatureRows, Location, Manifest, OutputDir, PartInfo, PartKind,
-    StorageError, StoreError,
+pub use featurize::{
+    FeaturizeConfig, NoProgress, PartitionResult, Progress, Summary, feature_spec, featurize,
+    featurize_entries, featurize_partition,
 };
-use rayon::prelude::*;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-/// A failure that stops the whole run (as opposed to one bad image, which is recorded).
+use fruits_store::{StorageError, StoreError};
+
+/// A failure that stops the whole run (as opposed to one bad image, which is
+/// recorded in the errors table).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The input could not be listed.
@@ -64,632 +45,141 @@ pub enum PipelineError {
     /// A chart could not be drawn (no font, say): the results themselves are fine.
     #[error(transparent)]
     Report(#[from] fruits_report::ReportError),
-    /// The input dataset does not have the expected columns.
-    #[error("{0}")]
-    Input(String),
+    /// Nothing under the input looks like a photo.
+    #[error("found no images under {input} (looked for {} files, any case)", fruits_ingest::IMAGE_EXTENSIONS.join(", "))]
+    NoImages {
+        /// The input root.
+        input: String,
+    },
+    /// A dataset lacks a column this step reads.
+    #[error("{dataset} has no `{column}` column")]
+    MissingColumn {
+        /// The dataset or part.
+        dataset: String,
+        /// The column.
+        column: &'static str,
+    },
+    /// A dataset's vector column has another type than a list of float32.
+    #[error("{dataset}: column `{column}` is {found}, expected a fixed-size list of float32")]
+    WrongColumnType {
+        /// The dataset or part.
+        dataset: String,
+        /// The column.
+        column: &'static str,
+        /// Its type.
+        found: String,
+    },
+    /// No rows (in the split asked for).
+    #[error(
+        "{dataset} has no rows{}: {}",
+        split.as_ref().map(|s| format!(" in split {s:?}")).unwrap_or_default(),
+        describe_splits(splits_seen)
+    )]
+    NoRows {
+        /// The dataset.
+        dataset: String,
+        /// The split asked for.
+        split: Option<String>,
+        /// The splits it does have ("" for rows outside a split folder).
+        splits_seen: Vec<String>,
+    },
+    /// Too few rows to fit a PCA.
+    #[error("{dataset} has {rows} featurised row(s); PCA needs at least 2")]
+    TooFewRows {
+        /// The dataset.
+        dataset: String,
+        /// Rows it has.
+        rows: u64,
+    },
+    /// Parts of one dataset hold vectors of different lengths.
+    #[error("the parts of {dataset} mix vectors of {first} and {now} values")]
+    MixedDimensions {
+        /// The dataset.
+        dataset: String,
+        /// The first length seen.
+        first: usize,
+        /// A different one.
+        now: usize,
+    },
+    /// Vectors of another length than the model (PCA) takes.
+    #[error("{what}: vectors have {got} values but the PCA takes {expected}")]
+    WrongDimension {
+        /// The part or dataset.
+        what: String,
+        /// Their length.
+        got: usize,
+        /// The PCA's.
+        expected: usize,
+    },
+    /// A PCA fitted on features of one image model applied to another's.
+    #[error(
+        "the PCA was fitted on features of image model {pca_model} but {dataset} holds features of {data_model}"
+    )]
+    PcaOfAnotherModel {
+        /// The dataset.
+        dataset: String,
+        /// The model the PCA's features came from.
+        pca_model: String,
+        /// The model of the dataset's features.
+        data_model: String,
+    },
+    /// A reduced output given where its PCA is needed, and no PCA found.
+    #[error(
+        "{dataset} is a reduced output: training on it needs the PCA that made it (none found beside it)"
+    )]
+    ReducedWithoutPca {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A PCA given for rows another PCA reduced.
+    #[error("{dataset} was reduced by PCA {reduced_by} but the PCA given is {given}")]
+    PcaMismatch {
+        /// The dataset.
+        dataset: String,
+        /// The fingerprint recorded with the rows.
+        reduced_by: String,
+        /// The fingerprint of the PCA given.
+        given: String,
+    },
+    /// A PCA given for rows that are features, not reduced ones.
+    #[error("{dataset} holds features, not reduced rows: a PCA is fitted on them, not given")]
+    NotReduced {
+        /// The dataset.
+        dataset: String,
+    },
+    /// None of a dataset's labels is a class the classifier knows.
+    #[error("none of the labels of {dataset} is a class the classifier knows")]
+    NoKnownLabels {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A projection plot needs two components.
+    #[error("a projection plot needs at least 2 components; the PCA keeps {k}")]
+    PlotNeedsTwoComponents {
+        /// Components kept.
+        k: usize,
+    },
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A worker thread died.
+    /// A worker thread died, or Arrow could not build a batch (a bug).
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct FeaturizeConfig {
-    /// Images per inference call.
-    pub batch_size: usize,
-    /// Threads decoding and resizing images.
-    pub decode_threads: usize,
-    /// Rows per Parquet part: the unit of work kept when a run is interrupted.
-    pub part_rows: usize,
-    /// How images are prepared.
-    pub preprocessing: Preprocessing,
-    /// Stop (as if interrupted) after this many batches; for tests of resuming.
-    pub stop_after_batches: Option<usize>,
-}
-
-impl Default for FeaturizeConfig {
-    fn default() -> Self {
-        FeaturizeConfig {
-            batch_size: 16,
-            decode_threads: 1,
-            part_rows: 2048,
-            preprocessing: Preprocessing::default(),
-            stop_after_batches: None,
-        }
+fn describe_splits(splits: &[String]) -> String {
+    if splits.is_empty() {
+        return "it has no rows".to_string();
     }
-}
-
-/// Receives progress as batches complete (the CLI draws a bar with it).
-pub trait Progress: Sync {
-    /// Called once before work starts: `total` inputs, of which `done` were done by earlier runs.
-    fn start(&self, total: u64, done: u64);
-    /// Called after each batch with the number of inputs it accounted for.
-    fn advance(&self, n: u64);
-}
-
-/// A [`Progress`] that reports nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _: u64, _: u64) {}
-    fn advance(&self, _: u64) {}
-}
-
-/// What a run did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// Images found in the input.
-    pub inputs: u64,
-    /// Images skipped because an earlier run had already done them.
-    pub skipped: u64,
-    /// Images featurised by this run.
-    pub featurised: u64,
-    /// Images that failed in this run (recorded in the errors table).
-    pub failed: u64,
-    /// Rows in the output's features table after this run.
-    pub total_rows: u64,
-    /// Rows in the output's errors table after this run.
-    pub total_errors: u64,
-    /// Wall time of this run, in seconds.
-    pub elapsed_secs: f64,
-    /// (featurised + failed) / elapsed.
-    pub images_per_sec: f64,
-    /// False when the run stopped early (interrupted): no manifest was written.
-    pub complete: bool,
-    /// The output location.
-    pub output: String,
-    /// Run number of this run's part files.
-    pub run: u32,
-}
-
-/// Why one input failed.
-#[derive(Debug, Clone)]
-struct ItemError {
-    kind: &'static str,
-    message: String,
-}
-
-/// What the decode stage learned about one input.
-struct Decoded {
-    sha256: [u8; 32],
-    width: u32,
-    height: u32,
-}
-
-/// A batch leaving the decode stage: `tensors` holds one slot per entry, filled for the successes.
-struct DecodedBatch {
-    entries: Vec<ImageEntry>,
-    results: Vec<Result<Decoded, ItemError>>,
-    tensors: Vec<f32>,
-}
-
-/// A batch leaving the inference stage.
-struct InferredBatch {
-    entries: Vec<ImageEntry>,
-    results: Vec<Result<Decoded, ItemError>>,
-    /// Features of the successes, in order.
-    features: Vec<f32>,
-}
-
-/// A batch leaving the fetch stage: each input's bytes, or why it could not be read.
-struct FetchedBatch {
-    entries: Vec<ImageEntry>,
-    bytes: Vec<Result<Bytes, ItemError>>,
-}
-
-/// Hashes and preprocesses one input's bytes into `slot`.
-fn load_one(
-    bytes: &Result<Bytes, ItemError>,
-    pre: &Preprocessing,
-    slot: &mut [f32],
-) -> Result<Decoded, ItemError> {
-    let bytes = bytes.as_ref().map_err(Clone::clone)?;
-    let sha256: [u8; 32] = Sha256::digest(bytes).into();
-    // A decoder bug on a hostile file must cost one image, not the run.
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| pre.preprocess_into(bytes, slot)));
-    match outcome {
-        Ok(Ok(info)) => Ok(Decoded {
-            sha256,
-            width: info.width,
-            height: info.height,
-        }),
-        Ok(Err(e)) => Err(ItemError {
-            kind: e.kind(),
-            message: e.to_string(),
-        }),
-        Err(_) => Err(ItemError {
-            kind: "panic",
-            message: "the image decoder crashed on this file".into(),
-        }),
-    }
-}
-
-/// The metadata a run with `model` and `pre` records.
-pub fn dataset_meta(model: &FeatureModel, pre: &Preprocessing) -> DatasetMeta {
-    let info = model.info();
-    DatasetMeta {
-        model_sha256: info.sha256.clone(),
-        model_source: info.source.clone(),
-        feature_output: info.feature_output.clone(),
-        feature_dim: info.feature_dim,
-        input_size: info.input_size,
-        preprocessing: pre.describe(),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        pca_fingerprint: String::new(),
-    }
-}
-
-/// Refuses to mix results of another model, output or preprocessing into `dir`.
-fn check_compatible(
-    dir: &Location,
-    existing: &DatasetMeta,
-    current: &DatasetMeta,
-) -> Result<(), StoreError> {
-    let same = existing.model_sha256 == current.model_sha256
-        && existing.feature_output == current.feature_output
-        && existing.preprocessing == current.preprocessing;
-    if same {
-        return Ok(());
-    }
-    let describe = |m: &DatasetMeta| format!("{} (output {:?})", m.model_sha256, m.feature_output);
-    Err(StoreError::ModelMismatch {
-        dir: dir.to_string(),
-        existing: describe(existing),
-        current: describe(current),
-    })
-}
-
-/// What [`write_gathered`] wrote.
-struct Gathered {
-    part: Option<PartInfo>,
-    errors: Option<PartInfo>,
-}
-
-/// Writes the gathered errors, then the gathered rows, as the parts `seq` of run
-/// `run` (`errors-r{run}-{seq}`, `part-r{run}-{seq}`), emptying both; a part is
-/// written only when it has rows. Errors first: if we die between the two files,
-/// the images of the lost features part are simply redone and no input is
-/// counted twice.
-fn write_gathered(
-    dir: &OutputDir,
-    meta: &DatasetMeta,
-    run: u32,
-    seq: u32,
-    rows: &mut FeatureRows,
-    errors: &mut ErrorRows,
-) -> Result<Gathered, PipelineError> {
-    let errors = if errors.is_empty() {
-        None
-    } else {
-        Some(dir.write_part(
-            &PartKind::Errors.file_name(run, seq),
-            &errors.finish()?,
-            meta,
-        )?)
-    };
-    let part = if rows.is_empty() {
-        None
-    } else {
-        Some(dir.write_part(
-            &PartKind::Features.file_name(run, seq),
-            &rows.finish()?,
-            meta,
-        )?)
-    };
-    Ok(Gathered { part, errors })
-}
-
-/// What the stages did.
-struct StageOutcome {
-    featurised: u64,
-    failed: u64,
-    stopped_early: bool,
-}
-
-/// Runs fetch -> decode -> inference -> gather over `pending`, in input order,
-/// calling `flush` with the gathered rows and errors every `part_rows` inputs
-/// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
-/// an output) and [`featurize_partition`] (one part per Spark partition).
-fn run_stages<F>(
-    input: &Location,
-    pending: &[ImageEntry],
-    model: &FeatureModel,
-    config: &FeaturizeConfig,
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-    flush: F,
-) -> Result<StageOutcome, PipelineError>
-where
-    F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError> + Send,
-{
-    let dim = model.info().feature_dim;
-    let pre = &config.preprocessing;
-    let tensor_len = pre.tensor_len();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.decode_threads)
-        .thread_name(|i| format!("fruits-decode-{i}"))
-        .build()
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
-
-    let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
-    let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
-    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
-    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
-    let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
-    let stopped_early = AtomicBool::new(false);
-
-    let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
-        // Stage 0: fetch, with bounded concurrency, in input order.
-        let fetcher = s.spawn(|| {
-            let mut entries = Vec::with_capacity(config.batch_size);
-            let mut bytes = Vec::with_capacity(config.batch_size);
-            input.fetch_each(&keys, |i, result| {
-                if cancel.load(Ordering::Relaxed) {
-                    return false;
-                }
-                let item = match result {
-                    Ok(b) => Ok(b),
-                    Err(e) if e.is_item_level() => Err(ItemError {
-                        kind: "io",
-                        message: format!("cannot read the file: {e}"),
-                    }),
-                    Err(e) => {
-                        // The service is down or access is denied: not this
-                        // image's fault, so it must not land in the errors table.
-                        if let Ok(mut slot) = fetch_failure.lock() {
-                            *slot = Some(e);
-                        }
-                        return false;
-                    }
-                };
-                entries.push(pending[i].clone());
-                bytes.push(item);
-                if entries.len() == config.batch_size {
-                    let batch = FetchedBatch {
-                        entries: std::mem::take(&mut entries),
-                        bytes: std::mem::take(&mut bytes),
-                    };
-                    return fetched_tx.send(batch).is_ok();
-                }
-                true
-            });
-            let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
-            if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
-                let _ = fetched_tx.send(FetchedBatch { entries, bytes });
-            }
-            drop(fetched_tx);
-        });
-
-        // Stage 1: decode, batch by batch, in input order.
-        let decoder = s.spawn(|| {
-            for fetched in fetched_rx.iter() {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let n = fetched.entries.len();
-                let mut tensors = vec![0f32; n * tensor_len];
-                let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
-                    tensors
-                        .par_chunks_mut(tensor_len)
-                        .zip(fetched.bytes.par_iter())
-                        .map(|(slot, bytes)| load_one(bytes, pre, slot))
-                        .collect()
-                });
-                let batch = DecodedBatch {
-                    entries: fetched.entries,
-                    results,
-                    tensors,
-                };
-                if decoded_tx.send(batch).is_err() {
-                    break; // inference stopped
-                }
-            }
-            // Dropping the receiver too unblocks the fetcher when we stop early.
-            drop(fetched_rx);
-            drop(decoded_tx);
-        });
-
-        // Stage 3: gather rows; hand them to `flush` every `part_rows`.
-        let writer = s.spawn(move || -> Result<(u64, u64), PipelineError> {
-            // Owned here, so a failed flush drops the receiver and the
-            // inference stage stops instead of waiting on a full queue.
-            let inferred_rx = inferred_rx;
-            let mut flush = flush;
-            let mut rows = FeatureRows::new(dim);
-            let mut errors = ErrorRows::default();
-            let (mut ok, mut failed) = (0u64, 0u64);
-            for batch in inferred_rx.iter() {
-                let mut feats = batch.features.chunks_exact(dim.max(1));
-                for (entry, result) in batch.entries.iter().zip(&batch.results) {
-                    match result {
-                        Ok(d) => {
-                            let f = feats.next().ok_or_else(|| {
-                                PipelineError::Internal("fewer feature vectors than images".into())
-                            })?;
-                            rows.push(
-                                &entry.path,
-                                &entry.label,
-                                entry.split.as_deref(),
-                                &d.sha256,
-                                d.width,
-                                d.height,
-                                f,
-                            )?;
-                            ok += 1;
-                        }
-                        Err(e) => {
-                            errors.push(&entry.path, e.kind, &e.message);
-                            failed += 1;
-                        }
-                    }
-                }
-                if rows.len() + errors.len() >= config.part_rows {
-                    flush(&mut rows, &mut errors)?;
-                }
-            }
-            flush(&mut rows, &mut errors)?;
-            Ok((ok, failed))
-        });
-
-        // Stage 2: inference, on this thread.
-        let mut inference_result = Ok(());
-        for (done_batches, batch) in decoded_rx.iter().enumerate() {
-            let good = batch.results.iter().filter(|r| r.is_ok()).count();
-            let features = if good == 0 {
-                Vec::new()
-            } else {
-                let input = if good == batch.results.len() {
-                    batch.tensors
-                } else {
-                    // Compact: the model sees only the images that decoded.
-                    let mut packed = Vec::with_capacity(good * tensor_len);
-                    for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results) {
-                        if r.is_ok() {
-                            packed.extend_from_slice(slot);
-                        }
-                    }
-                    packed
-                };
-                match model.run(&input) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        inference_result = Err(PipelineError::Model(e));
-                        break;
-                    }
-                }
-            };
-            let n = batch.entries.len() as u64;
-            let inferred = InferredBatch {
-                entries: batch.entries,
-                results: batch.results,
-                features,
-            };
-            if inferred_tx.send(inferred).is_err() {
-                break; // the writer failed; its error is reported below
-            }
-            progress.advance(n);
-            let stop_now = config
-                .stop_after_batches
-                .is_some_and(|k| done_batches + 1 >= k);
-            if stop_now || cancel.load(Ordering::Relaxed) {
-                stopped_early.store(true, Ordering::Relaxed);
-                break;
-            }
-        }
-        drop(decoded_rx);
-        drop(inferred_tx);
-        decoder
-            .join()
-            .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
-        fetcher
-            .join()
-            .map_err(|_| PipelineError::Internal("fetch thread panicked".into()))?;
-        let written = writer
-            .join()
-            .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
-        inference_result?;
-        Ok(written)
-    });
-    let (featurised, failed) = outcome?;
-    if let Some(e) = fetch_failure.into_inner().ok().flatten() {
-        // The parts written before the failure stay: the next run resumes after them.
-        return Err(PipelineError::Storage(e));
-    }
-    Ok(StageOutcome {
-        featurised,
-        failed,
-        stopped_early: stopped_early.load(Ordering::Relaxed),
-    })
-}
-
-/// Featurises every image under `input` into the output `out`, skipping what
-/// earlier runs did. Stops early, without writing the manifest, when `cancel`
-/// becomes true; the parts written so far are kept for the next run.
-pub fn featurize(
-    input: &Location,
-    out: &Location,
-    model: &FeatureModel,
-    config: &FeaturizeConfig,
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-) -> Result<Summary, PipelineError> {
-    // Write access is checked before listing: a run that cannot write its
-    // results stops before any work, however large the input.
-    let dir = OutputDir::create(out)?;
-    let entries = fruits_ingest::list_images(input)?;
-    if entries.is_empty() {
-        // Most often a typo in the prefix: an S3 listing of nothing is not an error.
-        return Err(PipelineError::Input(format!(
-            "found no images under {input} (looked for {} files, any case)",
-            fruits_ingest::IMAGE_EXTENSIONS.join(", ")
-        )));
-    }
-    featurize_entries(input, entries, &dir, model, config, progress, cancel)
-}
-
-/// Like [`featurize`], for an already made listing of `input` and an opened output.
-pub fn featurize_entries(
-    input: &Location,
-    entries: Vec<ImageEntry>,
-    dir: &OutputDir,
-    model: &FeatureModel,
-    config: &FeaturizeConfig,
-    progress: &dyn Progress,
-    cancel: &AtomicBool,
-) -> Result<Summary, PipelineError> {
-    let started = Instant::now();
-    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
-        return Err(PipelineError::Config(
-            "batch size, part rows and decode threads must be at least 1".into(),
-        ));
-    }
-    let pre = &config.preprocessing;
-    if pre.size != model.info().input_size {
-        return Err(PipelineError::Config(format!(
-            "preprocessing makes {}x{} images but the model takes {}x{}",
-            pre.size,
-            pre.size,
-            model.info().input_size,
-            model.info().input_size
-        )));
-    }
-    let meta = dataset_meta(model, pre);
-    let out = dir.root();
-    let scan = dir.scan()?;
-    if let Some(existing) = scan.manifest.as_ref().map(|m| &m.meta) {
-        check_compatible(out, existing, &meta)?;
-    }
-    for part in &scan.parts {
-        if let Some(existing) = &part.meta {
-            check_compatible(out, existing, &meta)?;
-        }
-    }
-    let done: HashSet<&str> = scan
-        .parts
+    let shown: Vec<String> = splits
         .iter()
-        .flat_map(|p| p.paths.iter().map(String::as_str))
+        .map(|s| {
+            if s.is_empty() {
+                "\"\" (no split folder)".to_string()
+            } else {
+                format!("{s:?}")
+            }
+        })
         .collect();
-    let total = entries.len() as u64;
-    let pending: Vec<ImageEntry> = entries
-        .into_iter()
-        .filter(|e| !done.contains(e.path.as_str()))
-        .collect();
-    let skipped = total - pending.len() as u64;
-    progress.start(total, skipped);
-    tracing::info!(
-        total,
-        skipped,
-        pending = pending.len(),
-        run = scan.next_run,
-        "featurize starts"
-    );
-
-    let run = scan.next_run;
-    let mut new_parts = Vec::new();
-    let mut new_error_parts = Vec::new();
-    let mut seq = 0u32;
-    let flush = |rows: &mut FeatureRows, errors: &mut ErrorRows| -> Result<(), PipelineError> {
-        let written = write_gathered(dir, &meta, run, seq, rows, errors)?;
-        new_error_parts.extend(written.errors);
-        new_parts.extend(written.part);
-        seq += 1;
-        Ok(())
-    };
-    let outcome = run_stages(input, &pending, model, config, progress, cancel, flush)?;
-    let (featurised, failed) = (outcome.featurised, outcome.failed);
-    let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
-
-    let previous = |kind: PartKind| -> Vec<PartInfo> {
-        scan.parts
-            .iter()
-            .filter(|p| p.kind == kind)
-            .map(|p| PartInfo {
-                file: p.file.clone(),
-                rows: p.paths.len() as u64,
-            })
-            .collect()
-    };
-    let mut parts = previous(PartKind::Features);
-    parts.extend(new_parts);
-    let mut error_parts = previous(PartKind::Errors);
-    error_parts.extend(new_error_parts);
-    let manifest = Manifest::new(meta, parts, error_parts);
-    if complete {
-        dir.write_manifest(&manifest)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(Summary {
-        inputs: total,
-        skipped,
-        featurised,
-        failed,
-        total_rows: manifest.rows,
-        total_errors: manifest.errors,
-        elapsed_secs: elapsed,
-        images_per_sec: if elapsed > 0.0 {
-            (featurised + failed) as f64 / elapsed
-        } else {
-            0.0
-        },
-        complete,
-        output: out.to_string(),
-        run,
-    })
-}
-
-/// What [`featurize_partition`] wrote.
-#[derive(Debug, Clone, Serialize)]
-pub struct PartitionResult {
-    /// The features part, when any image of the partition featurised.
-    pub part: Option<PartInfo>,
-    /// The errors part, when any image of the partition failed.
-    pub errors: Option<PartInfo>,
-    /// Images featurised.
-    pub featurised: u64,
-    /// Images that failed (in the errors part).
-    pub failed: u64,
-}
-
-/// One partition of a distributed run (a Spark task): featurises `entries` of
-/// `input` and writes them as at most one features part and one errors part
-/// named after `index` (`part-r000-{index:05}`, `errors-r000-{index:05}`), the
-/// same layout as the CLI's. A retried or speculative task writes the same names
-/// with the same rows, and each put is atomic, so however often a partition
-/// runs, the output holds each image once; the driver's manifest names the parts.
-pub fn featurize_partition(
-    input: &Location,
-    entries: &[ImageEntry],
-    dir: &OutputDir,
-    index: u32,
-    model: &FeatureModel,
-    config: &FeaturizeConfig,
-) -> Result<PartitionResult, PipelineError> {
-    let meta = dataset_meta(model, &config.preprocessing);
-    // With `part_rows` unbounded, `run_stages` flushes once, at the end: the
-    // partition becomes one features part and one errors part named after `index`.
-    let config = FeaturizeConfig {
-        part_rows: usize::MAX,
-        stop_after_batches: None,
-        ..config.clone()
-    };
-    let mut written = Gathered {
-        part: None,
-        errors: None,
-    };
-    let flush = |r: &mut FeatureRows, e: &mut ErrorRows| -> Result<(), PipelineError> {
-        written = write_gathered(dir, &meta, 0, index, r, e)?;
-        Ok(())
-    };
-    let cancel = AtomicBool::new(false);
-    let outcome = run_stages(input, entries, model, &config, &NoProgress, &cancel, flush)?;
-    let Gathered { part, errors } = written;
-    Ok(PartitionResult {
-        part,
-        errors,
-        featurised: outcome.featurised,
-        failed: outcome.failed,
-    })
+    format!("its splits are {}", shown.join(", "))
 }

@@ -7,29 +7,44 @@ use arrow_array::types::Float32Type;
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use fruits_pca::{Keep, ModelFile, PcaModel, PcaStats};
-use fruits_store::{Dataset, DatasetMeta, Location, Manifest, OutputDir, PartInfo, PartKind};
+use fruits_store::{
+    Dataset, DatasetMeta, Location, Manifest, OutputDir, PartInfo, PartKind, columns,
+};
 
 use crate::PipelineError;
+
+/// Default share of the variance a PCA keeps.
+pub const DEFAULT_VARIANCE: f64 = 0.95;
+
+/// Where `fruits run` and the Spark job put the PCA beside `features/` and `reduced/`.
+pub const PCA_DIR: &str = "pca";
 
 /// Rows read per batch: bounds memory at `batch_rows x d` floats plus O(d^2).
 pub const BATCH_ROWS: usize = 4096;
 
-/// The values of the vector column `name` of a batch, and its length per row.
+/// The values of the vector column `name` of a batch read from `dataset`, and
+/// its length per row.
 pub fn vector_column<'a>(
     batch: &'a RecordBatch,
-    name: &str,
+    name: &'static str,
+    dataset: &Location,
 ) -> Result<(&'a [f32], usize), PipelineError> {
     let column = batch
         .column_by_name(name)
-        .ok_or_else(|| PipelineError::Input(format!("the input has no `{name}` column")))?;
+        .ok_or_else(|| PipelineError::MissingColumn {
+            dataset: dataset.to_string(),
+            column: name,
+        })?;
     let list = match column.data_type() {
         DataType::FixedSizeList(item, _) if item.data_type() == &DataType::Float32 => {
             column.as_fixed_size_list()
         }
         other => {
-            return Err(PipelineError::Input(format!(
-                "column `{name}` is {other}, expected a fixed-size list of float32"
-            )));
+            return Err(PipelineError::WrongColumnType {
+                dataset: dataset.to_string(),
+                column: name,
+                found: other.to_string(),
+            });
         }
     };
     let dim = list.value_length() as usize;
@@ -82,7 +97,8 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::scope(|s| {
         s.spawn(move || {
-            for batch in ds.feature_columns(&["features", "label"], STATS_BATCH_ROWS) {
+            for batch in ds.feature_columns(&[columns::FEATURES, columns::LABEL], STATS_BATCH_ROWS)
+            {
                 if tx.send(batch).is_err() {
                     break;
                 }
@@ -94,17 +110,19 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
         let mut row = 0usize;
         for batch in rx {
             let batch = batch?;
-            let (values, dim) = vector_column(&batch, "features")?;
+            let (values, dim) = vector_column(&batch, columns::FEATURES, ds.root())?;
             let s = stats.get_or_insert_with(|| PcaStats::new(dim));
             if s.dim() != dim {
-                return Err(PipelineError::Input(format!(
-                    "feature vectors of {dim} values after vectors of {}: the parts of {} mix feature sizes",
-                    s.dim(),
-                    ds.root()
-                )));
+                return Err(PipelineError::MixedDimensions {
+                    dataset: ds.root().to_string(),
+                    first: s.dim(),
+                    now: dim,
+                });
             }
             s.update(values)?;
-            let labels = batch.column_by_name("label").map(|c| c.as_string::<i32>());
+            let labels = batch
+                .column_by_name(columns::LABEL)
+                .map(|c| c.as_string::<i32>());
             for (i, v) in values.chunks_exact(dim).enumerate() {
                 if (row + i).is_multiple_of(stride) {
                     sample.extend_from_slice(v);
@@ -113,11 +131,9 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
             }
             row += batch.num_rows();
         }
-        let stats = stats.ok_or_else(|| {
-            PipelineError::Input(format!(
-                "{} has no featurised rows to fit a PCA on",
-                ds.root()
-            ))
+        let stats = stats.ok_or_else(|| PipelineError::TooFewRows {
+            dataset: ds.root().to_string(),
+            rows: 0,
         })?;
         Ok(Pass {
             stats,
@@ -131,11 +147,10 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
 pub fn fit_dataset(ds: &Dataset, keep: Keep) -> Result<(PcaModel, Pass), PipelineError> {
     let pass = stats_of(ds)?;
     if pass.stats.count() < 2 {
-        return Err(PipelineError::Input(format!(
-            "{} has {} featurised row(s); PCA needs at least 2",
-            ds.root(),
-            pass.stats.count()
-        )));
+        return Err(PipelineError::TooFewRows {
+            dataset: ds.root().to_string(),
+            rows: pass.stats.count(),
+        });
     }
     Ok((fruits_pca::fit(&pass.stats, keep)?, pass))
 }
@@ -148,19 +163,91 @@ pub fn reduced_meta(
     features_model_sha256: &str,
 ) -> Result<DatasetMeta, PipelineError> {
     let meta = &ds.manifest().meta;
-    if !features_model_sha256.is_empty() && features_model_sha256 != meta.model_sha256 {
-        return Err(PipelineError::Input(format!(
-            "the PCA was fitted on features of model {} but {} holds features of model {}",
-            features_model_sha256,
-            ds.root(),
-            meta.model_sha256
-        )));
+    if !features_model_sha256.is_empty() && features_model_sha256 != meta.spec.model_sha256 {
+        return Err(PipelineError::PcaOfAnotherModel {
+            dataset: ds.root().to_string(),
+            pca_model: features_model_sha256.to_string(),
+            data_model: meta.spec.model_sha256.clone(),
+        });
     }
     let mut out_meta = meta.clone();
-    out_meta.feature_output = "pca".into();
-    out_meta.feature_dim = model.k;
-    out_meta.pca_fingerprint = model.fingerprint();
+    out_meta.spec.feature_output = columns::PCA.into();
+    out_meta.spec.feature_dim = model.k;
+    out_meta.pca_fingerprint = Some(model.fingerprint());
     Ok(out_meta)
+}
+
+/// Fits a PCA on the features of `ds`, writes it into `out` (`pca.json`,
+/// `components.parquet`) with its two plots, and returns the model as saved.
+/// A plot that cannot be drawn (no font) does not fail the fit: its error is
+/// returned beside the model for the caller to report.
+pub fn fit_and_save(
+    ds: &Dataset,
+    keep: Keep,
+    out: &Location,
+) -> Result<(ModelFile, Option<PipelineError>), PipelineError> {
+    out.check_writable()?;
+    let (model, pass) = fit_dataset(ds, keep)?;
+    fruits_pca::save(
+        out,
+        &model,
+        &ds.manifest().meta.spec.model_sha256,
+        &ds.root().to_string(),
+    )?;
+    let plots = (|| {
+        let sample = if model.k >= 2 {
+            first_two_components(&pass, &model)?
+        } else {
+            PlotSample::default()
+        };
+        crate::plots::write_pca_plots(
+            out,
+            &model,
+            &sample.points,
+            &sample.labels,
+            ds.manifest().rows,
+        )
+    })();
+    // Read back what was written: the caller gets exactly what others will load.
+    Ok((fruits_pca::load(out)?, plots.err()))
+}
+
+/// The PCA that made the reduced output `ds`: the [`PCA_DIR`] folder beside it
+/// (`run/reduced` -> `run/pca`), checked by fingerprint.
+pub fn pca_beside(ds: &Dataset) -> Result<ModelFile, PipelineError> {
+    let meta = &ds.manifest().meta;
+    let Some(fingerprint) = &meta.pca_fingerprint else {
+        return Err(PipelineError::NotReduced {
+            dataset: ds.root().to_string(),
+        });
+    };
+    let dir = ds
+        .root()
+        .parent()
+        .map(|p| p.child(PCA_DIR))
+        .ok_or_else(|| PipelineError::ReducedWithoutPca {
+            dataset: ds.root().to_string(),
+        })?;
+    let model = match fruits_pca::load(&dir) {
+        Ok(m) => m,
+        Err(fruits_pca::PcaError::Storage {
+            source: fruits_store::StorageError::NotFound { .. },
+            ..
+        }) => {
+            return Err(PipelineError::ReducedWithoutPca {
+                dataset: ds.root().to_string(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if &model.model.fingerprint() != fingerprint {
+        return Err(PipelineError::PcaMismatch {
+            dataset: ds.root().to_string(),
+            reduced_by: fingerprint.clone(),
+            given: model.model.fingerprint(),
+        });
+    }
+    Ok(model)
 }
 
 /// Projects every row of `ds` with `model` into a new output at `out`: one
@@ -205,18 +292,21 @@ pub fn transform_part(
     let mut row = sample.as_ref().map_or(0, |s| s.first_row);
     for batch in ds.part_batches(part, BATCH_ROWS) {
         let batch = batch?;
-        let (values, dim) = vector_column(&batch, "features")?;
+        let (values, dim) = vector_column(&batch, columns::FEATURES, ds.root())?;
         if dim != model.d {
-            return Err(PipelineError::Input(format!(
-                "{}: feature vectors have {dim} values but the PCA expects {}",
-                part.file, model.d
-            )));
+            return Err(PipelineError::WrongDimension {
+                what: ds.root().describe(&part.file),
+                got: dim,
+                expected: model.d,
+            });
         }
         let projected = model.transform(values)?;
         if let Some(sample) = sample.as_deref_mut()
             && k >= 2
         {
-            let labels = batch.column_by_name("label").map(|c| c.as_string::<i32>());
+            let labels = batch
+                .column_by_name(columns::LABEL)
+                .map(|c| c.as_string::<i32>());
             for (i, z) in projected.chunks_exact(k).enumerate() {
                 if (row + i as u64).is_multiple_of(sample.stride.max(1) as u64) {
                     sample.points.push((z[0], z[1]));
@@ -236,16 +326,19 @@ pub fn transform_part(
         .map_err(|e| PipelineError::Internal(e.to_string()))?;
         let mut fields = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
-        for name in ["path", "label", "split"] {
+        for name in [columns::PATH, columns::LABEL, columns::SPLIT] {
             let idx = batch
                 .schema()
                 .index_of(name)
-                .map_err(|_| PipelineError::Input(format!("the input has no `{name}` column")))?;
+                .map_err(|_| PipelineError::MissingColumn {
+                    dataset: ds.root().describe(&part.file),
+                    column: name,
+                })?;
             fields.push(batch.schema().field(idx).clone());
             columns.push(batch.column(idx).clone());
         }
         fields.push(Field::new(
-            "pca",
+            columns::PCA,
             DataType::FixedSizeList(item.clone(), k as i32),
             false,
         ));
@@ -273,20 +366,18 @@ pub fn part_stats(ds: &Dataset, part: &PartInfo) -> Result<PcaStats, PipelineErr
     let mut stats: Option<PcaStats> = None;
     for batch in ds.part_batches(part, STATS_BATCH_ROWS) {
         let batch = batch?;
-        let (values, dim) = vector_column(&batch, "features")?;
+        let (values, dim) = vector_column(&batch, columns::FEATURES, ds.root())?;
         let s = stats.get_or_insert_with(|| PcaStats::new(dim));
         s.update(values)?;
     }
-    Ok(stats.unwrap_or_else(|| PcaStats::new(ds.manifest().meta.feature_dim)))
+    Ok(stats.unwrap_or_else(|| PcaStats::new(ds.manifest().meta.spec.feature_dim)))
 }
 
 /// The pass's sampled rows on the first two components of `model`, for
 /// [`crate::plots::write_pca_plots`].
 pub fn first_two_components(pass: &Pass, model: &PcaModel) -> Result<PlotSample, PipelineError> {
     if model.k < 2 {
-        return Err(PipelineError::Input(
-            "a projection plot needs at least 2 components".into(),
-        ));
+        return Err(PipelineError::PlotNeedsTwoComponents { k: model.k });
     }
     let two = PcaModel {
         k: 2,

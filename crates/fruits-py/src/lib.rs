@@ -19,30 +19,23 @@ use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_pyarrow::PyArrowType;
 use arrow_schema::{DataType, Field, Schema};
-use fruits_image::Preprocessing;
+use fruits_image::{DecodeLimits, Preprocessing};
 use fruits_location::{Location, StorageOptions};
 use fruits_model::{FeatureModel, ModelOptions};
 use fruits_pca::{Keep, PcaModel, PcaStats};
+use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, feature_spec};
 use fruits_pipeline::{FeaturizeConfig, reduce};
-use fruits_store::{Dataset, DatasetMeta, Manifest, OutputDir, PartInfo};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use fruits_store::{Dataset, DatasetMeta, Manifest, OutputDir, PartInfo, columns};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-/// Errors of the core as Python exceptions: storage problems are `OSError`,
-/// everything else (bad data, bad arguments) `ValueError`, with the core's message.
-fn value_err(e: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
+mod error;
 
-fn pipeline_err(e: fruits_pipeline::PipelineError) -> PyErr {
-    use fruits_pipeline::PipelineError as P;
-    match e {
-        P::Storage(_) | P::Store(fruits_store::StoreError::Storage(_)) => {
-            PyOSError::new_err(e.to_string())
-        }
-        other => value_err(other),
-    }
+use error::{Error, Result};
+
+/// Malformed JSON or bytes handed over by the Python side.
+fn json_err(e: serde_json::Error) -> Error {
+    Error::input(e)
 }
 
 fn storage_options() -> StorageOptions {
@@ -62,20 +55,17 @@ fn storage_options() -> StorageOptions {
     options
 }
 
-fn open(spec: &str) -> PyResult<Location> {
-    Location::parse(spec, &storage_options())
-        .map_err(|e| PyOSError::new_err(format!("{spec}: {e}")))
+fn open(spec: &str) -> Result<Location> {
+    Ok(Location::parse(spec, &storage_options())?)
 }
 
 /// Every image under `root` (folder or s3:// prefix), sorted by path, as a
 /// RecordBatch of `path` (relative), `size`, `label`, `split` (null outside
 /// Training/Test).
 #[pyfunction]
-fn list_images(py: Python<'_>, root: &str) -> PyResult<PyArrowType<RecordBatch>> {
+fn list_images(py: Python<'_>, root: &str) -> Result<PyArrowType<RecordBatch>> {
     let location = open(root)?;
-    let entries = py
-        .detach(|| fruits_ingest::list_images(&location))
-        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let entries = py.detach(|| fruits_ingest::list_images(&location))?;
     let mut path = StringBuilder::new();
     let mut size = UInt64Builder::new();
     let mut label = StringBuilder::new();
@@ -87,10 +77,10 @@ fn list_images(py: Python<'_>, root: &str) -> PyResult<PyArrowType<RecordBatch>>
         split.append_option(e.split.as_deref());
     }
     let schema = Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
+        Field::new(columns::PATH, DataType::Utf8, false),
         Field::new("size", DataType::UInt64, false),
-        Field::new("label", DataType::Utf8, false),
-        Field::new("split", DataType::Utf8, true),
+        Field::new(columns::LABEL, DataType::Utf8, false),
+        Field::new(columns::SPLIT, DataType::Utf8, true),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(path.finish()),
@@ -100,7 +90,7 @@ fn list_images(py: Python<'_>, root: &str) -> PyResult<PyArrowType<RecordBatch>>
     ];
     RecordBatch::try_new(schema, columns)
         .map(PyArrowType)
-        .map_err(value_err)
+        .map_err(Error::input)
 }
 
 /// Models built in this process: the Spark job checks each executor Python
@@ -127,7 +117,7 @@ impl Featurizer {
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
     #[new]
-    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=16, decode_threads=1, max_megapixels=100.0, ort_lib=None))]
+    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None))]
     fn new(
         py: Python<'_>,
         model_bytes: &[u8],
@@ -137,13 +127,13 @@ impl Featurizer {
         decode_threads: usize,
         max_megapixels: f64,
         ort_lib: Option<std::path::PathBuf>,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         if batch_size == 0
             || decode_threads == 0
             || max_megapixels.is_nan()
             || max_megapixels <= 0.0
         {
-            return Err(PyValueError::new_err(
+            return Err(Error::input(
                 "batch_size and decode_threads must be at least 1, max_megapixels positive",
             ));
         }
@@ -152,28 +142,24 @@ impl Featurizer {
             runtime_library: ort_lib,
             ..ModelOptions::default()
         };
-        let model = py
-            .detach(|| FeatureModel::from_bytes(model_bytes, source, &options))
-            .map_err(value_err)?;
+        let model = py.detach(|| FeatureModel::from_bytes(model_bytes, source, &options))?;
         MODELS_BUILT.fetch_add(1, Ordering::Relaxed);
         Ok(Featurizer {
             model,
             config: FeaturizeConfig {
                 batch_size,
                 decode_threads,
-                preprocessing: Preprocessing {
-                    max_pixels: (max_megapixels * 1e6) as u64,
-                    ..Preprocessing::default()
-                },
+                preprocessing: Preprocessing::default(),
+                limits: DecodeLimits::megapixels(max_megapixels),
                 ..FeaturizeConfig::default()
             },
         })
     }
 
     /// The metadata every part made by this featurizer records, as JSON.
-    fn meta_json(&self) -> PyResult<String> {
-        let meta = fruits_pipeline::dataset_meta(&self.model, &self.config.preprocessing);
-        serde_json::to_string(&meta).map_err(value_err)
+    fn meta_json(&self) -> Result<String> {
+        let meta = DatasetMeta::new(feature_spec(&self.model, &self.config.preprocessing));
+        serde_json::to_string(&meta).map_err(json_err)
     }
 
     /// Featurises the images named by `batch` (columns `path`, `size`, relative
@@ -187,13 +173,13 @@ impl Featurizer {
         out: &str,
         index: u32,
         batch: PyArrowType<RecordBatch>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> Result<Bound<'py, PyDict>> {
         let batch = batch.0;
         let paths = batch
-            .column_by_name("path")
-            .ok_or_else(|| PyValueError::new_err("the batch has no `path` column"))?
+            .column_by_name(columns::PATH)
+            .ok_or_else(|| Error::input("the batch has no `path` column"))?
             .as_string_opt::<i32>()
-            .ok_or_else(|| PyValueError::new_err("`path` must be utf8"))?
+            .ok_or_else(|| Error::input("`path` must be utf8"))?
             .clone();
         let sizes = batch
             .column_by_name("size")
@@ -215,8 +201,7 @@ impl Featurizer {
                 &self.model,
                 &self.config,
             )
-        });
-        let result = result.map_err(pipeline_err)?;
+        })?;
         let d = PyDict::new(py);
         d.set_item("part", result.part.as_ref().map(|p| p.file.clone()))?;
         d.set_item(
@@ -243,8 +228,8 @@ fn write_manifest(
     meta_json: &str,
     parts: Vec<(String, u64)>,
     error_parts: Vec<(String, u64)>,
-) -> PyResult<u64> {
-    let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(value_err)?;
+) -> Result<u64> {
+    let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(json_err)?;
     let infos = |v: Vec<(String, u64)>| -> Vec<PartInfo> {
         v.into_iter()
             .map(|(file, rows)| PartInfo { file, rows })
@@ -253,18 +238,15 @@ fn write_manifest(
     let manifest = Manifest::new(meta, infos(parts), infos(error_parts));
     let out = open(out)?;
     let rows = manifest.rows;
-    py.detach(|| OutputDir::create(&out)?.write_manifest(&manifest))
-        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    py.detach(|| OutputDir::create(&out)?.write_manifest(&manifest))?;
     Ok(rows)
 }
 
 /// The files of a committed output's features parts, in manifest order.
 #[pyfunction]
-fn dataset_parts(py: Python<'_>, root: &str) -> PyResult<Vec<(String, u64)>> {
+fn dataset_parts(py: Python<'_>, root: &str) -> Result<Vec<(String, u64)>> {
     let root = open(root)?;
-    let ds = py
-        .detach(|| Dataset::open(&root))
-        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let ds = py.detach(|| Dataset::open(&root))?;
     Ok(ds
         .manifest()
         .parts
@@ -273,13 +255,13 @@ fn dataset_parts(py: Python<'_>, root: &str) -> PyResult<Vec<(String, u64)>> {
         .collect())
 }
 
-fn find_part(ds: &Dataset, file: &str) -> PyResult<PartInfo> {
+fn find_part(ds: &Dataset, file: &str) -> Result<PartInfo> {
     ds.manifest()
         .parts
         .iter()
         .find(|p| p.file == file)
         .cloned()
-        .ok_or_else(|| PyValueError::new_err(format!("{} names no part {file}", ds.root())))
+        .ok_or_else(|| Error::input(format!("{} names no part {file}", ds.root())))
 }
 
 /// PCA statistics (count, mean, co-moments; `PcaStats::to_bytes`) of the given
@@ -289,14 +271,14 @@ fn pca_partition_stats<'py>(
     py: Python<'py>,
     features: &str,
     files: Vec<String>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> Result<Bound<'py, PyBytes>> {
     let root = open(features)?;
-    let bytes = py.detach(|| -> PyResult<Vec<u8>> {
-        let ds = Dataset::open(&root).map_err(|e| PyOSError::new_err(e.to_string()))?;
-        let mut total = PcaStats::new(ds.manifest().meta.feature_dim);
+    let bytes = py.detach(|| -> Result<Vec<u8>> {
+        let ds = Dataset::open(&root)?;
+        let mut total = PcaStats::new(ds.manifest().meta.spec.feature_dim);
         for file in &files {
-            let stats = reduce::part_stats(&ds, &find_part(&ds, file)?).map_err(pipeline_err)?;
-            total.merge(&stats).map_err(value_err)?;
+            let stats = reduce::part_stats(&ds, &find_part(&ds, file)?)?;
+            total.merge(&stats)?;
         }
         Ok(total.to_bytes())
     })?;
@@ -305,16 +287,14 @@ fn pca_partition_stats<'py>(
 
 /// Merges partitions' statistics into the statistics of all their rows.
 #[pyfunction]
-fn pca_merge<'py>(py: Python<'py>, stats: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyBytes>> {
+fn pca_merge<'py>(py: Python<'py>, stats: Vec<Vec<u8>>) -> Result<Bound<'py, PyBytes>> {
     let mut iter = stats.iter();
     let first = iter
         .next()
-        .ok_or_else(|| PyValueError::new_err("no statistics to merge"))?;
-    let mut total = PcaStats::from_bytes(first).map_err(value_err)?;
+        .ok_or_else(|| Error::input("no statistics to merge"))?;
+    let mut total = PcaStats::from_bytes(first)?;
     for s in iter {
-        total
-            .merge(&PcaStats::from_bytes(s).map_err(value_err)?)
-            .map_err(value_err)?;
+        total.merge(&PcaStats::from_bytes(s)?)?;
     }
     Ok(PyBytes::new(py, &total.to_bytes()))
 }
@@ -332,20 +312,20 @@ fn pca_fit<'py>(
     source: &str,
     variance: Option<f64>,
     k: Option<usize>,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+) -> Result<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
     let keep = match (k, variance) {
         (Some(k), _) => Keep::K(k),
         (None, Some(v)) => Keep::Variance(v),
-        (None, None) => Keep::Variance(0.95),
+        (None, None) => Keep::Variance(reduce::DEFAULT_VARIANCE),
     };
-    let stats = PcaStats::from_bytes(stats).map_err(value_err)?;
+    let stats = PcaStats::from_bytes(stats)?;
     let out = open(out)?;
-    let model = py.detach(|| -> PyResult<PcaModel> {
-        let model = fruits_pca::fit(&stats, keep).map_err(value_err)?;
-        fruits_pca::save(&out, &model, features_model_sha256, source).map_err(value_err)?;
+    let model = py.detach(|| -> Result<PcaModel> {
+        let model = fruits_pca::fit(&stats, keep)?;
+        fruits_pca::save(&out, &model, features_model_sha256, source)?;
         Ok(model)
     })?;
-    let bytes = serde_json::to_vec(&model).map_err(value_err)?;
+    let bytes = serde_json::to_vec(&model).map_err(json_err)?;
     let summary = PyDict::new(py);
     summary.set_item("n", model.n)?;
     summary.set_item("d", model.d)?;
@@ -380,22 +360,21 @@ fn reduce_partition(
     index: u32,
     first_row: u64,
     stride: usize,
-) -> PyResult<Option<Reduced>> {
-    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+) -> Result<Option<Reduced>> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(json_err)?;
     let (root, out) = (open(features)?, open(out)?);
-    py.detach(|| -> PyResult<Option<Reduced>> {
-        let ds = Dataset::open(&root).map_err(|e| PyOSError::new_err(e.to_string()))?;
+    py.detach(|| -> Result<Option<Reduced>> {
+        let ds = Dataset::open(&root)?;
         let part = find_part(&ds, file)?;
-        let meta = reduce::reduced_meta(&ds, &model, "").map_err(pipeline_err)?;
-        let dir = OutputDir::create(&out).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let meta = reduce::reduced_meta(&ds, &model, "")?;
+        let dir = OutputDir::create(&out)?;
         let mut sample = reduce::PlotSample {
             first_row,
             stride,
             ..Default::default()
         };
         let wanted = (stride > 0).then_some(&mut sample);
-        let info = reduce::transform_part(&ds, &part, &model, &dir, index, &meta, wanted)
-            .map_err(pipeline_err)?;
+        let info = reduce::transform_part(&ds, &part, &model, &dir, index, &meta, wanted)?;
         Ok(info.map(|p| (p.file, p.rows, sample.points, sample.labels)))
     })
 }
@@ -418,35 +397,29 @@ fn pca_plots(
     points: Vec<[f32; 2]>,
     labels: Vec<String>,
     rows: u64,
-) -> PyResult<()> {
-    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+) -> Result<()> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(json_err)?;
     let points: Vec<(f32, f32)> = points.into_iter().map(|[x, y]| (x, y)).collect();
     let out = open(out)?;
-    py.detach(|| {
-        fruits_pipeline::plots::write_pca_plots(&out, &model, &points, &labels, rows)
-            .map_err(pipeline_err)
-    })
+    py.detach(|| fruits_pipeline::plots::write_pca_plots(&out, &model, &points, &labels, rows))?;
+    Ok(())
 }
 
 /// The metadata of an output reduced from `features` by the PCA in `model_bytes`, as JSON.
 #[pyfunction]
-fn reduced_meta_json(py: Python<'_>, features: &str, model_bytes: &[u8]) -> PyResult<String> {
-    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(value_err)?;
+fn reduced_meta_json(py: Python<'_>, features: &str, model_bytes: &[u8]) -> Result<String> {
+    let model: PcaModel = serde_json::from_slice(model_bytes).map_err(json_err)?;
     let root = open(features)?;
-    let ds = py
-        .detach(|| Dataset::open(&root))
-        .map_err(|e| PyOSError::new_err(e.to_string()))?;
-    let meta = reduce::reduced_meta(&ds, &model, "").map_err(pipeline_err)?;
-    serde_json::to_string(&meta).map_err(value_err)
+    let ds = py.detach(|| Dataset::open(&root))?;
+    let meta = reduce::reduced_meta(&ds, &model, "")?;
+    serde_json::to_string(&meta).map_err(json_err)
 }
 
 /// Reads a whole file or object (the model, on the driver, before broadcasting it).
 #[pyfunction]
-fn read_bytes<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyBytes>> {
+fn read_bytes<'py>(py: Python<'py>, spec: &str) -> Result<Bound<'py, PyBytes>> {
     let location = open(spec)?;
-    let bytes = py
-        .detach(|| location.get(""))
-        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let bytes = py.detach(|| location.get(""))?;
     Ok(PyBytes::new(py, &bytes))
 }
 
@@ -454,6 +427,17 @@ fn read_bytes<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyBytes>>
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The defaults, defined once in the library crates, for the Python side.
+    m.add("DEFAULT_BATCH_SIZE", DEFAULT_BATCH_SIZE)?;
+    m.add("DEFAULT_VARIANCE", reduce::DEFAULT_VARIANCE)?;
+    m.add(
+        "DEFAULT_MAX_MEGAPIXELS",
+        fruits_image::DEFAULT_MAX_MEGAPIXELS,
+    )?;
+    m.add(
+        "DEFAULT_MODEL_FILE",
+        fruits_model::Precision::default().file_name(),
+    )?;
     m.add_class::<Featurizer>()?;
     m.add_function(wrap_pyfunction!(list_images, m)?)?;
     m.add_function(wrap_pyfunction!(models_built, m)?)?;

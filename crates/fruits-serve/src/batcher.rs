@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use fruits_identify::{Identifier, Prediction};
 use fruits_image::ImageInfo;
-use fruits_pipeline::identify::{Identifier, Prediction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;

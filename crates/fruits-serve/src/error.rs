@@ -43,6 +43,15 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// The model is still loading.
+    pub fn loading() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "loading",
+            "the model is loading; retry in a moment",
+        )
+    }
+
     /// Too many requests in flight.
     pub fn busy(limit: usize) -> Self {
         Self::new(

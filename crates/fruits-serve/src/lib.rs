@@ -4,6 +4,11 @@
 //! and `POST /invocations` follow the Amazon SageMaker inference-container
 //! contract; `GET /metrics` is Prometheus text.
 //!
+//! The service listens before the model is loaded: until it is, `/ping` and
+//! the identify routes answer 503 `loading` (SageMaker polls `/ping` and only
+//! routes traffic once it says 200), and a model that cannot be loaded stops
+//! the service with the loader's error.
+//!
 //! ```text
 //! request --(semaphore: at most max_in_flight, else 503)--> read body (size limit)
 //!   --> decode + resize on the blocking pool (megapixel limit)
@@ -19,7 +24,7 @@ mod error;
 mod metrics;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -28,7 +33,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use fruits_pipeline::identify::{Identifier, Prediction};
+use fruits_identify::{Identifier, Prediction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -51,27 +56,71 @@ pub struct ServeConfig {
     pub max_batch: usize,
     /// Answers per photo when the request does not say.
     pub default_top: usize,
+    /// Print one line per request on standard output (method, path, status, ms).
+    pub access_log: bool,
+}
+
+/// The service's defaults, defined once (the CLI's flags show them).
+pub mod defaults {
+    /// Address to listen on.
+    pub const HOST: &str = "127.0.0.1";
+    /// Port to listen on (SageMaker's).
+    pub const PORT: u16 = 8080;
+    /// Largest request body, in MiB.
+    pub const MAX_BODY_MIB: f64 = 10.0;
+    /// Largest photo, in megapixels (from the header, before decoding).
+    pub const MAX_MEGAPIXELS: f64 = 40.0;
+    /// Requests handled at once.
+    pub const MAX_IN_FLIGHT: usize = 64;
+    /// Seconds a request may take.
+    pub const TIMEOUT_SECS: f64 = 10.0;
+    /// Most photos per model call.
+    pub const MAX_BATCH: usize = 16;
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
-            max_body_bytes: 10 * 1024 * 1024,
-            max_in_flight: 64,
-            request_timeout: Duration::from_secs(10),
-            max_batch: 16,
-            default_top: 5,
+            max_body_bytes: (defaults::MAX_BODY_MIB * 1024.0 * 1024.0) as usize,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            request_timeout: Duration::from_secs_f64(defaults::TIMEOUT_SECS),
+            max_batch: defaults::MAX_BATCH,
+            default_top: fruits_identify::DEFAULT_TOP,
+            access_log: false,
         }
     }
 }
 
-/// Shared by every request.
-struct AppState {
+/// The loaded half of the service, set once the model is in memory.
+struct Ready {
     identifier: Arc<Identifier>,
     batcher: batcher::Handle,
+}
+
+/// Shared by every request.
+struct AppState {
+    ready: OnceLock<Ready>,
     permits: Arc<Semaphore>,
     config: ServeConfig,
     metrics: Metrics,
+}
+
+impl AppState {
+    /// The loaded model, or 503 `loading` while it loads.
+    fn ready(&self) -> Result<&Ready, ApiError> {
+        self.ready.get().ok_or_else(ApiError::loading)
+    }
+}
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The model could not be loaded.
+    #[error("the model could not be loaded: {0}")]
+    Load(String),
 }
 
 /// The answer to one photo.
@@ -89,23 +138,7 @@ struct IdentifyQuery {
     top: Option<usize>,
 }
 
-/// Builds the service around a loaded identifier. Must run inside a Tokio runtime.
-pub fn router(identifier: Identifier, config: ServeConfig) -> Router {
-    let identifier = Arc::new(identifier);
-    let metrics = Metrics::new();
-    let batcher = batcher::spawn(
-        identifier.clone(),
-        config.max_in_flight,
-        config.max_batch,
-        metrics.clone(),
-    );
-    let state = Arc::new(AppState {
-        identifier,
-        batcher,
-        permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
-        metrics,
-        config: config.clone(),
-    });
+fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/v1/identify", post(identify))
@@ -118,18 +151,77 @@ pub fn router(identifier: Identifier, config: ServeConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the
-/// requests in flight (graceful shutdown) and returns.
-pub async fn serve(
+/// Serves on `listener` while `load` builds the identifier on the blocking
+/// pool (answering 503 `loading` meanwhile), until `shutdown` completes; then
+/// finishes the requests in flight (graceful shutdown) and returns. If `load`
+/// fails, the service stops and returns its error.
+pub async fn serve<L, E>(
     listener: tokio::net::TcpListener,
-    identifier: Identifier,
+    load: L,
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(identifier, config);
+) -> Result<(), ServeError>
+where
+    L: FnOnce() -> Result<Identifier, E> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let metrics = Metrics::new();
+    let state = Arc::new(AppState {
+        ready: OnceLock::new(),
+        permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        metrics: metrics.clone(),
+        config: config.clone(),
+    });
+    let app = router(state.clone());
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        match tokio::task::spawn_blocking(load).await {
+            Ok(Ok(identifier)) => {
+                let identifier = Arc::new(identifier);
+                let batcher = batcher::spawn(
+                    identifier.clone(),
+                    config.max_in_flight,
+                    config.max_batch,
+                    metrics,
+                );
+                let _ = state.ready.set(Ready {
+                    identifier,
+                    batcher,
+                });
+                println!(
+                    "ready: model loaded in {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(Err(e)) => {
+                let _ = failed_tx.send(e.to_string());
+            }
+            Err(e) => {
+                let _ = failed_tx.send(format!("the loader crashed: {e}"));
+            }
+        }
+    });
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let failed = failure.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            Ok(message) = failed_rx => {
+                if let Ok(mut slot) = failed.lock() {
+                    *slot = Some(message);
+                }
+            }
+        }
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(stop)
+        .await?;
+    let failure = failure.lock().ok().and_then(|mut f| f.take());
+    match failure {
+        Some(message) => Err(ServeError::Load(message)),
+        None => Ok(()),
+    }
 }
 
 async fn page() -> impl IntoResponse {
@@ -140,17 +232,23 @@ async fn page() -> impl IntoResponse {
 }
 
 async fn ping(State(state): State<Arc<AppState>>) -> Response {
-    // Healthy means the model is loaded (it is, or the service would not have
-    // started) and the batcher is alive.
-    if state.batcher.is_alive() {
-        (
+    // Healthy means the model is loaded and the batcher is alive.
+    match state.ready() {
+        Ok(ready) if ready.batcher.is_alive() => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "healthy"})),
         )
-            .into_response()
-    } else {
-        ApiError::unavailable("the inference worker has stopped").into_response()
+            .into_response(),
+        Ok(_) => ApiError::unavailable("the inference worker has stopped").into_response(),
+        Err(loading) => with_retry_after(loading.into_response()),
     }
+}
+
+/// Adds `Retry-After: 1` (a 503 that will pass).
+fn with_retry_after(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
@@ -207,10 +305,7 @@ async fn handle(
     let response = match state.permits.clone().try_acquire_owned() {
         Err(_) => {
             state.metrics.rejected("busy");
-            let mut r = ApiError::busy(state.config.max_in_flight).into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
+            with_retry_after(ApiError::busy(state.config.max_in_flight).into_response())
         }
         Ok(permit) => {
             state.metrics.in_flight.inc();
@@ -218,6 +313,7 @@ async fn handle(
             let work = identify_one(&state, top, req, started);
             let r = match tokio::time::timeout(timeout, work).await {
                 Ok(Ok(answer)) => axum::Json(answer).into_response(),
+                Ok(Err(e)) if e.code == "loading" => with_retry_after(e.into_response()),
                 Ok(Err(e)) => e.into_response(),
                 Err(_) => {
                     state.metrics.rejected("timeout");
@@ -232,6 +328,18 @@ async fn handle(
     state
         .metrics
         .observe(endpoint, response.status().as_u16(), started.elapsed());
+    if state.config.access_log {
+        println!(
+            "POST /{} {} {:.1} ms",
+            if endpoint == "identify" {
+                "v1/identify"
+            } else {
+                endpoint
+            },
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     response
 }
 
@@ -241,14 +349,15 @@ async fn identify_one(
     req: Request,
     started: Instant,
 ) -> Result<IdentifyResponse, ApiError> {
+    let ready = state.ready()?;
     let top = top.unwrap_or(state.config.default_top).clamp(1, 50);
     let bytes = photo_bytes(req, state.config.max_body_bytes).await?;
-    let identifier = state.identifier.clone();
+    let identifier = ready.identifier.clone();
     let prepared = tokio::task::spawn_blocking(move || identifier.prepare(&bytes))
         .await
         .map_err(|e| ApiError::internal(format!("the decoder crashed: {e}")))?
         .map_err(ApiError::from_image)?;
-    let mut prediction = state.batcher.identify(prepared).await?;
+    let mut prediction = ready.batcher.identify(prepared).await?;
     prediction.top.truncate(top);
     Ok(IdentifyResponse {
         prediction,

@@ -7,13 +7,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
-use crate::{Dataset, PartKind, StoreError};
+use crate::{Dataset, PartKind, StoreError, columns};
 
 /// Column-name prefix used for the elements of a vector column.
 fn element_prefix(column: &str) -> &str {
     match column {
-        "features" => "f",
-        "pca" => "pc",
+        columns::FEATURES => "f",
+        columns::PCA => "pc",
         other => other,
     }
 }

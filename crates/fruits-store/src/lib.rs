@@ -25,7 +25,8 @@ pub use csv::export_csv;
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart};
 pub use schema::{
-    DatasetMeta, ErrorRows, FeatureRows, errors_schema, features_schema, meta_from_kv, meta_to_kv,
+    DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, columns, errors_schema,
+    features_schema, meta_from_kv, meta_to_kv,
 };
 
 pub use fruits_location::{Location, StorageError};
@@ -58,18 +59,20 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Existing parts were made with another model than the current run's.
+    /// Existing parts were made with another model (or output, or preprocessing)
+    /// than the current run's.
     #[error(
-        "{dir} already holds features from model {existing}, not from this run's model {current}; \
-         write to a new --out folder, or delete the old one to start over"
+        "{dir} already holds features of model {} (output {:?}), not this run's model {} (output {:?}); \
+         write to a new output, or delete the old one to start over",
+        existing.model_sha256, existing.feature_output, current.model_sha256, current.feature_output
     )]
     ModelMismatch {
         /// The output folder.
         dir: String,
-        /// sha256 recorded in the existing parts.
-        existing: String,
-        /// sha256 of the model of this run.
-        current: String,
+        /// What the existing parts record.
+        existing: Box<FeatureSpec>,
+        /// What this run makes.
+        current: Box<FeatureSpec>,
     },
 }
 

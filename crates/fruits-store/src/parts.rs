@@ -12,7 +12,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::{
-    DatasetMeta, Location, MANIFEST_FILE, Manifest, PartInfo, StoreError, meta_from_kv, meta_to_kv,
+    DatasetMeta, Location, MANIFEST_FILE, Manifest, PartInfo, StoreError, columns, meta_from_kv,
+    meta_to_kv,
 };
 
 /// The two tables of an output.
@@ -221,7 +222,7 @@ fn read_paths(
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| meta_from_kv(kv));
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["path"]);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), [columns::PATH]);
     let reader = builder
         .with_projection(mask)
         .build()
@@ -230,7 +231,7 @@ fn read_paths(
     for batch in reader {
         let batch = batch.map_err(StoreError::parquet(shown.as_str()))?;
         let column = batch
-            .column_by_name("path")
+            .column_by_name(columns::PATH)
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
             .ok_or_else(|| StoreError::Schema {
                 path: shown.clone(),

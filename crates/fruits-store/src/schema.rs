@@ -5,33 +5,140 @@ use std::sync::Arc;
 use arrow_array::builder::{FixedSizeBinaryBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use fruits_image::{ImageError, Preprocessing};
 use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
+/// Column names of the features and errors tables, defined once.
+pub mod columns {
+    /// Path of the photo relative to the input root (both tables).
+    pub const PATH: &str = "path";
+    /// Class label: the photo's folder name.
+    pub const LABEL: &str = "label";
+    /// `Training`, `Test`, or null.
+    pub const SPLIT: &str = "split";
+    /// sha256 of the photo's bytes.
+    pub const SHA256: &str = "sha256";
+    /// Width as decoded.
+    pub const WIDTH: &str = "width";
+    /// Height as decoded.
+    pub const HEIGHT: &str = "height";
+    /// The image model's feature vector.
+    pub const FEATURES: &str = "features";
+    /// The PCA projection of a reduced output.
+    pub const PCA: &str = "pca";
+    /// Why a photo failed (errors table): an [`ErrorKind`](crate::ErrorKind).
+    pub const KIND: &str = "kind";
+    /// What went wrong, for people (errors table).
+    pub const MESSAGE: &str = "message";
+}
+
+/// The contract between the vectors of a dataset and whatever reads them: which
+/// image model made them (by sha256), from which output, how long they are,
+/// and how the photos were prepared. A features output records it; a
+/// classifier bundle records the one it was trained on and refuses others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Hex sha256 of the image model file.
+    pub model_sha256: String,
+    /// Where the model was loaded from, for people; the hash is what identifies it.
+    pub model_source: String,
+    /// Name of the stored vector: the model output (`features`), or `pca` for a
+    /// reduced output.
+    pub feature_output: String,
+    /// Length of each stored vector.
+    pub feature_dim: usize,
+    /// Side of the square model input.
+    pub input_size: u32,
+    /// How photos were prepared.
+    #[serde(with = "preprocessing_field")]
+    pub preprocessing: Preprocessing,
+}
+
+impl FeatureSpec {
+    /// True when vectors described by `other` were made the same way as these:
+    /// same model weights, output, length, input size and preprocessing (where
+    /// the model was loaded from does not matter).
+    pub fn same_features(&self, other: &FeatureSpec) -> bool {
+        self.model_sha256 == other.model_sha256
+            && self.feature_output == other.feature_output
+            && self.feature_dim == other.feature_dim
+            && self.input_size == other.input_size
+            && self.preprocessing == other.preprocessing
+    }
+}
+
+/// The `preprocessing` field: the recipe's fields, or (outputs written before
+/// 0.2) the text of `Preprocessing::describe`.
+mod preprocessing_field {
+    use fruits_image::Preprocessing;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Preprocessing, s: S) -> Result<S::Ok, S::Error> {
+        p.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Preprocessing, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Recipe(Preprocessing),
+            Legacy(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Recipe(p) => Ok(p),
+            Either::Legacy(text) => Preprocessing::from_legacy(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!("unknown preprocessing description {text:?}"))
+            }),
+        }
+    }
+}
+
 /// Describes what made a dataset: stored in each part's Parquet key-value
 /// metadata (`fruits.*` keys) and in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetMeta {
-    /// Hex sha256 of the model file.
-    pub model_sha256: String,
-    /// Where the model was loaded from, for people; the hash is what identifies it.
-    pub model_source: String,
-    /// Name of the model output stored in `features`.
-    pub feature_output: String,
-    /// Length of each feature vector.
-    pub feature_dim: usize,
-    /// Side of the square model input.
-    pub input_size: u32,
-    /// How images were prepared (see `fruits_image::Preprocessing::describe`).
-    pub preprocessing: String,
+    /// The vectors stored (for a reduced output: `pca`, k long).
+    #[serde(flatten)]
+    pub spec: FeatureSpec,
     /// Version of the tool that wrote the data.
     pub tool_version: String,
     /// For a reduced output: the fingerprint of the PCA that projected it
-    /// (`fruits_pca::PcaModel::fingerprint`); empty for features.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub pca_fingerprint: String,
+    /// (`fruits_pca::PcaModel::fingerprint`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_is_none"
+    )]
+    pub pca_fingerprint: Option<String>,
+}
+
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value: Option<String> = Option::deserialize(d)?;
+    Ok(value.filter(|v| !v.is_empty()))
+}
+
+impl DatasetMeta {
+    /// The metadata of features made by this version of the tool.
+    pub fn new(spec: FeatureSpec) -> DatasetMeta {
+        DatasetMeta {
+            spec,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            pca_fingerprint: None,
+        }
+    }
+
+    /// The name of the vector column: [`columns::PCA`] for a reduced output,
+    /// else [`columns::FEATURES`].
+    pub fn vector_column(&self) -> &'static str {
+        if self.pca_fingerprint.is_some() {
+            columns::PCA
+        } else {
+            columns::FEATURES
+        }
+    }
 }
 
 const KV_PREFIX: &str = "fruits.";
@@ -59,6 +166,7 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
         if let (Some(key), Some(value)) = (pair.key.strip_prefix(KV_PREFIX), pair.value.as_ref()) {
             let v = match key {
                 "feature_dim" | "input_size" => serde_json::from_str(value).ok()?,
+                "preprocessing" if value.starts_with('{') => serde_json::from_str(value).ok()?,
                 _ => serde_json::Value::String(value.clone()),
             };
             map.insert(key.to_string(), v);
@@ -67,15 +175,89 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
     serde_json::from_value(serde_json::Value::Object(map)).ok()
 }
 
+/// Why an input is in the errors table: a stable, machine-readable kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The file has no bytes.
+    Empty,
+    /// Not a JPEG, PNG, WebP or BMP.
+    UnsupportedFormat,
+    /// Over the pixel limit (read from the header, before decoding).
+    TooLarge,
+    /// The pixels could not be decoded.
+    Decode,
+    /// The file ends before the image does.
+    Truncated,
+    /// The image could not be resized (degenerate size).
+    Resize,
+    /// The file could not be read.
+    Io,
+    /// The decoder crashed on this file.
+    Panic,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Empty,
+        ErrorKind::UnsupportedFormat,
+        ErrorKind::TooLarge,
+        ErrorKind::Decode,
+        ErrorKind::Truncated,
+        ErrorKind::Resize,
+        ErrorKind::Io,
+        ErrorKind::Panic,
+    ];
+
+    /// The name stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Empty => "empty",
+            ErrorKind::UnsupportedFormat => "unsupported_format",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::Resize => "resize",
+            ErrorKind::Io => "io",
+            ErrorKind::Panic => "panic",
+        }
+    }
+
+    /// The kind stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&ImageError> for ErrorKind {
+    fn from(e: &ImageError) -> Self {
+        match e {
+            ImageError::Empty => ErrorKind::Empty,
+            ImageError::UnknownFormat(_) => ErrorKind::UnsupportedFormat,
+            ImageError::TooLarge { .. } => ErrorKind::TooLarge,
+            ImageError::Decode(_) => ErrorKind::Decode,
+            ImageError::Truncated(_) => ErrorKind::Truncated,
+            ImageError::Resize(_) => ErrorKind::Resize,
+        }
+    }
+}
+
 /// Schema of a features part with `dim`-long vectors.
 pub fn features_schema(dim: usize) -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("label", DataType::Utf8, false),
-        Field::new("split", DataType::Utf8, true),
-        Field::new("sha256", DataType::FixedSizeBinary(32), false),
-        Field::new("width", DataType::UInt32, false),
-        Field::new("height", DataType::UInt32, false),
+        Field::new(columns::PATH, DataType::Utf8, false),
+        Field::new(columns::LABEL, DataType::Utf8, false),
+        Field::new(columns::SPLIT, DataType::Utf8, true),
+        Field::new(columns::SHA256, DataType::FixedSizeBinary(32), false),
+        Field::new(columns::WIDTH, DataType::UInt32, false),
+        Field::new(columns::HEIGHT, DataType::UInt32, false),
         Field::new(
             "features",
             DataType::FixedSizeList(
@@ -90,9 +272,9 @@ pub fn features_schema(dim: usize) -> SchemaRef {
 /// Schema of an errors part.
 pub fn errors_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
+        Field::new(columns::PATH, DataType::Utf8, false),
+        Field::new(columns::KIND, DataType::Utf8, false),
+        Field::new(columns::MESSAGE, DataType::Utf8, false),
     ]))
 }
 
@@ -201,9 +383,9 @@ pub struct ErrorRows {
 
 impl ErrorRows {
     /// Appends one failed input.
-    pub fn push(&mut self, path: &str, kind: &str, message: &str) {
+    pub fn push(&mut self, path: &str, kind: ErrorKind, message: &str) {
         self.path.append_value(path);
-        self.kind.append_value(kind);
+        self.kind.append_value(kind.as_str());
         self.message.append_value(message);
         self.len += 1;
     }

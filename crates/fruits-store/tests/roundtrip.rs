@@ -2,22 +2,21 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
+use fruits_image::Preprocessing;
 use fruits_store::{
-    Dataset, DatasetMeta, ErrorRows, FeatureRows, Location, Manifest, OutputDir, PartKind,
-    export_csv,
+    Dataset, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, Location, Manifest,
+    OutputDir, PartKind, export_csv, meta_from_kv,
 };
 
 fn meta() -> DatasetMeta {
-    DatasetMeta {
+    DatasetMeta::new(FeatureSpec {
         model_sha256: "ab".repeat(32),
         model_source: "model.onnx".into(),
         feature_output: "features".into(),
         feature_dim: 4,
         input_size: 224,
-        preprocessing: "test".into(),
-        tool_version: "0.0.0".into(),
-        pca_fingerprint: String::new(),
-    }
+        preprocessing: Preprocessing::default(),
+    })
 }
 
 fn rows(paths: &[&str]) -> FeatureRows {
@@ -48,7 +47,7 @@ fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
         &meta(),
     )?;
     let mut errs = ErrorRows::default();
-    errs.push("c.jpg", "decode", "truncated");
+    errs.push("c.jpg", ErrorKind::Decode, "truncated");
     let e0 = out.write_part(&PartKind::Errors.file_name(0, 0), &errs.finish()?, &meta())?;
 
     // Before the manifest exists, the output is not readable as a dataset...
@@ -125,4 +124,38 @@ fn part_names_roundtrip() {
         Some((PartKind::Features, 1000, 1))
     );
     assert_eq!(PartKind::parse("part-x.parquet"), None);
+}
+
+#[test]
+fn metadata_of_older_outputs_reads_back() {
+    use parquet::file::metadata::KeyValue;
+    // What version 0.1 wrote: the preprocessing as text, an empty fingerprint.
+    let legacy = [
+        ("model_sha256", "ab".repeat(32)),
+        ("model_source", "model.onnx".to_string()),
+        ("feature_output", "features".to_string()),
+        ("feature_dim", "4".to_string()),
+        ("input_size", "224".to_string()),
+        ("preprocessing", Preprocessing::default().describe()),
+        ("tool_version", "0.1.0".to_string()),
+    ];
+    let kv: Vec<KeyValue> = legacy
+        .iter()
+        .map(|(k, v)| KeyValue::new(format!("fruits.{k}"), v.clone()))
+        .collect();
+    let meta = meta_from_kv(&kv).expect("legacy metadata");
+    assert_eq!(meta.spec, self::meta().spec);
+    assert_eq!(meta.pca_fingerprint, None);
+    // And a manifest of 0.1 with a reduced output's fingerprint.
+    let manifest = serde_json::json!({
+        "format_version": 1,
+        "meta": {"model_sha256": "ab", "model_source": "m", "feature_output": "pca",
+                 "feature_dim": 2, "input_size": 224,
+                 "preprocessing": Preprocessing::default().describe(),
+                 "tool_version": "0.1.0", "pca_fingerprint": "f00d"},
+        "rows": 0, "errors": 0, "parts": [], "error_parts": [], "written_at_unix": 0
+    });
+    let m: Manifest = serde_json::from_value(manifest).expect("legacy manifest");
+    assert_eq!(m.meta.pca_fingerprint.as_deref(), Some("f00d"));
+    assert_eq!(m.meta.vector_column(), "pca");
 }

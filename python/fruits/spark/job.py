@@ -53,11 +53,12 @@ def _arrow_schema(ddl):
 
 
 def default_model():
-    """The shared fp32 model: FRUITS_MODEL, else FRUITS_MODELS_DIR or ../shared/models."""
+    """The shared default model: FRUITS_MODEL, else fruits.DEFAULT_MODEL_FILE in
+    FRUITS_MODELS_DIR or ../shared/models."""
     if os.environ.get("FRUITS_MODEL"):
         return os.environ["FRUITS_MODEL"]
     models = os.environ.get("FRUITS_MODELS_DIR", os.path.join("..", "shared", "models"))
-    return os.path.join(models, "mobilenetv2-12-dequant-fp32.onnx")
+    return os.path.join(models, fruits.DEFAULT_MODEL_FILE)
 
 
 def _child(root, name):
@@ -81,7 +82,7 @@ def _task_each(spark, count, compute, ddl):
 
 
 def run(spark, input, output, variance=None, k=None, model=None, chunk_images=256,
-        batch_size=16, intra_threads=1, log=print):
+        batch_size=fruits.DEFAULT_BATCH_SIZE, intra_threads=1, log=print):
     """Runs the job; returns a summary dict. `output` gets features/, pca/ and reduced/."""
     sc = spark.sparkContext
     started = time.perf_counter()
@@ -183,11 +184,14 @@ def main(argv=None):
     ap.add_argument("--input", required=True, help="folder or s3:// prefix of photos, one folder per class")
     ap.add_argument("--output", required=True, help="folder or s3:// prefix for features/, pca/, reduced/")
     keep = ap.add_mutually_exclusive_group()
-    keep.add_argument("--variance", type=float, help="keep this share of the variance [0.95]")
+    keep.add_argument("--variance", type=float,
+                      help=f"keep this share of the variance [{fruits.DEFAULT_VARIANCE}]")
     keep.add_argument("--k", type=int, help="keep exactly K components")
-    ap.add_argument("--model", help="ONNX model file or s3:// object [the shared fp32 model]")
+    ap.add_argument("--model", help=f"ONNX model file or s3:// object [{fruits.DEFAULT_MODEL_FILE} in "
+                                    "FRUITS_MODELS_DIR or ../shared/models]")
     ap.add_argument("--chunk-images", type=int, default=256, help="images per part (task) [256]")
-    ap.add_argument("--batch-size", type=int, default=16, help="images per inference call [16]")
+    ap.add_argument("--batch-size", type=int, default=fruits.DEFAULT_BATCH_SIZE,
+                    help=f"images per inference call [{fruits.DEFAULT_BATCH_SIZE}]")
     ap.add_argument("--intra-threads", type=int, default=1, help="ONNX Runtime threads per task [1]")
     ap.add_argument("--summary", help="write the run's summary as JSON to this local file")
     args = ap.parse_args(argv)

@@ -3,49 +3,21 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Args;
 use fruits_classify::Classifier;
 use fruits_classify::metrics::NetRevenue;
-use fruits_pipeline::identify::{Evaluation, evaluate_dataset};
+use fruits_pipeline::classify::{Evaluation, evaluate_dataset};
+use fruits_pipeline::report::{REPORT_JSON, write_evaluation};
 use fruits_store::Dataset;
 
-use super::storage_args::open;
-
-/// Flags of `fruits evaluate`.
-#[derive(Debug, Args)]
-pub struct EvaluateArgs {
-    /// A classifier folder or s3:// prefix (from `fruits train`).
-    #[arg(value_name = "CLASSIFIER")]
-    pub classifier: String,
-
-    /// The features (or matching reduced) output to score it on.
-    #[arg(long, value_name = "DATA")]
-    pub on: String,
-
-    /// Score the rows of this split only (e.g. Test) [default: every row].
-    #[arg(long, value_name = "NAME")]
-    pub split: Option<String>,
-
-    /// What answers are worth, as TOML: gain_correct, cost_wrong, cost_abstain,
-    /// and [classes."Name"] overrides [default: 1, 5, 0.5].
-    #[arg(long, value_name = "FILE")]
-    pub revenue: Option<String>,
-
-    /// Where to write report.json, per_class.csv, confusion.png and revenue.png
-    /// [default: CLASSIFIER/evaluation-SPLIT].
-    #[arg(long, short, value_name = "DIR")]
-    pub out: Option<String>,
-
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::args::EvaluateArgs;
+use crate::context::Ctx;
 
 /// Runs the command.
-pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let revenue = match &args.revenue {
         Some(spec) => {
-            let bytes = open(spec)?
+            let bytes = ctx
+                .open(spec)?
                 .get("")
                 .with_context(|| format!("cannot read {spec}"))?;
             let text = String::from_utf8(bytes.to_vec())
@@ -55,26 +27,28 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         }
         None => NetRevenue::default(),
     };
-    let home = open(&args.classifier)?;
+    let home = ctx.open(&args.classifier)?;
     let classifier = Classifier::load(&home)
         .with_context(|| format!("cannot load the classifier {}", args.classifier))?;
     let out = match &args.out {
-        Some(spec) => open(spec)?,
+        Some(spec) => ctx.open(spec)?,
         None => home.child(&format!(
             "evaluation-{}",
             args.split.as_deref().unwrap_or("all")
         )),
     };
     out.check_writable()?;
-    let ds = Dataset::open(&open(&args.on)?)?;
+    let ds = Dataset::open(&ctx.open(&args.on)?)?;
     let eval = evaluate_dataset(&classifier, &ds, args.split.as_deref(), &revenue)
         .with_context(|| format!("cannot evaluate on {}", args.on))?;
-    write_outputs(&eval, classifier.classes(), &out)?;
+    for warning in write_evaluation(&eval, classifier.classes(), &out)? {
+        eprintln!("warning: chart not written: {warning}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&eval)?);
     } else {
         println!("{}", describe(&eval));
-        println!("report: {}", out.describe("report.json"));
+        println!("report: {}", out.describe(REPORT_JSON));
     }
     if !eval.unknown_labels.is_empty() {
         eprintln!(
@@ -86,73 +60,9 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_outputs(
-    eval: &Evaluation,
-    classes: &[String],
-    out: &fruits_store::Location,
-) -> anyhow::Result<()> {
-    out.put("report.json", serde_json::to_vec_pretty(eval)?.into())?;
-    let mut csv = String::from("class,support,precision,recall,f1\n");
-    for (class, s) in &eval.per_class {
-        csv.push_str(&format!(
-            "\"{}\",{},{:.6},{:.6},{:.6}\n",
-            class.replace('"', "\"\""),
-            s.support,
-            s.precision,
-            s.recall,
-            s.f1
-        ));
-    }
-    out.put("per_class.csv", csv.into_bytes().into())?;
-    // Charts help people; a missing font must not cost the report.
-    let title = format!(
-        "{} photos{}: accuracy {:.2}%, macro-F1 {:.4} (rows: true class, columns: predicted)",
-        eval.rows,
-        if eval.split.is_empty() {
-            String::new()
-        } else {
-            format!(" of {}", eval.split)
-        },
-        eval.accuracy * 100.0,
-        eval.macro_f1
-    );
-    let charts = fruits_report::confusion_png(&eval.confusion.counts, classes, &title)
-        .and_then(|png| {
-            out.put("confusion.png", png.into())
-                .map_err(|e| fruits_report::ReportError::Draw {
-                    what: "confusion matrix",
-                    message: e.to_string(),
-                })
-        })
-        .and_then(|()| {
-            let curve: Vec<(f64, f64)> = eval
-                .revenue_curve
-                .iter()
-                .map(|p| (p.threshold, p.net_per_photo))
-                .collect();
-            let best = (eval.revenue_best.threshold, eval.revenue_best.net_per_photo);
-            fruits_report::revenue_png(&curve, best)
-        });
-    match charts {
-        Ok(png) => out.put("revenue.png", png.into())?,
-        Err(e) => eprintln!("warning: charts not written: {e}"),
-    }
-    Ok(())
-}
-
 /// The human summary.
 pub fn describe(e: &Evaluation) -> String {
-    let mut text = format!(
-        "{} rows{}: accuracy {:.2}%, macro-F1 {:.4}\n",
-        e.rows,
-        if e.split.is_empty() {
-            String::new()
-        } else {
-            format!(" of split {}", e.split)
-        },
-        e.accuracy * 100.0,
-        e.macro_f1
-    );
+    let mut text = format!("{}\n", e.headline("rows"));
     let v = &e.revenue_values;
     let a = &e.revenue_always_answer;
     let b = &e.revenue_best;

@@ -5,40 +5,21 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Subcommand;
 use fruits_location::is_s3_url;
 use fruits_store::{Dataset, PartKind, export_csv};
 
-use super::storage_args::open;
-
-/// Export formats.
-#[derive(Debug, Subcommand)]
-pub enum Export {
-    /// Write an output's rows as CSV (vectors spread over columns f0, f1, ...).
-    Csv {
-        /// A complete output folder or s3:// prefix (with a _manifest.json).
-        #[arg(value_name = "DIR")]
-        dataset: String,
-
-        /// CSV file or s3:// object to write [default: standard output].
-        #[arg(long, short, value_name = "FILE")]
-        out: Option<String>,
-
-        /// Export the errors table (path, kind, message) instead of the rows.
-        #[arg(long)]
-        errors: bool,
-    },
-}
+use crate::args::Export;
+use crate::context::Ctx;
 
 /// Runs the command.
-pub fn run(export: Export) -> anyhow::Result<ExitCode> {
+pub fn run(export: Export, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     match export {
         Export::Csv {
             dataset,
             out,
             errors,
         } => {
-            let ds = Dataset::open(&open(&dataset)?)?;
+            let ds = Dataset::open(&ctx.open(&dataset)?)?;
             let kind = if errors {
                 PartKind::Errors
             } else {
@@ -47,7 +28,7 @@ pub fn run(export: Export) -> anyhow::Result<ExitCode> {
             let rows = match &out {
                 Some(url) if is_s3_url(url) => {
                     // Opened (region guard, credentials) before the export runs.
-                    let target = open(url)?;
+                    let target = ctx.open(url)?;
                     let mut buffer = Vec::new();
                     let rows = export_csv(&ds, kind, &mut buffer)?;
                     target.put("", buffer.into())?;

@@ -3,44 +3,20 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Args;
 
-use super::model_args::ClassifierArgs;
-use super::storage_args::open;
-
-/// Flags of `fruits identify`.
-#[derive(Debug, Args)]
-pub struct IdentifyArgs {
-    /// Photos: files or s3:// objects.
-    #[arg(value_name = "PHOTO", required = true)]
-    pub photos: Vec<String>,
-
-    #[command(flatten)]
-    pub classifier: ClassifierArgs,
-
-    /// How many answers to give per photo, best first.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub top: usize,
-
-    /// Refuse photos larger than this many megapixels.
-    #[arg(long, default_value_t = 100.0, value_name = "MP")]
-    pub max_megapixels: f64,
-
-    /// Print the answers as JSON (one object per photo) on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::args::IdentifyArgs;
+use crate::context::Ctx;
 
 /// Runs the command; exit status 3 when some photos could not be read.
-pub fn run(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
         anyhow::bail!("--max-megapixels must be positive");
     }
-    let identifier = args.classifier.load(args.max_megapixels)?;
+    let identifier = args.classifier.load(ctx, args.max_megapixels)?;
     let mut bytes = Vec::with_capacity(args.photos.len());
     for photo in &args.photos {
         bytes.push(
-            open(photo)?
+            ctx.open(photo)?
                 .get("")
                 .with_context(|| format!("cannot read {photo}"))?,
         );

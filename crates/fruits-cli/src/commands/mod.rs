@@ -1,12 +1,11 @@
-//! One module per subcommand.
+//! One module per subcommand: each turns its flags into library calls and
+//! prints what happened. The work itself lives in the library crates.
 
 pub mod evaluate;
 pub mod export;
 pub mod featurize;
 pub mod identify;
-pub mod model_args;
 pub mod pca;
 pub mod run;
 pub mod serve;
-pub mod storage_args;
 pub mod train;

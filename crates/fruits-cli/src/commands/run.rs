@@ -1,35 +1,47 @@
 //! `fruits run`: the whole single-machine job.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use super::featurize;
-use super::pca::{self, KeepArgs};
-use super::storage_args::open;
+use anyhow::Context;
 
-/// Flags of `fruits run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub featurize: featurize::FeaturizeArgs,
-    #[command(flatten)]
-    pub keep: KeepArgs,
-}
+use super::featurize::{cancel_on_ctrl_c, config, exit_code, render};
+use super::pca::describe_fit;
+use crate::args::RunArgs;
+use crate::context::Ctx;
+use crate::progress::Bar;
 
 /// Featurises into OUT/features, fits into OUT/pca, transforms into OUT/reduced.
-pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
-    let root = open(&args.featurize.out)?;
-    let quiet = args.featurize.quiet;
-    args.featurize.out = root.describe("features");
-    args.featurize.json = false;
-    let code = featurize::run(args.featurize)?;
-    if code != ExitCode::SUCCESS && code != ExitCode::from(crate::EXIT_SOME_FAILED) {
-        return Ok(code); // interrupted: resume before fitting
+pub fn run(args: RunArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let f = &args.featurize;
+    let config = config(f)?;
+    let input = ctx.open(&f.input)?;
+    let out = ctx.open(&f.out)?;
+    let model = f.model.load(ctx)?;
+    let cancel = cancel_on_ctrl_c()?;
+    let bar = Bar::new(!f.quiet && std::io::stderr().is_terminal());
+    let keep = args.keep.keep();
+    let result = fruits_pipeline::run::run(&input, &out, &model, &config, keep, &bar, &cancel)
+        .with_context(|| format!("run {input} -> {out}"));
+    bar.finish();
+    let summary = result?;
+    if !f.quiet {
+        eprintln!("{}", render(&summary.featurize));
     }
-    let (features, pca_dir) = (root.child("features"), root.child("pca"));
-    let model = pca::fit(&features, &pca_dir, args.keep.keep())?;
-    if !quiet {
-        eprintln!("{}", pca::describe_fit(&model, &pca_dir));
+    for warning in &summary.warnings {
+        eprintln!("warning: plots not written: {warning}");
     }
-    pca::transform(&features, &pca_dir, &root.child("reduced"), quiet)?;
-    Ok(code)
+    if let Some(pca) = &summary.pca
+        && !f.quiet
+    {
+        let pca_dir = out.child(fruits_pipeline::reduce::PCA_DIR);
+        eprintln!("{}", describe_fit(pca, &pca_dir));
+        eprintln!(
+            "wrote {} rows of {} components to {}",
+            summary.reduced_rows,
+            pca.model.k,
+            out.child(fruits_pipeline::run::REDUCED_DIR)
+        );
+    }
+    Ok(exit_code(&summary.featurize, f.quiet))
 }

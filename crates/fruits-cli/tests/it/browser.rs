@@ -4,15 +4,13 @@
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them);
 //! FRUITS_CHROMIUM and FRUITS_CHROMEDRIVER override their paths.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::Server;
-use common::{test_photo, trained};
+use crate::common::server::Server;
+use crate::common::{test_photo, trained};
 use fantoccini::{ClientBuilder, Locator};
 
 struct Driver(Child);
@@ -63,7 +61,7 @@ fn start_driver() -> (Driver, String) {
 
 #[test]
 fn the_upload_page_identifies_a_photo_in_a_real_browser() {
-    let t = trained("browser");
+    let t = trained();
     let server = Server::start(&t.classifier, &[]);
     let (_driver, webdriver) = start_driver();
     let chromium = path_from_env("FRUITS_CHROMIUM", "/usr/bin/chromium");

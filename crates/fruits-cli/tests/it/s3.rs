@@ -1,15 +1,13 @@
 //! End-to-end runs against a real S3-compatible server (Garage on 127.0.0.1):
 //! same results as local runs, clear refusals, and crash-safe resumes.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::common::garage::{Garage, Keys, upload_dir};
+use crate::common::{copy_subset, describe};
 use arrow_array::Array;
-use common::garage::{Garage, Keys, upload_dir};
-use common::{copy_subset, describe};
 use fruits_store::{Dataset, Location, MANIFEST_FILE, PartKind};
 
 const CLASSES: [&str; 3] = ["Apple 6", "Banana 1", "Kiwi 1"];
@@ -220,7 +218,7 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
         .expect("spawn"));
     let reduced = Dataset::open(&garage.open("s3://results/mixed-reduced", &admin)).expect("open");
     assert_eq!(reduced.manifest().rows, 36);
-    assert_eq!(reduced.manifest().meta.feature_dim, 5);
+    assert_eq!(reduced.manifest().meta.spec.feature_dim, 5);
     let back = tmp.path().join("back").display().to_string();
     ok(&garage
         .fruits(&admin)

@@ -1,8 +1,6 @@
 //! Helpers shared by the end-to-end tests: the sample data, running the binary,
 //! reading an output back.
 
-#![allow(dead_code)]
-
 pub mod garage;
 pub mod server;
 
@@ -157,9 +155,16 @@ pub struct Trained {
     pub classifier: PathBuf,
 }
 
-/// Builds [`Trained`] under `CARGO_TARGET_TMPDIR/<name>` (rebuilt on every test run).
-pub fn trained(name: &str) -> Trained {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+/// The [`Trained`] setup shared by every test of this run: built once (under
+/// `CARGO_TARGET_TMPDIR/trained`) by the first test that asks. Tests read it
+/// and write only into folders of their own names beside it.
+pub fn trained() -> &'static Trained {
+    static TRAINED: std::sync::OnceLock<Trained> = std::sync::OnceLock::new();
+    TRAINED.get_or_init(build_trained)
+}
+
+fn build_trained() -> Trained {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trained");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("mkdir fixture");
     let t = Trained {

@@ -1,10 +1,8 @@
 //! `fruits train`, `evaluate` and `identify` end to end on real sample photos.
 
-mod common;
-
 use std::path::Path;
 
-use common::{DISTINCT_CLASSES, describe, run, test_photo, trained};
+use crate::common::{DISTINCT_CLASSES, describe, run, test_photo, trained};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -17,7 +15,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn trains_evaluates_and_identifies() {
-    let t = trained("classify-e2e");
+    let t = trained();
     // The bundle: classifier.json plus the PCA it fitted on the Training rows only.
     let file: serde_json::Value = serde_json::from_slice(
         &std::fs::read(t.classifier.join("classifier.json")).expect("classifier.json"),
@@ -70,7 +68,7 @@ fn trains_evaluates_and_identifies() {
     }
     let csv = std::fs::read_to_string(report_dir.join("per_class.csv")).expect("csv");
     assert!(
-        csv.starts_with("class,support,precision,recall,f1\n\"Avocado 1\",10,"),
+        csv.starts_with("class,support,precision,recall,f1\nAvocado 1,10,"),
         "{csv}"
     );
 
@@ -131,7 +129,7 @@ fn trains_evaluates_and_identifies() {
 
 #[test]
 fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
-    let t = trained("classify-reduced");
+    let t = trained();
     let reduced = t.run.join("reduced");
     let from_reduced = t.run.join("clf-reduced");
     // `out/reduced` finds `out/pca` beside it.
@@ -195,7 +193,7 @@ fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
 
 #[test]
 fn bad_requests_are_explained() {
-    let t = trained("classify-bad");
+    let t = trained();
     let features = t.run.join("features");
     // A split that does not exist lists the ones that do.
     let out = run(&[

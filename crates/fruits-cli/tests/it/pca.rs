@@ -1,8 +1,6 @@
 //! End-to-end tests of `fruits run` and `fruits pca` on real sample images.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn run_fits_and_transforms_and_pca_errors_are_clear() {
@@ -156,5 +154,5 @@ fn fitting_an_output_without_rows_is_a_clear_error() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("no featurised rows"), "{err}");
+    assert!(err.contains("has 0 featurised row(s)"), "{err}");
 }

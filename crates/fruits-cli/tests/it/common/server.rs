@@ -16,37 +16,51 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `fruits serve --model CLASSIFIER --port 0 EXTRA...` and waits until it listens.
+    /// Starts `fruits serve --model CLASSIFIER --port 0 EXTRA...` and waits
+    /// until its model is loaded (it prints `listening on URL`, then `ready`
+    /// on standard output, its log).
     pub fn start(classifier: &Path, extra: &[&str]) -> Server {
         let mut child = super::fruits()
             .args(["serve", "--model"])
             .arg(classifier)
             .args(["--port", "0"])
             .args(extra)
-            .stdout(Stdio::null())
+            .env_remove("SAGEMAKER_BIND_TO_PORT")
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn fruits serve");
-        let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("listening on ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(url);
+        for (stream, is_stdout) in [
+            (
+                Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+                true,
+            ),
+            (Box::new(child.stderr.take().expect("stderr")), false),
+        ] {
+            let sink = log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut url = None;
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.strip_prefix("listening on ") {
+                        url = rest.split_whitespace().next().map(str::to_string);
+                    }
+                    if is_stdout && line.starts_with("ready") {
+                        let _ = tx.send(url.clone().unwrap_or_default());
+                    }
+                    if let Ok(mut l) = sink.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
                 }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }
-        });
+            });
+        }
         let url = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(url) => url,
-            Err(_) => {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
                 let _ = child.kill();
                 panic!(
                     "fruits serve did not start:\n{}",
@@ -66,7 +80,7 @@ impl Server {
         format!("{}{path}", self.url)
     }
 
-    /// Sends SIGTERM and waits for the process: its exit status and stderr.
+    /// Sends SIGTERM and waits for the process: its exit status and its output.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
         let status = std::process::Command::new("kill")

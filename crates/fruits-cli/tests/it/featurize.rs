@@ -1,12 +1,10 @@
 //! End-to-end tests of `fruits featurize` on real sample images.
 
-mod common;
-
 use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fruits_store::{Dataset, PartKind};
 
 const CLASSES: [&str; 3] = ["Apple 6", "Banana 1", "Kiwi 1"];
@@ -79,7 +77,7 @@ fn featurises_a_few_classes_deterministically() {
     let ds = Dataset::open(&fruits_store::Location::local_path(&a)).expect("dataset");
     assert_eq!(ds.manifest().parts.len(), 2);
     assert_eq!(
-        ds.manifest().meta.model_sha256,
+        ds.manifest().meta.spec.model_sha256,
         "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838"
     );
     let schema = ds
@@ -360,7 +358,10 @@ fn fatal_errors_say_what_to_do() {
     let out = featurize(&input, &out_dir, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("new --out folder"), "{err}");
+    assert!(
+        err.contains("already holds features of model") && err.contains("another --out folder"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,18 +1,18 @@
 //! `fruits serve` as a process on loopback: every endpoint, every bad input,
 //! the limits, and graceful shutdown.
 
-mod common;
-
 use std::io::Cursor;
 use std::time::Duration;
 
-use common::server::Server;
-use common::{DISTINCT_CLASSES, test_photo, trained};
+use crate::common::server::Server;
+use crate::common::{DISTINCT_CLASSES, test_photo, trained};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::Value;
 
 fn client() -> Client {
+    // reqwest is built without a TLS provider of its own; fruits uses ring.
+    fruits_location::init_tls();
     Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -62,7 +62,7 @@ fn png_bomb() -> Vec<u8> {
 
 #[test]
 fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
-    let t = trained("serve-api");
+    let t = trained();
     let server = Server::start(&t.classifier, &["--max-body-mib", "1"]);
     let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
 
@@ -271,7 +271,7 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
 
 #[test]
 fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
-    let t = trained("serve-limits");
+    let t = trained();
     let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
 
     // A timeout shorter than any inference: 503 with the reason.

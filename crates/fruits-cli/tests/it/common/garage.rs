@@ -1,8 +1,9 @@
 //! A real S3-compatible server for the tests: Garage (from crates.io), started on
 //! 127.0.0.1 in a temporary folder, configured with its own CLI, stopped on drop.
 //!
-//! The binary is `FRUITS_GARAGE`, else `target/tools/garage/bin/garage` where
-//! `scripts/install-garage.sh` (run by `.ci/run` and `scripts/test.sh`) puts it.
+//! The binary is `FRUITS_GARAGE`, else `$XDG_DATA_HOME/fruits/garage-2.5.0/bin/garage`
+//! (`~/.local/share` by default) where `scripts/install-garage.sh` (run by
+//! `scripts/test.sh`) puts it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -25,16 +26,24 @@ pub struct Garage {
     pub region: String,
 }
 
+/// The Garage version scripts/install-garage.sh installs.
+const GARAGE_VERSION: &str = "2.5.0";
+
 /// The garage binary.
 pub fn garage_bin() -> PathBuf {
-    std::env::var_os("FRUITS_GARAGE")
+    if let Some(bin) = std::env::var_os("FRUITS_GARAGE") {
+        return PathBuf::from(bin);
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../target/tools/garage/bin/garage"
-            ))
-        })
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
+        });
+    data_home
+        .join("fruits")
+        .join(format!("garage-{GARAGE_VERSION}"))
+        .join("bin/garage")
 }
 
 fn free_port() -> u16 {

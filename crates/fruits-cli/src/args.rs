@@ -1,0 +1,506 @@
+//! Every flag of the `fruits` command, in one place (as uv keeps its CLI
+//! arguments apart from the commands that use them). Defaults come from the
+//! library crates, where they are defined once and shared with the Python
+//! bindings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fruits_classify::{DEFAULT_C, DEFAULT_MAX_ITER};
+use fruits_identify::DEFAULT_TOP;
+use fruits_image::DEFAULT_MAX_MEGAPIXELS;
+use fruits_location::{DEFAULT_CONCURRENCY, DEFAULT_REGION, DEFAULT_RETRY_TIMEOUT_SECS};
+use fruits_model::{DEFAULT_FEATURE_OUTPUT, Precision};
+use fruits_pca::Keep;
+use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, DEFAULT_PART_ROWS};
+use fruits_pipeline::reduce::DEFAULT_VARIANCE;
+use fruits_serve::defaults as serve_defaults;
+
+/// Turn fruit photos into features, compress them, identify the fruit.
+///
+/// Exit status: 0 success; 1 fatal error (nothing or not everything could be
+/// done, see the message); 2 bad command line; 3 finished, but some inputs
+/// failed (listed in the output's errors table); 130 interrupted (run the same
+/// command again to resume).
+#[derive(Debug, Parser)]
+#[command(
+    name = "fruits",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Log more (-v: info, -vv: debug), on stderr. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Featurise every image under a folder or S3 prefix with MobileNetV2 into Parquet.
+    ///
+    /// Every image under INPUT (jpg, jpeg, png, webp, bmp, any case; hidden files
+    /// skipped) becomes one row: path, label (its folder's name), split (the folder
+    /// above when it is Training or Test), sha256, width, height and a 1280-d
+    /// feature vector. Images that cannot be used go to the errors table with the
+    /// reason. Running again on the same --out resumes: images already in the
+    /// output are skipped, images added since are featurised.
+    Featurize(FeaturizeArgs),
+    /// Reduce features with PCA: fit, transform, show.
+    #[command(subcommand)]
+    Pca(Pca),
+    /// Featurise, fit a PCA and transform, into OUT/features, OUT/pca and OUT/reduced.
+    Run(RunArgs),
+    /// Export an output as another format.
+    #[command(subcommand)]
+    Export(Export),
+    /// Train a classifier (softmax regression) on a features or reduced output.
+    Train(TrainArgs),
+    /// Score a classifier on a split: accuracy, F1, confusion matrix, net revenue.
+    Evaluate(EvaluateArgs),
+    /// Say which fruit is in each photo, with what the app knows about it.
+    Identify(IdentifyArgs),
+    /// Serve identification over HTTP: upload page, JSON API, SageMaker routes, metrics.
+    Serve(ServeArgs),
+}
+
+/// Storage flags (global: they go anywhere on the command line).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Storage (S3)")]
+pub struct StorageArgs {
+    /// Also allow S3 buckets in REGION (repeatable). Buckets outside the allowed
+    /// regions are refused before any data moves; eu-west-3 (Paris) is always allowed.
+    #[arg(long = "allow-region", global = true, value_name = "REGION")]
+    pub allow_region: Vec<String>,
+
+    /// S3-compatible endpoint to use instead of Amazon S3 (e.g. http://127.0.0.1:3900).
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_ENDPOINT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub s3_endpoint: Option<String>,
+
+    /// Give up on an S3 request after retrying it (with backoff) for this long.
+    #[arg(long, global = true, default_value_t = DEFAULT_RETRY_TIMEOUT_SECS, value_name = "SECONDS")]
+    pub s3_retry_timeout: u64,
+
+    /// S3 GET requests in flight while reading images.
+    #[arg(long, global = true, default_value_t = DEFAULT_CONCURRENCY, value_name = "N")]
+    pub s3_concurrency: usize,
+}
+
+impl StorageArgs {
+    /// The storage options these flags ask for.
+    pub fn options(&self) -> fruits_location::StorageOptions {
+        let mut allowed = vec![DEFAULT_REGION.to_string()];
+        for region in &self.allow_region {
+            if !allowed.contains(region) {
+                allowed.push(region.clone());
+            }
+        }
+        fruits_location::StorageOptions {
+            allowed_regions: allowed,
+            endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
+            retry_timeout: std::time::Duration::from_secs(self.s3_retry_timeout),
+            concurrency: self.s3_concurrency.max(1),
+            ..fruits_location::StorageOptions::default()
+        }
+    }
+}
+
+/// Which of the shared models to use when `--model` is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    /// mobilenetv2-12-dequant-fp32.onnx: the reference model.
+    Fp32,
+    /// mobilenetv2-12-int8.onnx: about 2x faster; features differ slightly.
+    Int8,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
+}
+
+impl From<Precision> for PrecisionArg {
+    fn from(p: Precision) -> PrecisionArg {
+        match p {
+            Precision::Fp32 => PrecisionArg::Fp32,
+            Precision::Int8 => PrecisionArg::Int8,
+        }
+    }
+}
+
+/// Model selection and runtime flags.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// ONNX model file or s3:// object. Overrides --precision.
+    #[arg(
+        long,
+        env = "FRUITS_MODEL",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub model: Option<String>,
+
+    /// Which shared model to use when --model is not given.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::from(Precision::default()))]
+    pub precision: PrecisionArg,
+
+    /// Model output that holds the feature vector.
+    #[arg(long, default_value = DEFAULT_FEATURE_OUTPUT, value_name = "NAME")]
+    pub feature_output: String,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Where the shared models and ONNX Runtime are, and how many threads it uses:
+/// shared by the commands that featurise and those that identify.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Folder holding the shared models [default: ../shared/models].
+    #[arg(
+        long,
+        env = "FRUITS_MODELS_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub models_dir: Option<PathBuf>,
+
+    /// ONNX Runtime intra-op threads [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub intra_threads: Option<usize>,
+
+    /// ONNX Runtime shared library [default: found beside the binary or where
+    /// scripts/setup-onnxruntime.sh installs it].
+    #[arg(
+        long,
+        env = "FRUITS_ORT_LIB",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Flags of `fruits featurize`.
+#[derive(Debug, Args)]
+pub struct FeaturizeArgs {
+    /// Folder or s3://bucket/prefix of images, one subfolder per class.
+    #[arg(value_name = "INPUT")]
+    pub input: String,
+
+    /// Output folder or s3://bucket/prefix (created if needed; reused to resume).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: String,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Images per inference call. Small batches keep activations in cache and
+    /// memory low; see the README's benchmark.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_name = "N")]
+    pub batch_size: usize,
+
+    /// Threads decoding and resizing images [default: 1 per 2 cores, at least 1].
+    #[arg(long, value_name = "N")]
+    pub decode_threads: Option<usize>,
+
+    /// Rows per Parquet part file: the work kept if a run is interrupted.
+    #[arg(long, default_value_t = DEFAULT_PART_ROWS, value_name = "N")]
+    pub part_rows: usize,
+
+    /// Refuse images larger than this many megapixels (decompression bombs).
+    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP")]
+    pub max_megapixels: f64,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Stop after this many batches, as if interrupted (for testing resume).
+    #[arg(long, hide = true)]
+    pub stop_after_batches: Option<usize>,
+}
+
+/// PCA subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Pca {
+    /// Fit a PCA on a features output in one streaming pass; write the model.
+    Fit(FitArgs),
+    /// Project a features output with a fitted PCA into a new output (column `pca`).
+    Transform(TransformArgs),
+    /// Print a fitted PCA's explained-variance table.
+    Show(ShowArgs),
+}
+
+/// How many components to keep (one of the two).
+#[derive(Debug, Clone, Args)]
+#[group(multiple = false)]
+pub struct KeepArgs {
+    /// Keep the fewest components whose cumulative explained variance reaches
+    /// this share, in (0, 1] [default: 0.95].
+    #[arg(long, value_name = "SHARE")]
+    pub variance: Option<f64>,
+    /// Keep exactly K components.
+    #[arg(long, value_name = "K")]
+    pub k: Option<usize>,
+}
+
+impl KeepArgs {
+    /// The choice, [`DEFAULT_VARIANCE`] of the variance by default.
+    pub fn keep(&self) -> Keep {
+        match (self.k, self.variance) {
+            (Some(k), _) => Keep::K(k),
+            (None, Some(v)) => Keep::Variance(v),
+            (None, None) => Keep::Variance(DEFAULT_VARIANCE),
+        }
+    }
+}
+
+/// Flags of `fruits pca fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// A features output (from `fruits featurize`): folder or s3:// prefix.
+    #[arg(value_name = "FEATURES")]
+    pub features: String,
+    /// Folder or s3:// prefix for the model (pca.json, components.parquet, plots).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: String,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `fruits pca transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// A features output (from `fruits featurize`): folder or s3:// prefix.
+    #[arg(value_name = "FEATURES")]
+    pub features: String,
+    /// A fitted PCA folder (from `fruits pca fit`).
+    #[arg(long, value_name = "DIR")]
+    pub model: String,
+    /// Output folder or s3:// prefix for the reduced rows.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: String,
+}
+
+/// Flags of `fruits pca show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A fitted PCA folder or s3:// prefix.
+    #[arg(value_name = "DIR")]
+    pub model: String,
+    /// List every component, not only the kept ones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Flags of `fruits run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub featurize: FeaturizeArgs,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+}
+
+/// Export formats.
+#[derive(Debug, Subcommand)]
+pub enum Export {
+    /// Write an output's rows as CSV (vectors spread over columns f0, f1, ...).
+    Csv {
+        /// A complete output folder or s3:// prefix (with a _manifest.json).
+        #[arg(value_name = "DIR")]
+        dataset: String,
+
+        /// CSV file or s3:// object to write [default: standard output].
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<String>,
+
+        /// Export the errors table (path, kind, message) instead of the rows.
+        #[arg(long)]
+        errors: bool,
+    },
+}
+
+/// Flags of `fruits train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A features output (the classifier fits its own PCA on the training rows)
+    /// or a reduced output (it reuses the PCA that made it): folder or s3:// prefix.
+    #[arg(value_name = "DATA")]
+    pub data: String,
+
+    /// Folder or s3:// prefix for the classifier (classifier.json and its PCA).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: String,
+
+    /// Train on the rows of this split only (e.g. Training) [default: every row].
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+
+    /// PCA kept when DATA holds features (ignored for a reduced output).
+    #[command(flatten)]
+    pub keep: KeepArgs,
+
+    /// Train on the raw features, with no PCA.
+    #[arg(long, conflicts_with_all = ["variance", "k", "pca"])]
+    pub no_pca: bool,
+
+    /// The PCA folder that made a reduced DATA [default: the `pca` folder beside
+    /// it, as `fruits run` lays them out].
+    #[arg(long, value_name = "DIR")]
+    pub pca: Option<String>,
+
+    /// Inverse L2 regularisation strength, as scikit-learn's C (larger: less penalty).
+    #[arg(long = "c", default_value_t = DEFAULT_C, value_name = "C")]
+    pub c: f64,
+
+    /// Most L-BFGS iterations.
+    #[arg(long, default_value_t = DEFAULT_MAX_ITER, value_name = "N")]
+    pub max_iter: usize,
+
+    /// Print the training report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `fruits evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// A classifier folder or s3:// prefix (from `fruits train`).
+    #[arg(value_name = "CLASSIFIER")]
+    pub classifier: String,
+
+    /// The features (or matching reduced) output to score it on.
+    #[arg(long, value_name = "DATA")]
+    pub on: String,
+
+    /// Score the rows of this split only (e.g. Test) [default: every row].
+    #[arg(long, value_name = "NAME")]
+    pub split: Option<String>,
+
+    /// What answers are worth, as TOML: gain_correct, cost_wrong, cost_abstain,
+    /// and [classes."Name"] overrides [default: 1, 5, 0.5].
+    #[arg(long, value_name = "FILE")]
+    pub revenue: Option<String>,
+
+    /// Where to write report.json, per_class.csv, confusion.png and revenue.png
+    /// [default: CLASSIFIER/evaluation-SPLIT].
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<String>,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of the commands that identify photos with a trained classifier.
+#[derive(Debug, Clone, Args)]
+pub struct ClassifierArgs {
+    /// A classifier folder or s3:// prefix (from `fruits train`).
+    #[arg(long, env = "FRUITS_CLASSIFIER", value_name = "DIR")]
+    pub model: String,
+
+    /// The ONNX image model [default: the file with the sha256 the classifier
+    /// records: where it was trained from if still there, else in --models-dir].
+    #[arg(long, value_name = "PATH")]
+    pub image_model: Option<String>,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Flags of `fruits identify`.
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    /// Photos: files or s3:// objects.
+    #[arg(value_name = "PHOTO", required = true)]
+    pub photos: Vec<String>,
+
+    #[command(flatten)]
+    pub classifier: ClassifierArgs,
+
+    /// How many answers to give per photo, best first.
+    #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N")]
+    pub top: usize,
+
+    /// Refuse photos larger than this many megapixels.
+    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP")]
+    pub max_megapixels: f64,
+
+    /// Print the answers as JSON (one object per photo) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `fruits serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub classifier: ClassifierArgs,
+
+    /// Address to listen on (0.0.0.0 for every interface, as in a SageMaker container).
+    #[arg(
+        long,
+        env = "FRUITS_HOST",
+        default_value = serve_defaults::HOST,
+        value_name = "ADDR"
+    )]
+    pub host: String,
+
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, env = "FRUITS_PORT", default_value_t = serve_defaults::PORT, value_name = "PORT")]
+    pub port: u16,
+
+    /// The port SageMaker tells its container to listen on; wins over --port.
+    #[arg(long, env = "SAGEMAKER_BIND_TO_PORT", hide = true, value_name = "PORT")]
+    pub sagemaker_port: Option<u16>,
+
+    /// Print one line per request on standard output (method, path, status, ms).
+    /// FRUITS_ACCESS_LOG=1 (or true, yes, on) turns it on.
+    #[arg(long, env = "FRUITS_ACCESS_LOG", value_parser = clap::builder::FalseyValueParser::new())]
+    pub access_log: bool,
+
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB")]
+    pub max_body_mib: f64,
+
+    /// Refuse photos larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = serve_defaults::MAX_MEGAPIXELS, value_name = "MP")]
+    pub max_megapixels: f64,
+
+    /// Requests handled at once; more are answered 503 at once.
+    #[arg(long, default_value_t = serve_defaults::MAX_IN_FLIGHT, value_name = "N")]
+    pub max_in_flight: usize,
+
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, default_value_t = serve_defaults::TIMEOUT_SECS, value_name = "SECONDS")]
+    pub timeout: f64,
+
+    /// Most photos per model call (micro-batching of concurrent requests).
+    #[arg(long, default_value_t = serve_defaults::MAX_BATCH, value_name = "N")]
+    pub max_batch: usize,
+}

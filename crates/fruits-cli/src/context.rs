@@ -1,0 +1,89 @@
+//! What every command needs from the global flags: how to reach storage, and
+//! how to load the image model with the runtime flags.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use fruits_location::StorageOptions;
+use fruits_model::{FeatureModel, ModelOptions, Precision, paths};
+use fruits_store::Location;
+
+use crate::args::{ClassifierArgs, ModelArgs, RuntimeArgs};
+
+/// The storage options of this invocation, passed to every command.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// How to reach and guard object stores.
+    pub storage: StorageOptions,
+}
+
+impl Ctx {
+    /// Opens a local path or s3:// URL given on the command line.
+    pub fn open(&self, spec: &str) -> anyhow::Result<Location> {
+        Location::parse(spec, &self.storage).with_context(|| format!("cannot open {spec}"))
+    }
+}
+
+/// Number of cores available to this process.
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl RuntimeArgs {
+    /// The shared models folder.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir.clone().unwrap_or_else(paths::models_dir)
+    }
+
+    /// ONNX Runtime settings from these flags.
+    pub fn model_options(&self, feature_output: &str) -> ModelOptions {
+        ModelOptions {
+            intra_threads: self.intra_threads.unwrap_or_else(cores),
+            feature_output: feature_output.to_string(),
+            runtime_library: self.ort_lib.clone(),
+            ..ModelOptions::default()
+        }
+    }
+}
+
+impl ModelArgs {
+    /// The model file (or s3:// object) these flags select.
+    pub fn model_path(&self) -> String {
+        match &self.model {
+            Some(path) => path.clone(),
+            None => Precision::from(self.precision)
+                .path_in(&self.runtime.models_dir())
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Loads the selected model once.
+    pub fn load(&self, ctx: &Ctx) -> anyhow::Result<FeatureModel> {
+        let options = self.runtime.model_options(&self.feature_output);
+        fruits_model::load_model(&self.model_path(), &ctx.storage, &options)
+            .context("cannot load the image model")
+    }
+}
+
+impl ClassifierArgs {
+    /// Loads the classifier, the image model it needs and the fruit catalogue.
+    pub fn load(
+        &self,
+        ctx: &Ctx,
+        max_megapixels: f64,
+    ) -> anyhow::Result<fruits_identify::Identifier> {
+        let options = fruits_identify::LoadOptions {
+            image_model: self.image_model.clone(),
+            models_dir: self.runtime.models_dir(),
+            model: self
+                .runtime
+                .model_options(fruits_model::DEFAULT_FEATURE_OUTPUT),
+            limits: fruits_image::DecodeLimits::megapixels(max_megapixels),
+        };
+        fruits_identify::load(&ctx.open(&self.model)?, &ctx.storage, &options)
+            .with_context(|| format!("cannot load the classifier {}", self.model))
+    }
+}

@@ -1,0 +1,269 @@
+//! Identifies the fruit in a photo, one request at a time: the online path the
+//! HTTP service, `fruits identify` and the Python bindings share.
+//!
+//! ```text
+//! photo bytes --decode + resize (fruits-image, the bundle's recipe)--> tensor
+//!   --image model (fruits-model)--> features --classifier bundle (PCA, softmax)--> probabilities
+//!   --> top-k classes with what the app knows about each fruit
+//! ```
+//!
+//! [`Identifier`] holds the loaded pieces and checks at construction that they
+//! agree: the image model's sha256, output and input size and the preprocessing
+//! recipe must be those the classifier was trained on. [`load`] finds the image
+//! model a bundle needs wherever it runs (by sha256 in the models folder).
+
+mod load;
+
+use fruits_classify::{Catalogue, Classifier, ClassifyError, FruitInfo};
+use fruits_image::{DecodeLimits, ImageError, ImageInfo, Preprocessing};
+use fruits_model::{FeatureModel, ModelError};
+use serde::Serialize;
+
+pub use load::{LoadOptions, load};
+
+/// Answers given per photo unless asked otherwise.
+pub const DEFAULT_TOP: usize = 5;
+
+/// What can go wrong setting up or running identification (one bad photo is
+/// not among them: it gets its own [`ImageError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    /// The classifier bundle is unreadable or inconsistent.
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    /// The image model could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The bundle or model could not be read from storage.
+    #[error(transparent)]
+    Storage(#[from] fruits_location::StorageError),
+    /// No file with the image model's sha256 was found where we looked.
+    #[error(
+        "the classifier needs the image model with sha256 {sha256} (trained with {recorded}); \
+         none found at {}", tried.join(", ")
+    )]
+    ImageModelNotFound {
+        /// The sha256 the classifier was trained with.
+        sha256: String,
+        /// The path the bundle records.
+        recorded: String,
+        /// Every place looked at.
+        tried: Vec<String>,
+    },
+    /// The image model given is not the one the classifier was trained with.
+    #[error(
+        "the image model {source_path} (sha256 {sha256}) is not the one the classifier was trained with: \
+         {expected_source} (sha256 {expected_sha256})"
+    )]
+    WrongImageModel {
+        /// The model given.
+        source_path: String,
+        /// Its sha256.
+        sha256: String,
+        /// The model recorded in the bundle.
+        expected_source: String,
+        /// Its sha256.
+        expected_sha256: String,
+    },
+    /// The model's feature output is not the one the classifier takes.
+    #[error(
+        "the classifier expects output {expected_output:?} of {expected_dim} values, \
+         the model gives {output:?} of {dim}"
+    )]
+    WrongOutput {
+        /// The output the classifier expects.
+        expected_output: String,
+        /// Its length.
+        expected_dim: usize,
+        /// The model's output.
+        output: String,
+        /// Its length.
+        dim: usize,
+    },
+    /// The photos would be prepared otherwise than the classifier's training photos.
+    #[error(
+        "the classifier was trained on images prepared as \"{}\", not \"{}\"",
+        expected.describe(),
+        given.describe()
+    )]
+    WrongPreprocessing {
+        /// The recipe recorded in the bundle.
+        expected: Box<Preprocessing>,
+        /// The recipe given.
+        given: Box<Preprocessing>,
+    },
+    /// The model returned fewer rows than photos given (a runtime bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One candidate answer for a photo.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// The class name.
+    pub class: String,
+    /// Its probability.
+    pub probability: f32,
+    /// What to tell the user about it, when the catalogue knows the class.
+    pub info: Option<FruitInfo>,
+}
+
+/// The answer for one photo.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// The most probable classes, best first.
+    pub top: Vec<Candidate>,
+    /// Width of the photo as decoded.
+    pub width: u32,
+    /// Height of the photo as decoded.
+    pub height: u32,
+}
+
+/// A photo decoded and prepared for the model.
+pub type Prepared = (Vec<f32>, ImageInfo);
+
+/// From photo bytes to an answer: the image model, its preprocessing, the
+/// classifier and the fruit catalogue, loaded once and shared by every request.
+#[derive(Debug)]
+pub struct Identifier {
+    model: FeatureModel,
+    preprocessing: Preprocessing,
+    limits: DecodeLimits,
+    classifier: Classifier,
+    catalogue: Catalogue,
+}
+
+impl Identifier {
+    /// Checks that `model` and `preprocessing` make the features `classifier` was trained on.
+    pub fn new(
+        model: FeatureModel,
+        preprocessing: Preprocessing,
+        limits: DecodeLimits,
+        classifier: Classifier,
+        catalogue: Catalogue,
+    ) -> Result<Identifier, IdentifyError> {
+        let spec = &classifier.file.features;
+        let info = model.info();
+        if info.sha256 != spec.model_sha256 {
+            return Err(IdentifyError::WrongImageModel {
+                source_path: info.source.clone(),
+                sha256: info.sha256.clone(),
+                expected_source: spec.model_source.clone(),
+                expected_sha256: spec.model_sha256.clone(),
+            });
+        }
+        if info.feature_output != spec.feature_output || info.feature_dim != spec.feature_dim {
+            return Err(IdentifyError::WrongOutput {
+                expected_output: spec.feature_output.clone(),
+                expected_dim: spec.feature_dim,
+                output: info.feature_output.clone(),
+                dim: info.feature_dim,
+            });
+        }
+        if preprocessing != spec.preprocessing || preprocessing.size != info.input_size {
+            return Err(IdentifyError::WrongPreprocessing {
+                expected: Box::new(spec.preprocessing.clone()),
+                given: Box::new(preprocessing),
+            });
+        }
+        Ok(Identifier {
+            model,
+            preprocessing,
+            limits,
+            classifier,
+            catalogue,
+        })
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// The image model.
+    pub fn model(&self) -> &FeatureModel {
+        &self.model
+    }
+
+    /// Decodes and prepares one photo into a model input tensor (the pixel
+    /// limit is checked from the header, before decoding).
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ImageError> {
+        self.preprocessing.preprocess(bytes, &self.limits)
+    }
+
+    /// Identifies prepared photos (tensors from [`prepare`](Self::prepare)) in
+    /// one model call; `top` answers each.
+    pub fn identify_prepared(
+        &self,
+        tensors: &[Prepared],
+        top: usize,
+    ) -> Result<Vec<Prediction>, IdentifyError> {
+        if tensors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = Vec::with_capacity(tensors.len() * self.model.input_len());
+        for (t, _) in tensors {
+            batch.extend_from_slice(t);
+        }
+        let features = self.model.run(&batch)?;
+        let proba = self.classifier.proba_from_features(&features)?;
+        let classes = self.classifier.classes();
+        let predictions: Vec<Prediction> = proba
+            .chunks_exact(classes.len().max(1))
+            .zip(tensors)
+            .map(|(p, (_, info))| Prediction {
+                top: fruits_classify::top_k(p, top)
+                    .into_iter()
+                    .map(|(i, probability)| Candidate {
+                        class: classes[i].clone(),
+                        probability,
+                        info: self.catalogue.get(&classes[i]).cloned(),
+                    })
+                    .collect(),
+                width: info.width,
+                height: info.height,
+            })
+            .collect();
+        if predictions.len() != tensors.len() {
+            return Err(IdentifyError::Internal(format!(
+                "{} answers for {} photos",
+                predictions.len(),
+                tensors.len()
+            )));
+        }
+        Ok(predictions)
+    }
+
+    /// Identifies photos given as bytes: each is prepared on its own (a bad one
+    /// gets its own error), the good ones go through the model together.
+    pub fn identify(
+        &self,
+        photos: &[&[u8]],
+        top: usize,
+    ) -> Result<Vec<Result<Prediction, ImageError>>, IdentifyError> {
+        use rayon::prelude::*;
+        let prepared: Vec<_> = photos.par_iter().map(|b| self.prepare(b)).collect();
+        let mut good = Vec::new();
+        let mut slots = Vec::with_capacity(prepared.len());
+        for r in prepared {
+            match r {
+                Ok(t) => {
+                    good.push(t);
+                    slots.push(None);
+                }
+                Err(e) => slots.push(Some(e)),
+            }
+        }
+        let mut answers = self.identify_prepared(&good, top)?.into_iter();
+        slots
+            .into_iter()
+            .map(|slot| match slot {
+                Some(e) => Ok(Err(e)),
+                None => answers
+                    .next()
+                    .map(Ok)
+                    .ok_or_else(|| IdentifyError::Internal("too few answers".into())),
+            })
+            .collect()
+    }
+}

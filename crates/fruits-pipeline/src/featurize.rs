@@ -1,0 +1,665 @@
+//! Featurises a folder of photos on one machine, resumably.
+//!
+//! Three stages joined by bounded channels, so memory stays flat however many
+//! images there are:
+//!
+//! ```text
+//! fetch (bounded concurrent GETs from the input location, in input order)
+//!   --[2 batches]--> decode (rayon pool: hash, decode, resize, normalise into a batch buffer)
+//!   --[2 batches]--> inference (one ONNX Runtime call per batch, intra-op threads)
+//!   --[4 batches]--> writer (gathers rows, writes a Parquet part every `part_rows`)
+//! ```
+//!
+//! Decoding batch k+1 overlaps inference of batch k. Batches keep input order,
+//! so a clean run writes rows sorted by path. Before starting, the output folder
+//! is scanned: inputs found in committed parts (features or errors) are skipped,
+//! which is how an interrupted run resumes and how a grown collection is
+//! featurised incrementally. The manifest is written only when every input is
+//! accounted for.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::bounded;
+use fruits_image::{DecodeLimits, Preprocessing};
+use fruits_ingest::ImageEntry;
+use fruits_model::FeatureModel;
+use fruits_store::{
+    DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, Location, Manifest, OutputDir,
+    PartInfo, PartKind, StorageError, StoreError,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::PipelineError;
+
+/// Default images per inference call: small batches keep MobileNetV2's
+/// activations in cache (measured in the README's featurize benchmark).
+pub const DEFAULT_BATCH_SIZE: usize = 16;
+/// Default rows per Parquet part: the unit of work kept when a run is interrupted.
+pub const DEFAULT_PART_ROWS: usize = 2048;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct FeaturizeConfig {
+    /// Images per inference call.
+    pub batch_size: usize,
+    /// Threads decoding and resizing images.
+    pub decode_threads: usize,
+    /// Rows per Parquet part: the unit of work kept when a run is interrupted.
+    pub part_rows: usize,
+    /// How images are prepared.
+    pub preprocessing: Preprocessing,
+    /// Guards applied before decoding.
+    pub limits: DecodeLimits,
+    /// Stop (as if interrupted) after this many batches; for tests of resuming.
+    pub stop_after_batches: Option<usize>,
+}
+
+impl Default for FeaturizeConfig {
+    fn default() -> Self {
+        FeaturizeConfig {
+            batch_size: DEFAULT_BATCH_SIZE,
+            decode_threads: 1,
+            part_rows: DEFAULT_PART_ROWS,
+            preprocessing: Preprocessing::default(),
+            limits: DecodeLimits::default(),
+            stop_after_batches: None,
+        }
+    }
+}
+
+/// Receives progress as batches complete (the CLI draws a bar with it).
+pub trait Progress: Sync {
+    /// Called once before work starts: `total` inputs, of which `done` were done by earlier runs.
+    fn start(&self, total: u64, done: u64);
+    /// Called after each batch with the number of inputs it accounted for.
+    fn advance(&self, n: u64);
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Images found in the input.
+    pub inputs: u64,
+    /// Images skipped because an earlier run had already done them.
+    pub skipped: u64,
+    /// Images featurised by this run.
+    pub featurised: u64,
+    /// Images that failed in this run (recorded in the errors table).
+    pub failed: u64,
+    /// Rows in the output's features table after this run.
+    pub total_rows: u64,
+    /// Rows in the output's errors table after this run.
+    pub total_errors: u64,
+    /// Wall time of this run, in seconds.
+    pub elapsed_secs: f64,
+    /// (featurised + failed) / elapsed.
+    pub images_per_sec: f64,
+    /// False when the run stopped early (interrupted): no manifest was written.
+    pub complete: bool,
+    /// The output location.
+    pub output: String,
+    /// Run number of this run's part files.
+    pub run: u32,
+}
+
+/// Why one input failed.
+#[derive(Debug, Clone)]
+struct ItemError {
+    kind: ErrorKind,
+    message: String,
+}
+
+/// What the decode stage learned about one input.
+struct Decoded {
+    sha256: [u8; 32],
+    width: u32,
+    height: u32,
+}
+
+/// A batch leaving the decode stage: `tensors` holds one slot per entry, filled for the successes.
+struct DecodedBatch {
+    entries: Vec<ImageEntry>,
+    results: Vec<Result<Decoded, ItemError>>,
+    tensors: Vec<f32>,
+}
+
+/// A batch leaving the inference stage.
+struct InferredBatch {
+    entries: Vec<ImageEntry>,
+    results: Vec<Result<Decoded, ItemError>>,
+    /// Features of the successes, in order.
+    features: Vec<f32>,
+}
+
+/// A batch leaving the fetch stage: each input's bytes, or why it could not be read.
+struct FetchedBatch {
+    entries: Vec<ImageEntry>,
+    bytes: Vec<Result<Bytes, ItemError>>,
+}
+
+/// Hashes and preprocesses one input's bytes into `slot`.
+fn load_one(
+    bytes: &Result<Bytes, ItemError>,
+    pre: &Preprocessing,
+    limits: &DecodeLimits,
+    slot: &mut [f32],
+) -> Result<Decoded, ItemError> {
+    let bytes = bytes.as_ref().map_err(Clone::clone)?;
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    // A decoder bug on a hostile file must cost one image, not the run.
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        pre.preprocess_into(bytes, limits, slot)
+    }));
+    match outcome {
+        Ok(Ok(info)) => Ok(Decoded {
+            sha256,
+            width: info.width,
+            height: info.height,
+        }),
+        Ok(Err(e)) => Err(ItemError {
+            kind: ErrorKind::from(&e),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ItemError {
+            kind: ErrorKind::Panic,
+            message: "the image decoder crashed on this file".into(),
+        }),
+    }
+}
+
+/// What features `model` makes from photos prepared by `pre`: the contract
+/// every part, manifest and classifier bundle records.
+pub fn feature_spec(model: &FeatureModel, pre: &Preprocessing) -> FeatureSpec {
+    let info = model.info();
+    FeatureSpec {
+        model_sha256: info.sha256.clone(),
+        model_source: info.source.clone(),
+        feature_output: info.feature_output.clone(),
+        feature_dim: info.feature_dim,
+        input_size: info.input_size,
+        preprocessing: pre.clone(),
+    }
+}
+
+/// Refuses to mix results of another model, output or preprocessing into `dir`.
+fn check_compatible(
+    dir: &Location,
+    existing: &DatasetMeta,
+    current: &DatasetMeta,
+) -> Result<(), StoreError> {
+    if existing.spec.same_features(&current.spec) {
+        return Ok(());
+    }
+    Err(StoreError::ModelMismatch {
+        dir: dir.to_string(),
+        existing: Box::new(existing.spec.clone()),
+        current: Box::new(current.spec.clone()),
+    })
+}
+
+/// What [`write_gathered`] wrote.
+struct Gathered {
+    part: Option<PartInfo>,
+    errors: Option<PartInfo>,
+}
+
+/// Writes the gathered errors, then the gathered rows, as the parts `seq` of run
+/// `run` (`errors-r{run}-{seq}`, `part-r{run}-{seq}`), emptying both; a part is
+/// written only when it has rows. Errors first: if we die between the two files,
+/// the images of the lost features part are simply redone and no input is
+/// counted twice.
+fn write_gathered(
+    dir: &OutputDir,
+    meta: &DatasetMeta,
+    run: u32,
+    seq: u32,
+    rows: &mut FeatureRows,
+    errors: &mut ErrorRows,
+) -> Result<Gathered, PipelineError> {
+    let errors = if errors.is_empty() {
+        None
+    } else {
+        Some(dir.write_part(
+            &PartKind::Errors.file_name(run, seq),
+            &errors.finish()?,
+            meta,
+        )?)
+    };
+    let part = if rows.is_empty() {
+        None
+    } else {
+        Some(dir.write_part(
+            &PartKind::Features.file_name(run, seq),
+            &rows.finish()?,
+            meta,
+        )?)
+    };
+    Ok(Gathered { part, errors })
+}
+
+/// What the stages did.
+struct StageOutcome {
+    featurised: u64,
+    failed: u64,
+    stopped_early: bool,
+}
+
+/// Runs fetch -> decode -> inference -> gather over `pending`, in input order,
+/// calling `flush` with the gathered rows and errors every `part_rows` inputs
+/// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
+/// an output) and [`featurize_partition`] (one part per Spark partition).
+fn run_stages<F>(
+    input: &Location,
+    pending: &[ImageEntry],
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+    flush: F,
+) -> Result<StageOutcome, PipelineError>
+where
+    F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError> + Send,
+{
+    let dim = model.info().feature_dim;
+    let pre = &config.preprocessing;
+    let limits = &config.limits;
+    let tensor_len = pre.tensor_len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.decode_threads)
+        .thread_name(|i| format!("fruits-decode-{i}"))
+        .build()
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+
+    let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
+    let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
+    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
+    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
+    let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
+    let stopped_early = AtomicBool::new(false);
+
+    let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
+        // Stage 0: fetch, with bounded concurrency, in input order.
+        let fetcher = s.spawn(|| {
+            let mut entries = Vec::with_capacity(config.batch_size);
+            let mut bytes = Vec::with_capacity(config.batch_size);
+            input.fetch_each(&keys, |i, result| {
+                if cancel.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let item = match result {
+                    Ok(b) => Ok(b),
+                    Err(e) if e.is_item_level() => Err(ItemError {
+                        kind: ErrorKind::Io,
+                        message: format!("cannot read the file: {e}"),
+                    }),
+                    Err(e) => {
+                        // The service is down or access is denied: not this
+                        // image's fault, so it must not land in the errors table.
+                        if let Ok(mut slot) = fetch_failure.lock() {
+                            *slot = Some(e);
+                        }
+                        return false;
+                    }
+                };
+                entries.push(pending[i].clone());
+                bytes.push(item);
+                if entries.len() == config.batch_size {
+                    let batch = FetchedBatch {
+                        entries: std::mem::take(&mut entries),
+                        bytes: std::mem::take(&mut bytes),
+                    };
+                    return fetched_tx.send(batch).is_ok();
+                }
+                true
+            });
+            let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
+            if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
+                let _ = fetched_tx.send(FetchedBatch { entries, bytes });
+            }
+            drop(fetched_tx);
+        });
+
+        // Stage 1: decode, batch by batch, in input order.
+        let decoder = s.spawn(|| {
+            for fetched in fetched_rx.iter() {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let n = fetched.entries.len();
+                let mut tensors = vec![0f32; n * tensor_len];
+                let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
+                    tensors
+                        .par_chunks_mut(tensor_len)
+                        .zip(fetched.bytes.par_iter())
+                        .map(|(slot, bytes)| load_one(bytes, pre, limits, slot))
+                        .collect()
+                });
+                let batch = DecodedBatch {
+                    entries: fetched.entries,
+                    results,
+                    tensors,
+                };
+                if decoded_tx.send(batch).is_err() {
+                    break; // inference stopped
+                }
+            }
+            // Dropping the receiver too unblocks the fetcher when we stop early.
+            drop(fetched_rx);
+            drop(decoded_tx);
+        });
+
+        // Stage 3: gather rows; hand them to `flush` every `part_rows`.
+        let writer = s.spawn(move || -> Result<(u64, u64), PipelineError> {
+            // Owned here, so a failed flush drops the receiver and the
+            // inference stage stops instead of waiting on a full queue.
+            let inferred_rx = inferred_rx;
+            let mut flush = flush;
+            let mut rows = FeatureRows::new(dim);
+            let mut errors = ErrorRows::default();
+            let (mut ok, mut failed) = (0u64, 0u64);
+            for batch in inferred_rx.iter() {
+                let mut feats = batch.features.chunks_exact(dim.max(1));
+                for (entry, result) in batch.entries.iter().zip(&batch.results) {
+                    match result {
+                        Ok(d) => {
+                            let f = feats.next().ok_or_else(|| {
+                                PipelineError::Internal("fewer feature vectors than images".into())
+                            })?;
+                            rows.push(
+                                &entry.path,
+                                &entry.label,
+                                entry.split.as_deref(),
+                                &d.sha256,
+                                d.width,
+                                d.height,
+                                f,
+                            )?;
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            errors.push(&entry.path, e.kind, &e.message);
+                            failed += 1;
+                        }
+                    }
+                }
+                if rows.len() + errors.len() >= config.part_rows {
+                    flush(&mut rows, &mut errors)?;
+                }
+            }
+            flush(&mut rows, &mut errors)?;
+            Ok((ok, failed))
+        });
+
+        // Stage 2: inference, on this thread.
+        let mut inference_result = Ok(());
+        for (done_batches, batch) in decoded_rx.iter().enumerate() {
+            let good = batch.results.iter().filter(|r| r.is_ok()).count();
+            let features = if good == 0 {
+                Vec::new()
+            } else {
+                let input = if good == batch.results.len() {
+                    batch.tensors
+                } else {
+                    // Compact: the model sees only the images that decoded.
+                    let mut packed = Vec::with_capacity(good * tensor_len);
+                    for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results) {
+                        if r.is_ok() {
+                            packed.extend_from_slice(slot);
+                        }
+                    }
+                    packed
+                };
+                match model.run(&input) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        inference_result = Err(PipelineError::Model(e));
+                        break;
+                    }
+                }
+            };
+            let n = batch.entries.len() as u64;
+            let inferred = InferredBatch {
+                entries: batch.entries,
+                results: batch.results,
+                features,
+            };
+            if inferred_tx.send(inferred).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            progress.advance(n);
+            let stop_now = config
+                .stop_after_batches
+                .is_some_and(|k| done_batches + 1 >= k);
+            if stop_now || cancel.load(Ordering::Relaxed) {
+                stopped_early.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        drop(decoded_rx);
+        drop(inferred_tx);
+        decoder
+            .join()
+            .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
+        fetcher
+            .join()
+            .map_err(|_| PipelineError::Internal("fetch thread panicked".into()))?;
+        let written = writer
+            .join()
+            .map_err(|_| PipelineError::Internal("writer thread panicked".into()))??;
+        inference_result?;
+        Ok(written)
+    });
+    let (featurised, failed) = outcome?;
+    if let Some(e) = fetch_failure.into_inner().ok().flatten() {
+        // The parts written before the failure stay: the next run resumes after them.
+        return Err(PipelineError::Storage(e));
+    }
+    Ok(StageOutcome {
+        featurised,
+        failed,
+        stopped_early: stopped_early.load(Ordering::Relaxed),
+    })
+}
+
+/// Featurises every image under `input` into the output `out`, skipping what
+/// earlier runs did. Stops early, without writing the manifest, when `cancel`
+/// becomes true; the parts written so far are kept for the next run.
+pub fn featurize(
+    input: &Location,
+    out: &Location,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Summary, PipelineError> {
+    // Write access is checked before listing: a run that cannot write its
+    // results stops before any work, however large the input.
+    let dir = OutputDir::create(out)?;
+    let entries = fruits_ingest::list_images(input)?;
+    if entries.is_empty() {
+        // Most often a typo in the prefix: an S3 listing of nothing is not an error.
+        return Err(PipelineError::NoImages {
+            input: input.to_string(),
+        });
+    }
+    featurize_entries(input, entries, &dir, model, config, progress, cancel)
+}
+
+/// Like [`featurize`], for an already made listing of `input` and an opened output.
+pub fn featurize_entries(
+    input: &Location,
+    entries: Vec<ImageEntry>,
+    dir: &OutputDir,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    progress: &dyn Progress,
+    cancel: &AtomicBool,
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
+        return Err(PipelineError::Config(
+            "batch size, part rows and decode threads must be at least 1".into(),
+        ));
+    }
+    let pre = &config.preprocessing;
+    if pre.size != model.info().input_size {
+        return Err(PipelineError::Config(format!(
+            "preprocessing makes {}x{} images but the model takes {}x{}",
+            pre.size,
+            pre.size,
+            model.info().input_size,
+            model.info().input_size
+        )));
+    }
+    let meta = DatasetMeta::new(feature_spec(model, pre));
+    let out = dir.root();
+    let scan = dir.scan()?;
+    if let Some(existing) = scan.manifest.as_ref().map(|m| &m.meta) {
+        check_compatible(out, existing, &meta)?;
+    }
+    for part in &scan.parts {
+        if let Some(existing) = &part.meta {
+            check_compatible(out, existing, &meta)?;
+        }
+    }
+    let done: HashSet<&str> = scan
+        .parts
+        .iter()
+        .flat_map(|p| p.paths.iter().map(String::as_str))
+        .collect();
+    let total = entries.len() as u64;
+    let pending: Vec<ImageEntry> = entries
+        .into_iter()
+        .filter(|e| !done.contains(e.path.as_str()))
+        .collect();
+    let skipped = total - pending.len() as u64;
+    progress.start(total, skipped);
+    tracing::info!(
+        total,
+        skipped,
+        pending = pending.len(),
+        run = scan.next_run,
+        "featurize starts"
+    );
+
+    let run = scan.next_run;
+    let mut new_parts = Vec::new();
+    let mut new_error_parts = Vec::new();
+    let mut seq = 0u32;
+    let flush = |rows: &mut FeatureRows, errors: &mut ErrorRows| -> Result<(), PipelineError> {
+        let written = write_gathered(dir, &meta, run, seq, rows, errors)?;
+        new_error_parts.extend(written.errors);
+        new_parts.extend(written.part);
+        seq += 1;
+        Ok(())
+    };
+    let outcome = run_stages(input, &pending, model, config, progress, cancel, flush)?;
+    let (featurised, failed) = (outcome.featurised, outcome.failed);
+    let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
+
+    let previous = |kind: PartKind| -> Vec<PartInfo> {
+        scan.parts
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| PartInfo {
+                file: p.file.clone(),
+                rows: p.paths.len() as u64,
+            })
+            .collect()
+    };
+    let mut parts = previous(PartKind::Features);
+    parts.extend(new_parts);
+    let mut error_parts = previous(PartKind::Errors);
+    error_parts.extend(new_error_parts);
+    let manifest = Manifest::new(meta, parts, error_parts);
+    if complete {
+        dir.write_manifest(&manifest)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Summary {
+        inputs: total,
+        skipped,
+        featurised,
+        failed,
+        total_rows: manifest.rows,
+        total_errors: manifest.errors,
+        elapsed_secs: elapsed,
+        images_per_sec: if elapsed > 0.0 {
+            (featurised + failed) as f64 / elapsed
+        } else {
+            0.0
+        },
+        complete,
+        output: out.to_string(),
+        run,
+    })
+}
+
+/// What [`featurize_partition`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionResult {
+    /// The features part, when any image of the partition featurised.
+    pub part: Option<PartInfo>,
+    /// The errors part, when any image of the partition failed.
+    pub errors: Option<PartInfo>,
+    /// Images featurised.
+    pub featurised: u64,
+    /// Images that failed (in the errors part).
+    pub failed: u64,
+}
+
+/// One partition of a distributed run (a Spark task): featurises `entries` of
+/// `input` and writes them as at most one features part and one errors part
+/// named after `index` (`part-r000-{index:05}`, `errors-r000-{index:05}`), the
+/// same layout as the CLI's. A retried or speculative task writes the same names
+/// with the same rows, and each put is atomic, so however often a partition
+/// runs, the output holds each image once; the driver's manifest names the parts.
+pub fn featurize_partition(
+    input: &Location,
+    entries: &[ImageEntry],
+    dir: &OutputDir,
+    index: u32,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+) -> Result<PartitionResult, PipelineError> {
+    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    // With `part_rows` unbounded, `run_stages` flushes once, at the end: the
+    // partition becomes one features part and one errors part named after `index`.
+    let config = FeaturizeConfig {
+        part_rows: usize::MAX,
+        stop_after_batches: None,
+        ..config.clone()
+    };
+    let mut written = Gathered {
+        part: None,
+        errors: None,
+    };
+    let flush = |r: &mut FeatureRows, e: &mut ErrorRows| -> Result<(), PipelineError> {
+        written = write_gathered(dir, &meta, 0, index, r, e)?;
+        Ok(())
+    };
+    let cancel = AtomicBool::new(false);
+    let outcome = run_stages(input, entries, model, &config, &NoProgress, &cancel, flush)?;
+    let Gathered { part, errors } = written;
+    Ok(PartitionResult {
+        part,
+        errors,
+        featurised: outcome.featurised,
+        failed: outcome.failed,
+    })
+}
