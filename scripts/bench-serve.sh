@@ -9,9 +9,10 @@
 # service, as a phone app's requests would not: the figures are a lower bound.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 images=${1:-1000}
 seconds=${2:-20}
-sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 scripts/setup-onnxruntime.sh >/dev/null
 cargo build --release --quiet -p fruits-cli
@@ -21,11 +22,7 @@ server=
 cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-find "$sample/Test" -type f -iname '*.jpg' | LC_ALL=C sort | sed -n "1,${images}p" | while read -r f; do
-  rel=${f#"$sample"/}
-  mkdir -p "$work/photos/$(dirname "$rel")"
-  cp "$f" "$work/photos/$rel"
-done
+copy_test_photos "$images" "$work/photos"
 n=$(find "$work/photos" -type f | wc -l)
 
 echo "batch: fruits featurize on $n photos"
@@ -36,19 +33,14 @@ batch=$(python3 -c "print(f'{$n / ($end - $start):.1f}')")
 echo "  $batch images/s (end to end, model load included)"
 "$bin" train "$work/features" --out "$work/classifier" >/dev/null
 
-"$bin" serve --model "$work/classifier" --port 0 2>"$work/serve.log" &
+"$bin" serve --model "$work/classifier" --port 0 >"$work/serve.log" 2>&1 &
 server=$!
-for _ in $(seq 1 600); do grep -q '^listening on' "$work/serve.log" && break; sleep 0.1; done
+# The service logs on standard output: `listening on URL`, then `ready` once the model is in.
+for _ in $(seq 1 600); do grep -q '^ready' "$work/serve.log" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$work/serve.log")
 [[ -n "$url" ]] || { cat "$work/serve.log" >&2; exit 1; }
 photo=$(find "$work/photos" -type f | LC_ALL=C sort | sed -n 1p)
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "image/jpeg"
-local f = assert(io.open("$photo", "rb"))
-wrk.body = f:read("*a")
-f:close()
-LUA
+post_lua "$photo" >"$work/post.lua"
 curl -fsS -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$url/v1/identify" >/dev/null
 wrk -t 2 -c 4 -d 3s -s "$work/post.lua" "$url/v1/identify" >/dev/null   # warm-up
 
@@ -60,26 +52,15 @@ done
 curl -fsS "$url/metrics" | grep -E '^fruits_batch_size_(sum|count)' >"$work/batches.txt" || true
 kill -TERM "$server"; wait "$server" || true; server=
 
-python3 - "$work" "$batch" <<'PY'
-import re, sys
-work, batch = sys.argv[1], float(sys.argv[2])
-def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
-    x = float(m.group(1))
-    return {"us": x / 1000, "ms": x, "s": x * 1000, "m": x * 60000}[m.group(2)]
-print()
-print(f"{'concurrency':>11}  {'requests/s':>10}  {'p50 ms':>8}  {'p99 ms':>8}  {'non-2xx':>7}  {'vs batch':>8}")
-for c in (1, 4, 16):
-    text = open(f"{work}/wrk-{c}.txt").read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-    p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    bad = int(bad.group(1)) if bad else 0
-    print(f"{c:>11}  {rps:>10.1f}  {p50:>8.1f}  {p99:>8.1f}  {bad:>7}  {rps / batch:>7.0%}")
-print(f"{'batch':>11}  {batch:>10.1f}  (fruits featurize, images/s)")
-stats = dict(line.split() for line in open(f"{work}/batches.txt"))
-if stats:
-    mean = float(stats["fruits_batch_size_sum"]) / max(1.0, float(stats["fruits_batch_size_count"]))
-    print(f"mean photos per model call over the whole run: {mean:.2f}")
-PY
+printf '\n%11s  %10s  %8s  %8s  %7s  %8s\n' concurrency requests/s "p50 ms" "p99 ms" non-2xx "vs batch"
+for c in 1 4 16; do
+  read -r rps p50 p99 bad < <(wrk_summary "$work/wrk-$c.txt")
+  printf '%11s  %10s  %8s  %8s  %7s  %7.0f%%\n' "$c" "$rps" "$p50" "$p99" "$bad" \
+    "$(python3 -c "print(100 * $rps / $batch)")"
+done
+printf '%11s  %10s  (fruits featurize, images/s)\n' batch "$batch"
+if [[ -s "$work/batches.txt" ]]; then
+  python3 -c 'import sys; s = dict(l.split() for l in open(sys.argv[1]))
+print("mean photos per model call over the whole run: {:.2f}".format(
+    float(s["fruits_batch_size_sum"]) / max(1.0, float(s["fruits_batch_size_count"]))))' "$work/batches.txt"
+fi

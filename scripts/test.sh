@@ -2,13 +2,41 @@
 # The project's test command (README and CI run exactly this): installs the
 # ONNX Runtime library and the Garage S3 server if missing, checks formatting
 # and lints, runs every test (the S3 tests start Garage on 127.0.0.1 themselves,
-# the service tests `fruits serve`, the browser test chromedriver + chromium).
+# the service tests `fruits serve`, the browser test chromedriver + chromium),
+# the whole job on the whole sample against scikit-learn, and the Python
+# bindings and Spark job on a local standalone cluster.
+#
+# Build outputs and virtualenvs live in a cache outside the clone
+# (FRUITS_CACHE, default ~/.cache/fruits): a clean clone on a machine that has
+# run this before rebuilds only what changed. Delete the folder to start cold.
 # Tests read the shared models and sample from ../shared (override with
 # FRUITS_MODELS_DIR and FRUITS_SAMPLE_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cache=${FRUITS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fruits}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+mkdir -p "$cache"
+# mold links the dozen test binaries (each the whole dependency graph, with
+# line tables) several times faster than GNU ld; .ci/run installs it (Debian's
+# package). Without it, the default linker is used.
+if command -v mold >/dev/null; then
+  export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
+fi
+started=$SECONDS
+step() { printf '== %s (at %d s)\n' "$1" $((SECONDS - started)); }
+# "passed failed" from pytest's last line ("5 passed in 3.1s", "1 failed, 4
+# passed, 1 error in ..."); a failing exit status counts as one failure at least.
+pytest_counts() {
+  tail -n 5 "$1" | awk -v rc="$2" '
+    { for (i = 2; i <= NF; i++) { w = $i; gsub(/[,=]/, "", w)
+        if (w == "passed") p = $(i-1); if (w == "failed" || w == "error" || w == "errors") f += $(i-1) } }
+    END { if (rc != 0 && f == 0) f = 1; print p + 0, f + 0 }'
+}
+
+step "tools"
 scripts/setup-onnxruntime.sh
 scripts/install-garage.sh
+step "fmt + clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
@@ -16,38 +44,47 @@ trap 'rm -f "$log"' EXIT
 # Also builds the Python extension (fruits-py's cdylib, which no Rust test links)
 # with the very dependency builds the tests use: a build of fruits-py alone
 # (`maturin develop`) resolves fewer features and compiled ~90 crates again (12 min).
+step "build"
 cargo build --workspace --lib --tests --profile test --locked
+step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$log"
-# One closing line for the whole workspace: cargo prints one per test binary,
-# and the last of those is often a crate's empty doctest run.
+# One closing line for the whole workspace: cargo prints one per test binary.
 read -r rust_passed rust_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
 echo "cargo: $rust_passed passed, $rust_failed failed"
 
-# Independent reference checks in Python (pinned in tests/python/requirements.txt):
-# the whole job on the whole sample, then scikit-learn's PCA on the same features.
-venv=target/py-venv
-if [[ ! -x "$venv/bin/python" ]] || ! cmp -s tests/python/requirements.txt "$venv/requirements.txt"; then
+# Independent reference checks, the Python bindings and the cloud rehearsals
+# (pinned in tests/python/requirements.txt and tests/cloud/requirements.txt), in
+# one virtualenv kept in the cache and rebuilt when the pins change.
+step "python venv"
+venv=$cache/py-venv
+pins=$(cat tests/python/requirements.txt tests/cloud/requirements.txt)
+if [[ ! -x "$venv/bin/python" ]] || [[ "$pins" != "$(cat "$venv/requirements.txt" 2>/dev/null)" ]]; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r tests/python/requirements.txt
-  cp tests/python/requirements.txt "$venv/requirements.txt"
+  "$venv/bin/pip" install --quiet -r tests/python/requirements.txt -r tests/cloud/requirements.txt
+  printf '%s\n' "$pins" >"$venv/requirements.txt"
 fi
-# The binary `cargo test` already built for the end-to-end tests (target/debug/fruits,
-# test profile: dependencies at opt-level 3), not a new build: the run is bound by
-# ONNX Runtime and the decoders (measured 88 vs 86 images/s for release), and any
+# The binary `cargo test` already built for the end-to-end tests (test profile:
+# dependencies at opt-level 3), not a new build: the run is bound by ONNX
+# Runtime and the decoders (measured 88 vs 86 images/s for release), and any
 # other build (release, or `cargo build` without dev-dependencies' features) is
 # another long compile.
+fruits=$CARGO_TARGET_DIR/debug/fruits
 sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
-rm -rf target/test-run
-target/debug/fruits run "$sample" --out target/test-run --quiet
-"$venv/bin/python" tests/python/pca_vs_sklearn.py target/test-run | tee "$log"
+run=$CARGO_TARGET_DIR/test-run
+rm -rf "$run"
+step "the whole sample: fruits run"
+"$fruits" run "$sample" --out "$run" --quiet
+"$venv/bin/python" tests/python/pca_vs_sklearn.py "$run" | tee "$log"
 # Identify: train on Training with the default settings, evaluate on Test, and
 # check the accuracy target and scikit-learn's logistic regression on the same rows.
-target/debug/fruits train target/test-run/features --split Training --out target/test-run/classifier
-target/debug/fruits evaluate target/test-run/classifier --on target/test-run/features --split Test
-target/debug/fruits evaluate target/test-run/classifier --on target/test-run/features --split Test --json \
-  >target/test-run/evaluation-Test.json
-"$venv/bin/python" tests/python/classifier_vs_sklearn.py target/test-run target/test-run/classifier \
-  target/test-run/evaluation-Test.json | tee -a "$log"
+step "the whole sample: train + evaluate"
+"$fruits" train "$run/features" --split Training --out "$run/classifier"
+"$fruits" evaluate "$run/classifier" --on "$run/features" --split Test --json >"$run/evaluation-Test.json"
+"$venv/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print("Test accuracy {:.4f}, macro-F1 {:.4f}".format(r["accuracy"], r["macro_f1"]))' \
+  "$run/evaluation-Test.json"
+"$venv/bin/python" tests/python/classifier_vs_sklearn.py "$run" "$run/classifier" \
+  "$run/evaluation-Test.json" | tee -a "$log"
 read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $(NF-1) } END { print p + 0, f + 0 }' "$log")
 
 # The Python bindings and the Spark job (python/): the extension built above goes
@@ -55,22 +92,34 @@ read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $
 # a .pth file, as `maturin develop` installs it (editable); then pytest runs the
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
-cp target/debug/libfruits_native.so python/fruits/_native.abi3.so
+step "python/tests"
+cp "$CARGO_TARGET_DIR/debug/libfruits_native.so" python/fruits/_native.abi3.so
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD/python" >"$site/fruits.pth"
 pytest_rc=0
-FRUITS_BIN="$PWD/target/debug/fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" \
+FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" \
   "$venv/bin/pytest" -q -p no:cacheprovider python/tests 2>&1 | tee "$log" || pytest_rc=$?
-# pytest's last line: "5 passed in 3.1s" or "1 failed, 4 passed, 1 error in ...".
-read -r pt_passed pt_failed < <(tail -n 5 "$log" | awk '
-  { for (i = 2; i <= NF; i++) { w = $i; gsub(/[,=]/, "", w)
-      if (w == "passed") p = $(i-1); if (w == "failed" || w == "error" || w == "errors") f += $(i-1) } }
-  END { print p + 0, f + 0 }')
-if [[ $pytest_rc -ne 0 && $pt_failed -eq 0 ]]; then pt_failed=1; fi
+read -r pt_passed pt_failed < <(pytest_counts "$log" "$pytest_rc")
 echo "python/tests: $pt_passed passed, $pt_failed failed"
 py_passed=$((py_passed + pt_passed))
 py_failed=$((py_failed + pt_failed))
 
+# The cloud, rehearsed (tests/cloud): the EMR kit's scripts against moto, the
+# pipeline's IAM policy enforced by moto on a real `fruits run`, the policies
+# linted by parliament, the SageMaker container built and run with podman, and
+# its deploy script against moto with a real local registry. podman, runc and
+# the base image come from scripts/setup-containers.sh (Debian's packages).
+step "tests/cloud"
+eval "$(scripts/setup-containers.sh)"
+cloud_rc=0
+FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+  "$venv/bin/pytest" -q -p no:cacheprovider tests/cloud 2>&1 | tee "$log" || cloud_rc=$?
+read -r cl_passed cl_failed < <(pytest_counts "$log" "$cloud_rc")
+echo "tests/cloud: $cl_passed passed, $cl_failed failed"
+py_passed=$((py_passed + cl_passed))
+py_failed=$((py_failed + cl_failed))
+
 # One closing line for everything above (each runner prints its own too).
+step "done"
 echo "total: $((rust_passed + py_passed)) passed, $((rust_failed + py_failed)) failed"
 [[ $((rust_failed + py_failed)) -eq 0 ]]
