@@ -23,6 +23,7 @@ EXTRA_REQUIREMENTS=("pandas>=1.0.5,<3" "setuptools")
 
 log() { printf '%s fruits-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { printf '%s fruits-bootstrap: ERROR: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; exit 1; }
+# shellcheck disable=SC2154  # rc is assigned inside the trap
 trap 'rc=$?; [[ $rc -eq 0 ]] || printf "%s fruits-bootstrap: ERROR: line %s exited %s: %s\n" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$LINENO" "$rc" "$BASH_COMMAND" >&2' ERR
 
 usage() { sed -n '2,8p' "$0" >&2; exit 2; }

@@ -12,6 +12,8 @@
 # run-job-flow` is removed from the CLI, so this script turns the document into
 # create-cluster options. step.json has the shape of `aws emr create-cluster|add-steps
 # --steps`. --dry-run prints the command instead of running it. Prints the cluster id.
+# AWS_ENDPOINT_URL_EMR or AWS_ENDPOINT_URL, when set, is passed as --endpoint-url (AWS
+# CLI v1 ignores both for `aws emr`); tests/cloud points them at a local moto server.
 set -euo pipefail
 region=eu-west-3   # data residency: the kit starts clusters in Paris only
 
@@ -22,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) dry_run=1; shift ;;
     --keep-alive) keep_alive=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "create-cluster.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     *) files+=("$1"); shift ;;
   esac
@@ -139,19 +141,23 @@ EOF
 )
 [[ ${#args[@]} -gt 0 ]] || { echo "create-cluster.sh: could not read $cluster_json" >&2; exit 1; }
 
-cmd=(aws emr create-cluster --region "$region" "${args[@]}" --query ClusterId --output text)
+endpoint="${AWS_ENDPOINT_URL_EMR:-${AWS_ENDPOINT_URL:-}}"
+cmd=(aws)
+if [[ -n "$endpoint" ]]; then cmd+=(--endpoint-url "$endpoint"); fi
+start=${#cmd[@]}
+cmd+=(emr create-cluster --region "$region" "${args[@]}" --query ClusterId --output text)
 if [[ $dry_run == 1 ]]; then
   quote() { if [[ "$1" =~ ^[A-Za-z0-9_./:=,@+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi; }
-  line="aws emr create-cluster"
-  for arg in "${cmd[@]:3}"; do
+  line="aws${endpoint:+ --endpoint-url $(quote "$endpoint")} emr create-cluster"
+  for arg in "${cmd[@]:$((start + 2))}"; do
     if [[ "$arg" == --* ]]; then printf '%s \\\n' "$line"; line="  $arg"; else line+=" $(quote "$arg")"; fi
   done
   printf '%s\n' "$line"
   exit 0
 fi
-command -v aws >/dev/null || { echo "create-cluster.sh: the aws CLI (v2) is not installed" >&2; exit 1; }
+command -v aws >/dev/null || { echo "create-cluster.sh: the aws CLI is not installed" >&2; exit 1; }
 cluster_id="$("${cmd[@]}")"
 echo "cluster $cluster_id starting in $region" >&2
 echo "  aws emr describe-cluster --region $region --cluster-id $cluster_id --query Cluster.Status" >&2
-echo "  aws emr list-steps --region $region --cluster-id $cluster_id" >&2
+echo "  deploy/emr/wait.sh $cluster_id     # waits for the step, then fetches its logs" >&2
 echo "$cluster_id"

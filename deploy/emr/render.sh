@@ -17,7 +17,8 @@
 #
 # Writes: cluster.json step.json artifacts-policy.json pipeline-policy.json
 #         (deploy/iam/render.sh pipeline ...) ec2-trust.json emr-service-trust.json
-#         service-role-passrole.json
+#         service-role-passrole.json, and names.json (the names above, read by
+#         setup-account.sh, upload.sh and teardown.sh)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -28,7 +29,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *=*)
       name="${1%%=*}"
       [[ " ${names[*]} " == *" $name "* ]] || { echo "render.sh: unknown name '$name' (known: ${names[*]})" >&2; exit 2; }
@@ -128,6 +129,12 @@ save("step.json", fill(load("step.json")))
 save("artifacts-policy.json", fill(load("artifacts-policy.json")))
 for name in ("ec2-trust.json", "emr-service-trust.json", "service-role-passrole.json"):
     save(name, load(name))
+# The names themselves, for setup-account.sh, upload.sh and teardown.sh (lib.sh reads them).
+wheel_path = env["WHEEL"]
+names = dict(values, WHEEL=os.path.abspath(wheel_path) if os.path.exists(wheel_path) else wheel_path,
+             WHEELHOUSE=env["WHEELHOUSE"], ARCH=arch, RELEASE_LABEL=env["RELEASE_LABEL"])
+with open(os.path.join(out, "names.json"), "w") as f:
+    f.write(json.dumps(names, indent=2) + "\n")
 types = ", ".join(f"{g['InstanceCount']} x {g['InstanceType']}" for g in cluster["Instances"]["InstanceGroups"])
 print(f"rendered into {out}: {cluster['ReleaseLabel']}, {arch}, {types}", file=sys.stderr)
 print(f"upload to s3://{values['ARTIFACT_BUCKET']}/fruits/: {wheel}, bootstrap.sh, job.py, "

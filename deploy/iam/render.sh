@@ -3,6 +3,8 @@
 # `aws iam create-policy` and `aws s3api put-bucket-policy` (see README.md).
 #   deploy/iam/render.sh pipeline fruits-photos fruits-360 fruits-results runs
 #   deploy/iam/render.sh bucket fruits-results
+#   deploy/iam/render.sh sagemaker 123456789012 fruits-artifacts fruits/sagemaker fruits-photos fruits-360 fruits-results identified
+#   deploy/iam/render.sh sagemaker-trust 123456789012
 set -euo pipefail
 here=$(dirname "$0")
 case "${1:-}" in
@@ -13,5 +15,13 @@ case "${1:-}" in
   bucket)
     [[ $# -eq 2 ]] || { echo "usage: $0 bucket BUCKET" >&2; exit 2; }
     sed -e "s|BUCKET|$2|g" "$here/bucket-policy.json" ;;
-  *) echo "usage: $0 pipeline|bucket ..." >&2; exit 2 ;;
+  sagemaker)
+    [[ $# -eq 8 ]] || { echo "usage: $0 sagemaker ACCOUNT_ID MODEL_BUCKET MODEL_PREFIX INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET OUTPUT_PREFIX" >&2; exit 2; }
+    sed -e "s|ACCOUNT_ID|$2|g" -e "s|MODEL_BUCKET|$3|g" -e "s|MODEL_PREFIX|${4%/}|g" \
+        -e "s|INPUT_BUCKET|$5|g" -e "s|INPUT_PREFIX|${6%/}|g" \
+        -e "s|OUTPUT_BUCKET|$7|g" -e "s|OUTPUT_PREFIX|${8%/}|g" "$here/sagemaker-execution-policy.json" ;;
+  sagemaker-trust)
+    [[ $# -eq 2 ]] || { echo "usage: $0 sagemaker-trust ACCOUNT_ID" >&2; exit 2; }
+    sed -e "s|ACCOUNT_ID|$2|g" "$here/sagemaker-trust.json" ;;
+  *) echo "usage: $0 pipeline|bucket|sagemaker|sagemaker-trust ..." >&2; exit 2 ;;
 esac

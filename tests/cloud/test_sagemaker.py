@@ -1,0 +1,341 @@
+"""SageMaker, hosted for real: the inference container built with podman from
+deploy/sagemaker/Containerfile, started the way SageMaker starts it (argument
+`serve`, model.tar.gz extracted at /opt/ml/model, SAGEMAKER_BIND_TO_PORT),
+answering real photos and every bad input; then the deploy script against
+moto's SageMaker, ECR and S3 APIs, with the image pushed to a real local
+registry (moto's ECR has no registry behind it).
+
+Needs podman + runc and the local base image: scripts/setup-containers.sh
+(scripts/test.sh runs it), and the fruits binary (FRUITS_BIN, as built by
+scripts/test.sh).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+import awsapi
+from conftest import REGION, REPO
+from test_iam import CLASSES, SAMPLE, fruits_bin
+
+SAGEMAKER = REPO / "deploy" / "sagemaker"
+sys.path.insert(0, str(SAGEMAKER))
+import deploy  # noqa: E402  (deploy/sagemaker/deploy.py)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def podman(*args, timeout=120, check=True):
+    return subprocess.run(["podman", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+@pytest.fixture(scope="module")
+def containers_env():
+    """The environment podman needs here (runc, no rlimit changes): what
+    scripts/setup-containers.sh prints."""
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed: run scripts/setup-containers.sh (scripts/test.sh does)")
+    out = subprocess.run([str(REPO / "scripts" / "setup-containers.sh")], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            key, value = line.removeprefix("export ").split("=", 1)
+            os.environ[key] = value.strip("'")
+    return os.environ
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A classifier trained on three classes of the sample, with `fruits`."""
+    root = tmp_path_factory.mktemp("trained")
+    photos = root / "photos"
+    for split in ("Training", "Test"):
+        for cls in CLASSES:
+            (photos / split / cls).mkdir(parents=True)
+            for photo in sorted((SAMPLE / split / cls).iterdir())[:8]:
+                shutil.copy(photo, photos / split / cls / photo.name)
+    fruits = str(fruits_bin())
+    subprocess.run([fruits, "run", photos, "--out", root / "run", "--quiet", "--k", "6"], cwd=REPO, check=True,
+                   capture_output=True)
+    subprocess.run([fruits, "train", root / "run" / "features", "--split", "Training", "--k", "6",
+                    "--out", root / "classifier"], cwd=REPO, check=True, capture_output=True)
+    return root / "classifier"
+
+
+@pytest.fixture(scope="module")
+def model_dir(classifier, tmp_path_factory):
+    """model.tar.gz made by package_model.py, extracted as SageMaker does."""
+    out = tmp_path_factory.mktemp("model")
+    tar = out / "model.tar.gz"
+    subprocess.run([sys.executable, SAGEMAKER / "package_model.py", classifier, tar], check=True,
+                   capture_output=True)
+    extracted = out / "opt-ml-model"
+    with tarfile.open(tar) as t:
+        names = sorted(t.getnames())
+        t.extractall(extracted, filter="data")
+    assert names == ["classifier.json", "mobilenetv2-12-dequant-fp32.onnx", "pca/components.parquet",
+                     "pca/pca.json"], names
+    return {"tar": tar, "dir": extracted}
+
+
+@pytest.fixture(scope="module")
+def image(containers_env):
+    tag = f"localhost/fruits-serve:test-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    out = subprocess.run([str(SAGEMAKER / "build.sh"), tag], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "FRUITS_BIN": str(fruits_bin())})
+    assert out.returncode == 0, out.stderr
+    print(f"image {tag} built in {time.monotonic() - started:.1f} s")
+    yield tag
+    podman("rmi", "-f", tag, check=False)
+
+
+class Container:
+    def __init__(self, image, model, extra_env=None, name=None):
+        self.name = name or f"fruits-test-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        inside = 8080 + (self.port % 100)   # not 8080: SAGEMAKER_BIND_TO_PORT must be honoured
+        env = {"SAGEMAKER_BIND_TO_PORT": str(inside), **(extra_env or {})}
+        args = ["run", "-d", "--pull=never", "--name", self.name, "-p", f"127.0.0.1:{self.port}:{inside}",
+                "-v", f"{model}:/opt/ml/model:ro"]
+        for k, v in env.items():
+            args += ["-e", f"{k}={v}"]
+        self.started = time.monotonic()
+        podman(*args, image, "serve")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, deadline=60.0):
+        """Seconds from `podman run` to the first 200 from /ping; 503s before it are fine."""
+        end = time.monotonic() + deadline
+        seen = []
+        while time.monotonic() < end:
+            try:
+                r = requests.get(f"{self.url}/ping", timeout=2)
+                seen.append(r.status_code)
+                if r.status_code == 200:
+                    return time.monotonic() - self.started, seen
+                assert r.status_code == 503 and r.json()["error"]["code"] == "loading", r.text
+            except requests.ConnectionError:
+                running = podman("inspect", "--format", "{{.State.Running}}", self.name, check=False)
+                if running.stdout.strip() == "false":
+                    raise AssertionError(f"the container exited; logs:\n{self.logs()}") from None
+            time.sleep(0.05)
+        raise AssertionError(f"no 200 from /ping within {deadline} s; logs:\n{self.logs()}")
+
+    def logs(self):
+        out = podman("logs", self.name, check=False)
+        return out.stdout + out.stderr
+
+    def wait_exit(self, timeout=60):
+        out = podman("wait", self.name, timeout=timeout)
+        return int(out.stdout.strip().splitlines()[-1])
+
+    def remove(self):
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+
+def photo(cls, i=0):
+    return sorted((SAMPLE / "Test" / cls).iterdir())[i]
+
+
+def test_the_container_keeps_the_sagemaker_contract(image, model_dir):
+    c = Container(image, model_dir["dir"])
+    try:
+        start_to_ready, statuses = c.wait_ready()
+        print(f"container start to first /ping 200: {start_to_ready:.2f} s (answers before: {statuses[:-1][:5]})")
+        inspect = json.loads(podman("inspect", c.name).stdout)[0]
+        assert inspect["Config"]["User"].split(":")[0] == "10001", inspect["Config"]["User"]
+        assert podman("exec", c.name, "id", "-u").stdout.strip() == "10001"
+        assert podman("exec", c.name, "touch", "/opt/ml/model/x", check=False).returncode != 0
+
+        for cls in CLASSES:
+            body = photo(cls).read_bytes()
+            for route in ("/invocations", "/v1/identify"):
+                r = requests.post(f"{c.url}{route}", data=body, headers={"Content-Type": "image/jpeg"}, timeout=30)
+                assert r.status_code == 200, r.text
+                answer = r.json()
+                assert answer["top"][0]["class"] == cls, answer
+            multipart = requests.post(f"{c.url}/invocations", files={"file": (photo(cls).name, body, "image/jpeg")},
+                                      timeout=30)
+            assert multipart.json()["top"][0]["class"] == cls
+        top2 = requests.post(f"{c.url}/invocations?top=2", data=photo(CLASSES[0]).read_bytes(),
+                             headers={"Content-Type": "application/x-image"}, timeout=30).json()
+        assert len(top2["top"]) == 2 and top2["top"][0]["info"]["french"], top2
+
+        jpeg = photo(CLASSES[1]).read_bytes()
+        bad = [
+            (b"", "image/jpeg", 400, "empty_body"),
+            (b"I am text, not a photo", "image/jpeg", 415, "not_an_image"),
+            (jpeg[: len(jpeg) // 2], "image/jpeg", 422, "truncated_image"),
+            (jpeg, "text/plain", 415, "unsupported_content_type"),
+            (b"x" * (11 * 1024 * 1024), "image/jpeg", 413, "body_too_large"),
+        ]
+        for body, ctype, status, code in bad:
+            r = requests.post(f"{c.url}/invocations", data=body, headers={"Content-Type": ctype}, timeout=60)
+            assert r.status_code == status and r.json()["error"]["code"] == code, (code, r.status_code, r.text)
+        r = requests.get(f"{c.url}/nope", timeout=5)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        # Still serving after every bad input.
+        assert requests.get(f"{c.url}/ping", timeout=5).status_code == 200
+
+        # SIGTERM (what SageMaker sends to stop an instance): exits cleanly.
+        stopped = time.monotonic()
+        podman("stop", "-t", "20", c.name, timeout=60)
+        assert c.wait_exit() == 0
+        print(f"stop after SIGTERM: {time.monotonic() - stopped:.2f} s")
+        logs = c.logs()
+        assert "ready: model loaded" in logs and "POST /invocations 200" in logs, logs
+        assert "stopped: every request in flight was answered" in logs, logs
+    finally:
+        c.remove()
+
+
+def test_bad_model_folders_stop_the_container_with_a_clear_error(image, model_dir, tmp_path):
+    # Missing files: nothing in /opt/ml/model.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    c = Container(image, empty)
+    try:
+        assert c.wait_exit() == 1
+        logs = c.logs()
+        assert "classifier.json" in logs and "/opt/ml/model" in logs, logs
+    finally:
+        c.remove()
+    # A bundle whose image model is not the one it was trained with.
+    wrong = tmp_path / "wrong"
+    shutil.copytree(model_dir["dir"], wrong)
+    onnx = next(wrong.glob("*.onnx"))
+    onnx.unlink()
+    int8 = Path(os.environ.get("FRUITS_MODELS_DIR", REPO.parent / "shared" / "models")) / "mobilenetv2-12-int8.onnx"
+    shutil.copy(int8, wrong / onnx.name)
+    c = Container(image, wrong)
+    try:
+        assert c.wait_exit() == 1
+        logs = c.logs()
+        assert "sha256" in logs and "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838" in logs, logs
+    finally:
+        c.remove()
+
+
+def route_invocations_to(container_url):
+    """A botocore handler that answers InvokeEndpoint as SageMaker does: the
+    request's body goes to the container's POST /invocations, its answer comes
+    back as the call's result. moto's InvokeEndpoint cannot stand in here (it
+    answers a canned body, and fails on a binary one: it decodes bodies as
+    UTF-8), so the call reaches the real container instead."""
+    import io
+
+    from botocore.response import StreamingBody
+
+    class Http:
+        def __init__(self, r):
+            self.status_code, self.headers, self.content, self.raw = r.status_code, dict(r.headers), r.content, None
+
+    def handler(model, params, **kwargs):
+        if model.name != "InvokeEndpoint":
+            return None
+        headers = {k: v for k, v in params["headers"].items() if k.lower() in ("content-type", "accept")}
+        r = requests.post(f"{container_url}/invocations", data=params["body"], headers=headers, timeout=30)
+        parsed = {"Body": StreamingBody(io.BytesIO(r.content), len(r.content)),
+                  "ContentType": r.headers.get("Content-Type", ""),
+                  "ResponseMetadata": {"HTTPStatusCode": r.status_code}}
+        if r.status_code >= 300:
+            parsed["Error"] = {"Code": r.json()["error"]["code"], "Message": r.text}
+        return Http(r), parsed
+
+    return handler
+
+
+def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir, tmp_path):
+    import boto3
+    from awsplug import fruits_aws_capture as capture
+
+    registry = tmp_path / "registry"
+    reg_port = free_port()
+    started = subprocess.run([str(SAGEMAKER / "registry.sh"), "start", registry, f"127.0.0.1:{reg_port}"],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    calls = tmp_path / "calls.jsonl"
+    try:
+        sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                     aws_secret_access_key="testing")
+        os.environ["AWS_CAPTURE_FILE"] = str(calls)
+        capture.install(sess.events)
+        os.environ["AWS_ENDPOINT_URL"] = moto.url
+        s3 = sess.client("s3")
+        s3.create_bucket(Bucket="fruits-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+        iam = sess.client("iam")
+        trust = subprocess.run([str(REPO / "deploy" / "iam" / "render.sh"), "sagemaker-trust", "123456789012"],
+                               capture_output=True, text=True, check=True).stdout
+        role = iam.create_role(RoleName="fruits-sagemaker", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+        # Push: the real image into a real registry; moto's ECR learns of it
+        # from the pushed manifest, as ECR would from the push itself.
+        pushed = deploy.main(["push", "--image", image, "--registry", f"127.0.0.1:{reg_port}"], sess=sess)
+        tag = pushed.rsplit(":", 1)[1]
+        manifest = requests.get(f"http://127.0.0.1:{reg_port}/v2/fruits-serve/manifests/{tag}", timeout=10,
+                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                                   "application/vnd.docker.distribution.manifest.v2+json"})
+        assert manifest.status_code == 200, manifest.text
+        sess.client("ecr").put_image(repositoryName="fruits-serve", imageManifest=manifest.text, imageTag=tag)
+
+        endpoint = deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
+                                "--bucket", "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"],
+                               sess=sess)
+        sm = sess.client("sagemaker")
+        described = sm.describe_endpoint(EndpointName=endpoint)
+        assert described["EndpointStatus"] == "InService"
+        model = sm.describe_model(ModelName="fruits-test-model")
+        assert model["PrimaryContainer"]["Image"].endswith(f"/fruits-serve:{tag}")
+        assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://fruits-artifacts/fruits/sagemaker/model.tar.gz"
+        assert s3.head_object(Bucket="fruits-artifacts", Key="fruits/sagemaker/model.tar.gz")[
+            "ServerSideEncryption"] == "AES256"
+        # Invocations reach a real container (see route_invocations_to).
+        container = Container(image, model_dir["dir"])
+        try:
+            container.wait_ready()
+            sess.events.register("before-call.sagemaker-runtime.InvokeEndpoint",
+                                 route_invocations_to(container.url))
+            answers = deploy.main(["invoke", "--name", endpoint, str(photo(CLASSES[0])), str(photo(CLASSES[2]))],
+                                  sess=sess)
+        finally:
+            container.remove()
+        assert [json.loads(a)["top"][0]["class"] for a in answers] == [CLASSES[0], CLASSES[2]], answers
+        job = deploy.main(["transform", "--name", "fruits-test", "--input", "s3://fruits-artifacts/photos/",
+                           "--output", "s3://fruits-artifacts/identified/"], sess=sess)
+        assert sm.describe_transform_job(TransformJobName=job)["TransformInput"]["ContentType"] == "application/x-image"
+        deploy.main(["delete", "--name", "fruits-test", "--delete-model-data"], sess=sess)
+        assert not sm.list_endpoints()["Endpoints"]
+        # An image tag ECR does not hold is refused before anything is created.
+        with pytest.raises(SystemExit, match="no image tagged"):
+            deploy.main(["deploy", "--image-tag", "missing", "--model-tar", str(model_dir["tar"]),
+                         "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.pop("AWS_CAPTURE_FILE", None)
+        subprocess.run([str(SAGEMAKER / "registry.sh"), "stop", registry], capture_output=True, timeout=60)
+    recorded = awsapi.read_calls(calls)
+    operations = {c.name for c in recorded}
+    assert operations & {"s3.PutObject", "s3.CreateMultipartUpload"}, sorted(operations)
+    for op in ("ecr.CreateRepository", "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig",
+               "sagemaker.CreateEndpoint", "sagemaker-runtime.InvokeEndpoint", "sagemaker.CreateTransformJob",
+               "sagemaker.DeleteEndpoint"):
+        assert op in operations, sorted(operations)
+    awsapi.assert_valid(recorded)
