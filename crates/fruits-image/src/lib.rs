@@ -10,6 +10,8 @@
 //! Dimensions are read from the header before any pixel is decoded, so a
 //! decompression bomb is refused without allocating its pixels.
 
+mod jpeg_scan;
+
 use std::io::Cursor;
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
@@ -261,7 +263,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Decode(e.to_string()))?;
-    match reader.format() {
+    let format = reader.format();
+    match format {
         None => {
             return Err(ImageError::UnknownFormat(
                 "the file does not start with a known image signature".into(),
@@ -286,6 +289,16 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
             mpx: pixels as f64 / 1e6,
             limit: limits.max_pixels as f64 / 1e6,
         });
+    }
+    // An end marker appended to half a file, or a header claiming more pixels
+    // than the data holds, still decodes (the missing part grey) without this
+    // walk. It runs after the pixel budget so a bomb is reported as one.
+    if format == Some(image::ImageFormat::Jpeg)
+        && jpeg_scan::scans_are_complete(bytes) == Some(false)
+    {
+        return Err(ImageError::Truncated(
+            "the JPEG's image data stops before the image does".into(),
+        ));
     }
     // Even within the pixel budget, bound what a decoder may allocate (16-bit RGBA
     // at the limit is 8 bytes a pixel) so a lying header cannot exhaust memory.
@@ -550,6 +563,33 @@ mod tests {
         };
         assert_ne!(other, default);
         assert_eq!(Preprocessing::from_legacy(&other.describe()), None);
+    }
+
+    #[test]
+    fn jpegs_missing_scan_data_are_truncated_even_with_an_end_marker() {
+        let mut img = RgbImage::new(800, 600);
+        for (x, y, px) in img.enumerate_pixels_mut() {
+            *px = Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8]);
+        }
+        let jpeg = encode(img.into(), ImageFormat::Jpeg);
+        let limits = DecodeLimits::default();
+        assert!(decode(&jpeg, &limits).is_ok(), "the whole file decodes");
+        // Half the file, then an end-of-image marker: looks complete.
+        let mut half = jpeg[..jpeg.len() / 2].to_vec();
+        half.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(jpeg_is_complete(&half));
+        let err = decode(&half, &limits).expect_err("half a JPEG");
+        assert_eq!(err.kind(), "truncated", "{err}");
+        // A small file whose header claims 9000x9000 pixels.
+        let mut small = encode(RgbImage::new(16, 16).into(), ImageFormat::Jpeg);
+        let sof = small
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("baseline SOF0");
+        small[sof + 5..sof + 7].copy_from_slice(&9000u16.to_be_bytes());
+        small[sof + 7..sof + 9].copy_from_slice(&9000u16.to_be_bytes());
+        let err = decode(&small, &limits).expect_err("claims 9000x9000");
+        assert_eq!(err.kind(), "truncated", "{err}");
     }
 
     #[test]

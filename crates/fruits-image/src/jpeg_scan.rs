@@ -1,0 +1,314 @@
+//! Is a baseline JPEG's image data all there?
+//!
+//! JPEG decoders (the `image` crate's, libjpeg's) fill image data that stops
+//! early with grey and carry on: half a file with an end-of-image marker
+//! appended, or a few kilobytes whose header claims 9000x9000 pixels, decode
+//! into plausible pictures whose features are wrong. The entropy-coded data
+//! says how many 8x8 blocks it holds, so this walks it: it decodes the
+//! Huffman symbols of every block (no transform, no pixels) and checks the
+//! data holds as many blocks as the frame header's size needs.
+//!
+//! Only baseline and extended sequential Huffman JPEGs (SOF0, SOF1), the kind
+//! cameras and phones write, are walked; for others (progressive, arithmetic,
+//! lossless) the answer is "cannot tell" and the decoder decides.
+
+/// A Huffman table in the form of the JPEG standard's decoding procedure
+/// (ITU T.81, F.2.2.3): for each code length, the largest code and where its
+/// symbols start.
+#[derive(Clone)]
+struct Huffman {
+    max_code: [i32; 17],
+    val_offset: [i32; 17],
+    values: Vec<u8>,
+}
+
+impl Huffman {
+    fn new(counts: &[u8; 16], values: Vec<u8>) -> Huffman {
+        let mut max_code = [-1i32; 17];
+        let mut val_offset = [0i32; 17];
+        let (mut code, mut k) = (0i32, 0i32);
+        for len in 1..=16 {
+            let n = i32::from(counts[len - 1]);
+            if n > 0 {
+                val_offset[len] = k - code;
+                code += n;
+                k += n;
+                max_code[len] = code - 1;
+            }
+            code <<= 1;
+        }
+        Huffman {
+            max_code,
+            val_offset,
+            values,
+        }
+    }
+}
+
+/// Reads the entropy-coded bits: stuffed `FF 00` is a data byte, restart
+/// markers are skipped, any other marker ends the data.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u32,
+    n: u32,
+    ended: bool,
+}
+
+impl<'a> Bits<'a> {
+    fn bit(&mut self) -> Option<u32> {
+        if self.n == 0 {
+            self.fill()?;
+        }
+        self.n -= 1;
+        Some((self.acc >> self.n) & 1)
+    }
+
+    fn fill(&mut self) -> Option<()> {
+        loop {
+            if self.ended || self.pos >= self.data.len() {
+                self.ended = true;
+                return None;
+            }
+            let byte = self.data[self.pos];
+            self.pos += 1;
+            if byte != 0xFF {
+                self.acc = u32::from(byte);
+                self.n = 8;
+                return Some(());
+            }
+            match self.data.get(self.pos) {
+                Some(0x00) => {
+                    self.pos += 1;
+                    self.acc = 0xFF;
+                    self.n = 8;
+                    return Some(());
+                }
+                // RSTn: the next interval starts on a byte boundary.
+                Some(0xD0..=0xD7) => {
+                    self.pos += 1;
+                }
+                // Fill bytes before a marker.
+                Some(0xFF) => {}
+                _ => {
+                    self.ended = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn bits(&mut self, count: u32) -> Option<()> {
+        for _ in 0..count {
+            self.bit()?;
+        }
+        Some(())
+    }
+
+    fn symbol(&mut self, table: &Huffman) -> Option<u8> {
+        let mut code = 0i32;
+        for len in 1..=16 {
+            code = (code << 1) | self.bit()? as i32;
+            if code <= table.max_code[len] {
+                let index = (code + table.val_offset[len]) as usize;
+                return table.values.get(index).copied();
+            }
+        }
+        None
+    }
+
+    /// Drops the bits left in the current byte (at a restart marker).
+    fn align(&mut self) {
+        self.n = 0;
+    }
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+}
+
+/// Whether the JPEG's baseline scans hold every block the frame needs:
+/// `Some(true)` yes, `Some(false)` the data stops early, `None` when this
+/// cannot tell (not a baseline Huffman JPEG, or headers it does not follow).
+pub fn scans_are_complete(bytes: &[u8]) -> Option<bool> {
+    if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut pos = 2;
+    let mut dc: [Option<Huffman>; 4] = [None, None, None, None];
+    let mut ac: [Option<Huffman>; 4] = [None, None, None, None];
+    let mut frame: Option<(usize, usize, Vec<Component>)> = None;
+    let mut restart_interval = 0usize;
+    // Blocks each component needs over all scans, and blocks seen.
+    let mut needed: Vec<usize> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    loop {
+        // Find the next marker (skipping fill bytes).
+        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        if bytes.get(pos) != Some(&0xFF) {
+            return None;
+        }
+        let marker = *bytes.get(pos + 1)?;
+        pos += 2;
+        if marker == 0xD9 {
+            break; // EOI
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]));
+        let segment = bytes.get(pos + 2..pos + len)?;
+        pos += len;
+        match marker {
+            // SOF0 and SOF1: baseline and extended sequential, Huffman coded.
+            0xC0 | 0xC1 => {
+                let height = usize::from(u16::from_be_bytes([*segment.get(1)?, *segment.get(2)?]));
+                let width = usize::from(u16::from_be_bytes([*segment.get(3)?, *segment.get(4)?]));
+                let count = usize::from(*segment.get(5)?);
+                let mut comps = Vec::with_capacity(count);
+                for c in 0..count {
+                    let at = 6 + 3 * c;
+                    let sampling = *segment.get(at + 1)?;
+                    comps.push(Component {
+                        id: *segment.get(at)?,
+                        h: usize::from(sampling >> 4).max(1),
+                        v: usize::from(sampling & 15).max(1),
+                    });
+                }
+                if width == 0 || height == 0 || comps.is_empty() {
+                    return None;
+                }
+                let (hmax, vmax) = (
+                    comps.iter().map(|c| c.h).max()?,
+                    comps.iter().map(|c| c.v).max()?,
+                );
+                needed = comps
+                    .iter()
+                    .map(|c| {
+                        let cw = (width * c.h).div_ceil(hmax);
+                        let ch = (height * c.v).div_ceil(vmax);
+                        cw.div_ceil(8) * ch.div_ceil(8)
+                    })
+                    .collect();
+                seen = vec![0; comps.len()];
+                frame = Some((width, height, comps));
+            }
+            // Other frame types: progressive, lossless, arithmetic: not walked.
+            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xC4 => {
+                let mut at = 0;
+                while at < segment.len() {
+                    let class_id = *segment.get(at)?;
+                    let counts: [u8; 16] = segment.get(at + 1..at + 17)?.try_into().ok()?;
+                    let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+                    let values = segment.get(at + 17..at + 17 + total)?.to_vec();
+                    let table = Huffman::new(&counts, values);
+                    let slot = usize::from(class_id & 3);
+                    if class_id >> 4 == 0 {
+                        dc[slot] = Some(table);
+                    } else {
+                        ac[slot] = Some(table);
+                    }
+                    at += 17 + total;
+                }
+            }
+            0xDD => {
+                restart_interval =
+                    usize::from(u16::from_be_bytes([*segment.first()?, *segment.get(1)?]));
+            }
+            0xDA => {
+                let (width, height, comps) = frame.as_ref()?;
+                let count = usize::from(*segment.first()?);
+                let mut scan = Vec::with_capacity(count);
+                for c in 0..count {
+                    let id = *segment.get(1 + 2 * c)?;
+                    let tables = *segment.get(2 + 2 * c)?;
+                    let index = comps.iter().position(|k| k.id == id)?;
+                    let dc = dc[usize::from(tables >> 4)].clone()?;
+                    let ac = ac[usize::from(tables & 3)].clone()?;
+                    scan.push((index, dc, ac));
+                }
+                let (hmax, vmax) = (
+                    comps.iter().map(|c| c.h).max()?,
+                    comps.iter().map(|c| c.v).max()?,
+                );
+                // Blocks per MCU and MCUs in this scan.
+                let (mcus, per_mcu): (usize, Vec<(usize, usize)>) = if scan.len() == 1 {
+                    let (index, ..) = scan[0];
+                    (needed[index], vec![(0, 1)])
+                } else {
+                    let mcus = width.div_ceil(8 * hmax) * height.div_ceil(8 * vmax);
+                    let per = scan
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (index, ..))| (i, comps[*index].h * comps[*index].v))
+                        .collect();
+                    (mcus, per)
+                };
+                let mut bits = Bits {
+                    data: bytes.get(pos..)?,
+                    pos: 0,
+                    acc: 0,
+                    n: 0,
+                    ended: false,
+                };
+                for mcu in 0..mcus {
+                    if restart_interval > 0 && mcu > 0 && mcu % restart_interval == 0 {
+                        bits.align();
+                    }
+                    for &(slot, blocks) in &per_mcu {
+                        let (index, dc, ac) = &scan[slot];
+                        for _ in 0..blocks {
+                            if decode_block(&mut bits, dc, ac).is_none() {
+                                return Some(false);
+                            }
+                            seen[*index] += 1;
+                        }
+                    }
+                }
+                // Continue after this scan's data, at its ending marker.
+                let mut end = pos;
+                loop {
+                    match (bytes.get(end), bytes.get(end + 1)) {
+                        (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => end += 2,
+                        // Fill bytes: the marker starts at the last 0xFF.
+                        (Some(0xFF), Some(0xFF)) => end += 1,
+                        (Some(0xFF), Some(_)) => break,
+                        (Some(_), _) => end += 1,
+                        (None, _) => return Some(false),
+                    }
+                }
+                pos = end;
+            }
+            _ => {}
+        }
+    }
+    frame.as_ref()?;
+    Some(seen.iter().zip(&needed).all(|(s, n)| s >= n))
+}
+
+/// Decodes one block's symbols (DC category and bits, then AC run/size pairs
+/// up to end-of-block); `None` when the data ends first.
+fn decode_block(bits: &mut Bits<'_>, dc: &Huffman, ac: &Huffman) -> Option<()> {
+    let category = bits.symbol(dc)?;
+    bits.bits(u32::from(category))?;
+    let mut k = 1;
+    while k < 64 {
+        let rs = bits.symbol(ac)?;
+        let (run, size) = (rs >> 4, rs & 15);
+        if size == 0 {
+            if run != 15 {
+                break; // end of block
+            }
+            k += 16;
+            continue;
+        }
+        k += usize::from(run) + 1;
+        bits.bits(u32::from(size))?;
+    }
+    Some(())
+}
