@@ -89,6 +89,12 @@ pub enum ClassifyError {
         /// The classifier's PCA fingerprint, if it has one.
         expected: Option<String>,
     },
+    /// The revenue values cannot be used.
+    #[error(transparent)]
+    Revenue(#[from] metrics::RevenueError),
+    /// The model gave a NaN or infinite probability (a damaged classifier).
+    #[error("the classifier gave a non-finite probability; its weights are damaged")]
+    NonFiniteOutput,
     /// The fruit catalogue is unusable.
     #[error("fruit information: {0}")]
     Catalogue(String),
@@ -188,6 +194,10 @@ impl SoftmaxModel {
             }
             let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+            // Never a NaN answer: a damaged model is an error, not a guess.
+            if !(max.is_finite() && sum.is_finite() && sum > 0.0) {
+                return Err(ClassifyError::NonFiniteOutput);
+            }
             out.extend(logits.iter().map(|l| ((l - max).exp() / sum) as f32));
         }
         Ok(out)

@@ -161,10 +161,93 @@ pub struct RevenuePoint {
     pub net_per_photo: f64,
 }
 
+/// Largest gain or cost a revenue file may give: far above any real price,
+/// and small enough that no sum over millions of photos overflows or loses
+/// the difference between answers.
+pub const MAX_REVENUE_VALUE: f64 = 1e9;
+
+/// Why a revenue file cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RevenueError {
+    /// Not TOML, or an unknown field.
+    #[error("{0}")]
+    Parse(String),
+    /// NaN, infinite, negative or over [`MAX_REVENUE_VALUE`].
+    #[error(
+        "{field}{} is {value}: gains and costs must be finite, at least 0 and at most {MAX_REVENUE_VALUE}",
+        class.as_ref().map(|c| format!(" of class {c:?}")).unwrap_or_default()
+    )]
+    BadValue {
+        /// `gain_correct`, `cost_wrong` or `cost_abstain`.
+        field: &'static str,
+        /// The class override it is in, if any.
+        class: Option<String>,
+        /// The value given.
+        value: f64,
+    },
+    /// An override for a class the classifier does not know (a typo would
+    /// otherwise be ignored silently).
+    #[error("the revenue file overrides class {class:?}, which the classifier does not know{}", suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
+    UnknownClass {
+        /// The class named.
+        class: String,
+        /// A known class that differs only in case or spacing, if there is one.
+        suggestion: Option<String>,
+    },
+}
+
 impl NetRevenue {
-    /// Parses the TOML form.
-    pub fn from_toml(text: &str) -> Result<NetRevenue, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    /// Parses the TOML form and checks every value.
+    pub fn from_toml(text: &str) -> Result<NetRevenue, RevenueError> {
+        let revenue: NetRevenue =
+            toml::from_str(text).map_err(|e| RevenueError::Parse(e.to_string()))?;
+        revenue.check_values()?;
+        Ok(revenue)
+    }
+
+    /// Every gain and cost finite and in `0..=MAX_REVENUE_VALUE`.
+    pub fn check_values(&self) -> Result<(), RevenueError> {
+        let check = |field: &'static str, class: Option<&String>, value: f64| {
+            if value.is_finite() && (0.0..=MAX_REVENUE_VALUE).contains(&value) {
+                Ok(())
+            } else {
+                Err(RevenueError::BadValue {
+                    field,
+                    class: class.cloned(),
+                    value,
+                })
+            }
+        };
+        check("gain_correct", None, self.gain_correct)?;
+        check("cost_wrong", None, self.cost_wrong)?;
+        check("cost_abstain", None, self.cost_abstain)?;
+        for (class, v) in &self.classes {
+            for (field, value) in [
+                ("gain_correct", v.gain_correct),
+                ("cost_wrong", v.cost_wrong),
+                ("cost_abstain", v.cost_abstain),
+            ] {
+                if let Some(value) = value {
+                    check(field, Some(class), value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every overridden class is one of `classes`.
+    pub fn check_classes(&self, classes: &[String]) -> Result<(), RevenueError> {
+        let squash = |s: &str| s.to_lowercase().split_whitespace().collect::<String>();
+        for class in self.classes.keys() {
+            if !classes.contains(class) {
+                let suggestion = classes.iter().find(|c| squash(c) == squash(class)).cloned();
+                return Err(RevenueError::UnknownClass {
+                    class: class.clone(),
+                    suggestion,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn values(&self, class: &str) -> (f64, f64, f64) {
@@ -253,6 +336,34 @@ mod tests {
         assert_eq!((s[2].precision, s[2].recall, s[2].f1), (0.0, 0.0, 0.0));
         let f1_1 = 2.0 * (2.0 / 3.0) / (2.0 / 3.0 + 1.0);
         assert!((c.macro_f1() - (2.0 / 3.0 + f1_1 + 0.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn revenue_files_with_impossible_values_or_unknown_classes_are_refused() {
+        for bad in [
+            "gain_correct = inf\ncost_wrong = 5.0",
+            "gain_correct = nan\ncost_wrong = 5.0",
+            "gain_correct = 1e308\ncost_wrong = 1e308\ncost_abstain = 1e308",
+            "gain_correct = 1.0\ncost_wrong = -5.0",
+            "gain_correct = 1.0\ncost_wrong = 5.0\n[classes.\"Kiwi 1\"]\ncost_wrong = inf",
+        ] {
+            let err = NetRevenue::from_toml(bad).expect_err(bad);
+            assert!(matches!(err, RevenueError::BadValue { .. }), "{bad}: {err}");
+        }
+        let typo = NetRevenue::from_toml(
+            "gain_correct = 1.0\ncost_wrong = 5.0\n[classes.\"kiwi  1\"]\ncost_wrong = 9.0",
+        )
+        .expect("values are fine");
+        let classes = vec!["Banana 1".to_string(), "Kiwi 1".to_string()];
+        let err = typo.check_classes(&classes).expect_err("unknown class");
+        assert_eq!(
+            err,
+            RevenueError::UnknownClass {
+                class: "kiwi  1".into(),
+                suggestion: Some("Kiwi 1".into())
+            }
+        );
+        assert!(NetRevenue::default().check_classes(&classes).is_ok());
     }
 
     #[test]

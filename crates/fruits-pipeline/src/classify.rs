@@ -226,6 +226,10 @@ pub fn evaluate_dataset(
     revenue: &NetRevenue,
 ) -> Result<Evaluation, PipelineError> {
     let started = std::time::Instant::now();
+    revenue
+        .check_values()
+        .and_then(|()| revenue.check_classes(classifier.classes()))
+        .map_err(fruits_classify::ClassifyError::from)?;
     let kind = classifier.input_kind(&ds.manifest().meta)?;
     let rows = read_rows(ds, split)?;
     let classes = classifier.classes();

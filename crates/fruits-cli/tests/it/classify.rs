@@ -233,6 +233,36 @@ fn bad_requests_are_explained() {
         err.contains("not a valid revenue file") && err.contains("cost_wrng"),
         "{err}"
     );
+    // Impossible values and unknown classes are refused, not swept for ever.
+    for (text, says) in [
+        ("gain_correct = inf\ncost_wrong = 5.0\n", "must be finite"),
+        (
+            "gain_correct = 1e308\ncost_wrong = 1e308\ncost_abstain = 1e308\n",
+            "at most",
+        ),
+        ("gain_correct = nan\ncost_wrong = 5.0\n", "must be finite"),
+        (
+            "gain_correct = 1.0\ncost_wrong = 5.0\n[classes.\"kiwi 1\"]\ncost_wrong = 9.0\n",
+            "did you mean \"Kiwi 1\"",
+        ),
+    ] {
+        std::fs::write(&revenue, text).expect("write");
+        let started = std::time::Instant::now();
+        let out = run(&[
+            "evaluate",
+            s(&t.classifier),
+            "--on",
+            s(&features),
+            "--revenue",
+            s(&revenue),
+            "--out",
+            s(&t.run.join("eval-bad-revenue")),
+        ]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "{text}: {}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{text}: {err}");
+    }
     // A costly mistake class moves the best threshold; overrides are applied.
     std::fs::write(
         &revenue,
