@@ -22,9 +22,6 @@ pub struct Handle {
     alive: Arc<AtomicBool>,
 }
 
-/// Most answers kept per photo; requests truncate to what they asked for.
-const MAX_TOP: usize = 50;
-
 impl Handle {
     /// Identifies one prepared photo, in whatever batch it lands in.
     pub async fn identify(&self, tensor: (Vec<f32>, ImageInfo)) -> Result<Prediction, ApiError> {
@@ -76,7 +73,8 @@ pub fn spawn(
                 batch.into_iter().map(|j| (j.tensor, j.reply)).unzip();
             let id = identifier.clone();
             let result =
-                tokio::task::spawn_blocking(move || id.identify_prepared(&tensors, MAX_TOP)).await;
+                tokio::task::spawn_blocking(move || id.identify_prepared(&tensors, crate::MAX_TOP))
+                    .await;
             match result {
                 Ok(Ok(predictions)) => {
                     for (reply, p) in replies.into_iter().zip(predictions) {

@@ -73,6 +73,18 @@ impl ApiError {
         )
     }
 
+    /// The client took longer than allowed to send the body.
+    pub fn body_timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the photo did not arrive within {:.1} s; send it again",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     /// The body is over the size limit.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

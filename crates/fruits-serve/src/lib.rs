@@ -20,6 +20,7 @@
 //! (ONNX Runtime does more images per second in batches).
 
 mod batcher;
+mod connections;
 mod error;
 mod metrics;
 
@@ -28,8 +29,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -58,6 +59,23 @@ pub struct ServeConfig {
     pub default_top: usize,
     /// Print one line per request on standard output (method, path, status, ms).
     pub access_log: bool,
+    /// Longest a client may take to send a request's head, and longest an idle
+    /// keep-alive connection is kept: a client that sends half a header is
+    /// disconnected after this.
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body. Bodies are read
+    /// before the request counts against `max_in_flight`, so slow uploads only
+    /// hold a connection, and only this long.
+    pub body_timeout: Duration,
+    /// Connections open at once; further clients wait to be accepted. Keeps
+    /// file descriptors for the service's own work however many clients connect.
+    pub max_connections: usize,
+    /// On shutdown, how long the requests in flight may take before the
+    /// remaining connections are closed.
+    pub shutdown_grace: Duration,
+    /// Web origins (`https://app.example`) allowed to call the API from a
+    /// browser (CORS); none by default.
+    pub cors_origins: Vec<String>,
 }
 
 /// The service's defaults, defined once (the CLI's flags show them).
@@ -76,6 +94,14 @@ pub mod defaults {
     pub const TIMEOUT_SECS: f64 = 10.0;
     /// Most photos per model call.
     pub const MAX_BATCH: usize = 16;
+    /// Seconds to send a request's head (and most seconds idle between requests).
+    pub const HEADER_TIMEOUT_SECS: f64 = 10.0;
+    /// Seconds to send a request's body.
+    pub const BODY_TIMEOUT_SECS: f64 = 30.0;
+    /// Connections open at once.
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// Seconds the requests in flight get on shutdown.
+    pub const SHUTDOWN_GRACE_SECS: f64 = 20.0;
 }
 
 impl Default for ServeConfig {
@@ -87,6 +113,11 @@ impl Default for ServeConfig {
             max_batch: defaults::MAX_BATCH,
             default_top: fruits_identify::DEFAULT_TOP,
             access_log: false,
+            header_timeout: Duration::from_secs_f64(defaults::HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs_f64(defaults::BODY_TIMEOUT_SECS),
+            max_connections: defaults::MAX_CONNECTIONS,
+            shutdown_grace: Duration::from_secs_f64(defaults::SHUTDOWN_GRACE_SECS),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -121,6 +152,9 @@ pub enum ServeError {
     /// The model could not be loaded.
     #[error("the model could not be loaded: {0}")]
     Load(String),
+    /// A configured value cannot be used (a CORS origin that is not a header value).
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// The answer to one photo.
@@ -133,22 +167,92 @@ pub struct IdentifyResponse {
     pub elapsed_ms: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IdentifyQuery {
     top: Option<usize>,
 }
 
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// The query string's `?top=N`, or a JSON 400 saying what is wrong with it.
+fn parse_query(req: &Request) -> Result<IdentifyQuery, ApiError> {
+    let Some(query) = req.uri().query().filter(|q| !q.is_empty()) else {
+        return Ok(IdentifyQuery::default());
+    };
+    let parsed: IdentifyQuery = serde_urlencoded::from_str(query).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("the query string {query:?} is not usable: {e}; the one parameter is top=N (1 to 50)"),
+        )
+    })?;
+    if parsed.top.is_some_and(|t| t == 0 || t > MAX_TOP) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("top must be between 1 and {MAX_TOP}"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Most answers a request may ask for.
+const MAX_TOP: usize = 50;
+
+fn router(state: Arc<AppState>) -> Result<Router, ServeError> {
+    let cors = cors_layer(&state.config.cors_origins)?;
+    let app = Router::new()
         .route("/", get(page))
         .route("/v1/identify", post(identify))
         .route("/invocations", post(invocations))
         .route("/ping", get(ping))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are limited (and over-long ones drained) in `read_body`.
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .layer(axum::middleware::map_response(hardening_headers))
+        .with_state(state);
+    Ok(match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
+}
+
+/// Headers every answer carries: no content sniffing, not framed by other
+/// sites (the page handles photos), no referrer leaked.
+async fn hardening_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Browser calls from the configured origins (and only those) are allowed.
+fn cors_layer(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>, ServeError> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let values = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o.trim_end_matches('/'))
+                .map_err(|_| ServeError::Config(format!("{o:?} is not a usable CORS origin")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(values)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    ))
 }
 
 /// Serves on `listener` while `load` builds the identifier on the blocking
@@ -166,13 +270,14 @@ where
     E: std::fmt::Display + Send + 'static,
 {
     let metrics = Metrics::new();
+    let limits = connections::Limits::from(&config);
     let state = Arc::new(AppState {
         ready: OnceLock::new(),
         permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         metrics: metrics.clone(),
         config: config.clone(),
     });
-    let app = router(state.clone());
+    let app = router(state.clone())?;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
     tokio::spawn(async move {
         let started = Instant::now();
@@ -214,9 +319,7 @@ where
             }
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    connections::serve(listener, app, &limits, stop).await?;
     let failure = failure.lock().ok().and_then(|mut f| f.take());
     match failure {
         Some(message) => Err(ServeError::Load(message)),
@@ -224,9 +327,22 @@ where
     }
 }
 
+/// What the upload page may load and run: its own inline script and style,
+/// the photo previewed from the phone (blob:), calls to this service only;
+/// never framed by another site.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
 async fn page() -> impl IntoResponse {
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            ),
+        ],
         Html(PAGE),
     )
 }
@@ -278,52 +394,59 @@ async fn not_found(req: Request) -> Response {
     .into_response()
 }
 
-async fn identify(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<IdentifyQuery>,
-    req: Request,
-) -> Response {
-    handle(state, "identify", query.top, req).await
+async fn identify(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, "identify", req).await
 }
 
 /// SageMaker's inference route: the same contract as `/v1/identify`.
-async fn invocations(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<IdentifyQuery>,
-    req: Request,
-) -> Response {
-    handle(state, "invocations", query.top, req).await
+async fn invocations(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, "invocations", req).await
 }
 
-async fn handle(
-    state: Arc<AppState>,
-    endpoint: &'static str,
-    top: Option<usize>,
-    req: Request,
-) -> Response {
+async fn method_not_allowed(req: Request) -> Response {
+    let allowed = if req.uri().path() == "/" || req.uri().path() == "/ping" {
+        "GET"
+    } else {
+        "POST"
+    };
+    let mut r = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} {} is not served; use {allowed}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    r
+}
+
+/// Counts a request in `fruits_in_flight` for as long as it lives, however it
+/// ends (a client that disconnects drops the request's future midway).
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn handle(state: Arc<AppState>, endpoint: &'static str, req: Request) -> Response {
     let started = Instant::now();
-    let response = match state.permits.clone().try_acquire_owned() {
-        Err(_) => {
-            state.metrics.rejected("busy");
-            with_retry_after(ApiError::busy(state.config.max_in_flight).into_response())
-        }
-        Ok(permit) => {
-            state.metrics.in_flight.inc();
-            let timeout = state.config.request_timeout;
-            let work = identify_one(&state, top, req, started);
-            let r = match tokio::time::timeout(timeout, work).await {
-                Ok(Ok(answer)) => axum::Json(answer).into_response(),
-                Ok(Err(e)) if e.code == "loading" => with_retry_after(e.into_response()),
-                Ok(Err(e)) => e.into_response(),
-                Err(_) => {
-                    state.metrics.rejected("timeout");
-                    ApiError::timeout(timeout).into_response()
-                }
-            };
-            state.metrics.in_flight.dec();
-            drop(permit);
-            r
-        }
+    let response = match answer(&state, req, started).await {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(e) if matches!(e.code, "loading" | "busy") => with_retry_after(e.into_response()),
+        Err(e) => e.into_response(),
     };
     state
         .metrics
@@ -343,15 +466,45 @@ async fn handle(
     response
 }
 
-async fn identify_one(
+/// One request: its query, its body (within the body deadline, before it
+/// counts as in flight), then decoding and the model within the request
+/// timeout, holding one of the `max_in_flight` permits.
+async fn answer(
     state: &AppState,
-    top: Option<usize>,
     req: Request,
     started: Instant,
 ) -> Result<IdentifyResponse, ApiError> {
     let ready = state.ready()?;
-    let top = top.unwrap_or(state.config.default_top).clamp(1, 50);
-    let bytes = photo_bytes(req, state.config.max_body_bytes).await?;
+    let top = parse_query(&req)?.top.unwrap_or(state.config.default_top);
+    let body = tokio::time::timeout(
+        state.config.body_timeout,
+        photo_bytes(req, state.config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        state.metrics.rejected("body_timeout");
+        ApiError::body_timeout(state.config.body_timeout)
+    })??;
+    let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
+        state.metrics.rejected("busy");
+        return Err(ApiError::busy(state.config.max_in_flight));
+    };
+    let _in_flight = InFlight::new(&state.metrics.in_flight);
+    let timeout = state.config.request_timeout;
+    tokio::time::timeout(timeout, identify_one(ready, top, body, started))
+        .await
+        .map_err(|_| {
+            state.metrics.rejected("timeout");
+            ApiError::timeout(timeout)
+        })?
+}
+
+async fn identify_one(
+    ready: &Ready,
+    top: usize,
+    bytes: Bytes,
+    started: Instant,
+) -> Result<IdentifyResponse, ApiError> {
     let identifier = ready.identifier.clone();
     let prepared = tokio::task::spawn_blocking(move || identifier.prepare(&bytes))
         .await

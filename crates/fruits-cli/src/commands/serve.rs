@@ -15,15 +15,17 @@ use crate::context::Ctx;
 /// stopping) goes to standard output, as container platforms (SageMaker,
 /// ECS, Kubernetes) collect it; errors go to standard error.
 pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    if !(args.max_megapixels > 0.0 && args.max_body_mib > 0.0 && args.timeout > 0.0) {
-        anyhow::bail!("--max-megapixels, --max-body-mib and --timeout must be positive");
-    }
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mib * 1024.0 * 1024.0) as usize,
         max_in_flight: args.max_in_flight.max(1),
         request_timeout: Duration::from_secs_f64(args.timeout),
         max_batch: args.max_batch.max(1),
         access_log: args.access_log,
+        header_timeout: Duration::from_secs_f64(args.header_timeout),
+        body_timeout: Duration::from_secs_f64(args.body_timeout),
+        max_connections: args.max_connections,
+        shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
+        cors_origins: args.cors_origins.clone(),
         ..ServeConfig::default()
     };
     // SageMaker names the port its container must listen on.

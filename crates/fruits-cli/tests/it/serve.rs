@@ -361,3 +361,197 @@ fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
         "{statuses:?}"
     );
 }
+
+/// Reads until the server closes the connection (or `limit` passes): true
+/// when it closed.
+fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn connect(server: &Server) -> std::net::TcpStream {
+    let addr = server.url.trim_start_matches("http://").to_string();
+    std::net::TcpStream::connect(addr).expect("connect")
+}
+
+#[test]
+fn abusive_clients_cannot_hold_the_service() {
+    use std::io::Write;
+    let t = trained();
+    let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
+    let server = Server::start(
+        &t.classifier,
+        &[
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--max-in-flight",
+            "1",
+            "--shutdown-grace",
+            "2",
+        ],
+    );
+
+    // Half a header: the connection is closed after the header timeout.
+    let mut half = connect(&server);
+    half.write_all(b"POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .expect("write");
+    assert!(closed_within(&mut half, Duration::from_secs(5)));
+
+    // A slow upload holds a connection, not one of the --max-in-flight slots:
+    // others are answered meanwhile; the slow one gets 408 after the body timeout.
+    let mut slow = connect(&server);
+    slow.write_all(
+        format!(
+            "POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            kiwi.len()
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    slow.write_all(&kiwi[..10]).expect("a few bytes");
+    let (status, body) = answer(post(
+        &server,
+        "/v1/identify",
+        Some("image/jpeg"),
+        kiwi.clone(),
+    ));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    {
+        use std::io::Read;
+        slow.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut text = String::new();
+        let _ = slow.read_to_string(&mut text);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("body_timeout"), "{text}");
+    }
+
+    // Clients that hang up mid-request leave no request counted in flight.
+    for _ in 0..8 {
+        let mut gone = connect(&server);
+        gone.write_all(
+            format!(
+                "POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                kiwi.len()
+            )
+            .as_bytes(),
+        )
+        .expect("head");
+        gone.write_all(&kiwi).expect("body");
+        drop(gone);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = client()
+        .get(server.at("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "fruits_in_flight 0"),
+        "{metrics}"
+    );
+
+    // Every error is the documented JSON: bad query strings, wrong methods.
+    for query in [
+        "?top=abc", "?top=-1", "?top=", "?top=0", "?top=51", "?nope=1",
+    ] {
+        let r = post(
+            &server,
+            &format!("/v1/identify{query}"),
+            Some("image/jpeg"),
+            kiwi.clone(),
+        );
+        assert_error(r, StatusCode::BAD_REQUEST, "bad_query", "top");
+    }
+    let r = client().get(server.at("/v1/identify")).send().expect("get");
+    assert_eq!(
+        r.headers().get("allow").map(|v| v.to_str().unwrap_or("")),
+        Some("POST")
+    );
+    assert_error(
+        r,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "POST",
+    );
+
+    // Hardening headers on the page and the API.
+    let page = client().get(server.at("/")).send().expect("page");
+    let h = page.headers();
+    assert_eq!(
+        h.get("x-content-type-options").map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..])
+    );
+    assert_eq!(
+        h.get("x-frame-options").map(|v| v.as_bytes()),
+        Some(&b"DENY"[..])
+    );
+    let csp = h
+        .get("content-security-policy")
+        .expect("CSP")
+        .to_str()
+        .expect("ascii");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let api = post(&server, "/v1/identify", Some("image/jpeg"), kiwi.clone());
+    assert_eq!(
+        api.headers()
+            .get("x-content-type-options")
+            .map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..])
+    );
+    assert!(
+        api.headers().get("access-control-allow-origin").is_none(),
+        "no CORS unless asked"
+    );
+
+    // Shutdown is bounded: a client holding a connection open does not keep
+    // the service up beyond the grace period.
+    let mut holder = connect(&server);
+    holder
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("ping");
+    let stopping = std::time::Instant::now();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(stopping.elapsed() < Duration::from_secs(10), "{log}");
+    drop(holder);
+}
+
+#[test]
+fn cors_answers_only_the_configured_origins() {
+    let t = trained();
+    let server = Server::start(
+        &t.classifier,
+        &["--cors-origin", "https://app.fruits.example"],
+    );
+    let preflight = |origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, server.at("/v1/identify"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .expect("preflight")
+    };
+    let allowed = preflight("https://app.fruits.example");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"https://app.fruits.example"[..])
+    );
+    let other = preflight("https://evil.example");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
