@@ -12,9 +12,51 @@ use fruits_image::DEFAULT_MAX_MEGAPIXELS;
 use fruits_location::{DEFAULT_CONCURRENCY, DEFAULT_REGION, DEFAULT_RETRY_TIMEOUT_SECS};
 use fruits_model::{DEFAULT_FEATURE_OUTPUT, Precision};
 use fruits_pca::Keep;
-use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, DEFAULT_PART_ROWS};
+use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_FILE_MIB, DEFAULT_PART_ROWS};
 use fruits_pipeline::reduce::DEFAULT_VARIANCE;
 use fruits_serve::defaults as serve_defaults;
+
+/// Most threads any thread-count flag accepts: far beyond any machine's cores,
+/// and low enough that a typo cannot spawn thousands of threads.
+const MAX_THREADS: u64 = 256;
+/// Most images per inference call: batch 1024 already needs several GB.
+const MAX_BATCH: u64 = 1024;
+
+/// A whole number flag in `lo..=hi`.
+fn count(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(lo..=hi)
+}
+
+/// A finite number in (0, `hi`].
+fn positive(value: &str, hi: f64) -> Result<f64, String> {
+    let v: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= hi {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{value} is out of range: give a number above 0 and at most {hi}"
+        ))
+    }
+}
+
+fn megapixels(v: &str) -> Result<f64, String> {
+    positive(v, 10_000.0)
+}
+fn mebibytes(v: &str) -> Result<f64, String> {
+    positive(v, 4096.0)
+}
+fn seconds(v: &str) -> Result<f64, String> {
+    positive(v, 86_400.0)
+}
+fn share(v: &str) -> Result<f64, String> {
+    positive(v, 1.0)
+}
+fn inverse_penalty(v: &str) -> Result<f64, String> {
+    positive(v, 1e12)
+}
 
 /// Turn fruit photos into features, compress them, identify the fruit.
 ///
@@ -91,11 +133,13 @@ pub struct StorageArgs {
     pub s3_endpoint: Option<String>,
 
     /// Give up on an S3 request after retrying it (with backoff) for this long.
-    #[arg(long, global = true, default_value_t = DEFAULT_RETRY_TIMEOUT_SECS, value_name = "SECONDS")]
+    #[arg(long, global = true, default_value_t = DEFAULT_RETRY_TIMEOUT_SECS, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub s3_retry_timeout: u64,
 
     /// S3 GET requests in flight while reading images.
-    #[arg(long, global = true, default_value_t = DEFAULT_CONCURRENCY, value_name = "N")]
+    #[arg(long, global = true, default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = count(1, 1024))]
     pub s3_concurrency: usize,
 }
 
@@ -183,7 +227,7 @@ pub struct RuntimeArgs {
     pub models_dir: Option<PathBuf>,
 
     /// ONNX Runtime intra-op threads [default: number of cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_THREADS))]
     pub intra_threads: Option<usize>,
 
     /// ONNX Runtime shared library [default: found beside the binary or where
@@ -213,20 +257,31 @@ pub struct FeaturizeArgs {
 
     /// Images per inference call. Small batches keep activations in cache and
     /// memory low; see the README's benchmark.
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_name = "N", value_parser = count(1, MAX_BATCH))]
     pub batch_size: usize,
 
     /// Threads decoding and resizing images [default: 1 per 2 cores, at least 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_THREADS))]
     pub decode_threads: Option<usize>,
 
     /// Rows per Parquet part file: the work kept if a run is interrupted.
-    #[arg(long, default_value_t = DEFAULT_PART_ROWS, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_PART_ROWS, value_name = "N", value_parser = count(1, 10_000_000))]
     pub part_rows: usize,
 
     /// Refuse images larger than this many megapixels (decompression bombs).
-    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP")]
+    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP", value_parser = megapixels)]
     pub max_megapixels: f64,
+
+    /// Refuse files larger than this many MiB, from the listing, before
+    /// reading them (each becomes a row of the errors table).
+    #[arg(long, default_value_t = DEFAULT_MAX_FILE_MIB, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_file_mib: u64,
+
+    /// Try again the images that failed in earlier runs into this output
+    /// (their old errors rows are replaced by this run's outcome).
+    #[arg(long)]
+    pub retry_errors: bool,
 
     /// Print nothing but errors.
     #[arg(long, short)]
@@ -258,10 +313,10 @@ pub enum Pca {
 pub struct KeepArgs {
     /// Keep the fewest components whose cumulative explained variance reaches
     /// this share, in (0, 1] [default: 0.95].
-    #[arg(long, value_name = "SHARE")]
+    #[arg(long, value_name = "SHARE", value_parser = share)]
     pub variance: Option<f64>,
     /// Keep exactly K components.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = count(1, 1_000_000))]
     pub k: Option<usize>,
 }
 
@@ -375,11 +430,11 @@ pub struct TrainArgs {
     pub pca: Option<String>,
 
     /// Inverse L2 regularisation strength, as scikit-learn's C (larger: less penalty).
-    #[arg(long = "c", default_value_t = DEFAULT_C, value_name = "C")]
+    #[arg(long = "c", default_value_t = DEFAULT_C, value_name = "C", value_parser = inverse_penalty)]
     pub c: f64,
 
     /// Most L-BFGS iterations.
-    #[arg(long, default_value_t = DEFAULT_MAX_ITER, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_MAX_ITER, value_name = "N", value_parser = count(1, 1_000_000))]
     pub max_iter: usize,
 
     /// Print the training report as JSON on stdout.
@@ -444,11 +499,11 @@ pub struct IdentifyArgs {
     pub classifier: ClassifierArgs,
 
     /// How many answers to give per photo, best first.
-    #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N", value_parser = count(1, 1000))]
     pub top: usize,
 
     /// Refuse photos larger than this many megapixels.
-    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP")]
+    #[arg(long, default_value_t = DEFAULT_MAX_MEGAPIXELS, value_name = "MP", value_parser = megapixels)]
     pub max_megapixels: f64,
 
     /// Print the answers as JSON (one object per photo) on stdout.
@@ -485,22 +540,46 @@ pub struct ServeArgs {
     pub access_log: bool,
 
     /// Largest request body, in MiB.
-    #[arg(long, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB")]
+    #[arg(long, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB", value_parser = mebibytes)]
     pub max_body_mib: f64,
 
     /// Refuse photos larger than this many megapixels (checked before decoding).
-    #[arg(long, default_value_t = serve_defaults::MAX_MEGAPIXELS, value_name = "MP")]
+    #[arg(long, default_value_t = serve_defaults::MAX_MEGAPIXELS, value_name = "MP", value_parser = megapixels)]
     pub max_megapixels: f64,
 
     /// Requests handled at once; more are answered 503 at once.
-    #[arg(long, default_value_t = serve_defaults::MAX_IN_FLIGHT, value_name = "N")]
+    #[arg(long, default_value_t = serve_defaults::MAX_IN_FLIGHT, value_name = "N", value_parser = count(1, 65_536))]
     pub max_in_flight: usize,
 
     /// Seconds a request may take before it is answered 503.
-    #[arg(long, default_value_t = serve_defaults::TIMEOUT_SECS, value_name = "SECONDS")]
+    #[arg(long, default_value_t = serve_defaults::TIMEOUT_SECS, value_name = "SECONDS", value_parser = seconds)]
     pub timeout: f64,
 
     /// Most photos per model call (micro-batching of concurrent requests).
-    #[arg(long, default_value_t = serve_defaults::MAX_BATCH, value_name = "N")]
+    #[arg(long, default_value_t = serve_defaults::MAX_BATCH, value_name = "N", value_parser = count(1, MAX_BATCH))]
     pub max_batch: usize,
+
+    /// Seconds a client may take to send a request's head (and to stay idle
+    /// between requests) before it is disconnected.
+    #[arg(long, default_value_t = serve_defaults::HEADER_TIMEOUT_SECS, value_name = "SECONDS", value_parser = seconds)]
+    pub header_timeout: f64,
+
+    /// Seconds a client may take to send the photo (408 after); slow uploads
+    /// do not count against --max-in-flight.
+    #[arg(long, default_value_t = serve_defaults::BODY_TIMEOUT_SECS, value_name = "SECONDS", value_parser = seconds)]
+    pub body_timeout: f64,
+
+    /// Connections open at once; more clients wait to be accepted.
+    #[arg(long, default_value_t = serve_defaults::MAX_CONNECTIONS, value_name = "N", value_parser = count(1, 100_000))]
+    pub max_connections: usize,
+
+    /// On SIGTERM or Ctrl-C, seconds the requests in flight get before the
+    /// remaining connections are closed.
+    #[arg(long, default_value_t = serve_defaults::SHUTDOWN_GRACE_SECS, value_name = "SECONDS", value_parser = seconds)]
+    pub shutdown_grace: f64,
+
+    /// A web origin allowed to call the API from a browser (CORS), e.g.
+    /// https://app.fruits.example (repeatable) [default: none].
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
 }

@@ -11,7 +11,7 @@
 //! The listing is sorted by relative path so that every consumer (the local
 //! pipeline, the Spark driver) sees the same order and produces the same rows.
 
-use fruits_location::{Location, StorageError};
+use fruits_location::{ListProblem, Location, StorageError};
 
 /// File extensions accepted as images, compared case-insensitively.
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "bmp"];
@@ -81,21 +81,42 @@ pub fn entry_for(rel: &str, size: u64) -> Option<ImageEntry> {
     })
 }
 
+/// The images under a root, and the entries that could not be listed.
+#[derive(Debug, Clone, Default)]
+pub struct ImageListing {
+    /// The images, sorted by relative path.
+    pub entries: Vec<ImageEntry>,
+    /// Entries that look like images (or folders that may hold them) but
+    /// cannot be read as files: each becomes a row of the errors table.
+    pub problems: Vec<ListProblem>,
+}
+
 /// Lists every image under `root`, sorted by relative path.
 ///
 /// Hidden files and folders are skipped; local symbolic links are followed so a
-/// collection assembled from links works as expected.
-pub fn list_images(root: &Location) -> Result<Vec<ImageEntry>, IngestError> {
-    let files = root.list_files().map_err(|e| IngestError::List {
+/// collection assembled from links works as expected. A broken or looping
+/// link, an unreadable folder, a FIFO or device named like an image, or a name
+/// that is not UTF-8 does not stop the listing: it is reported in
+/// [`ImageListing::problems`] (files only when named like an image, folders
+/// always, since their photos are missing).
+pub fn list_images(root: &Location) -> Result<ImageListing, IngestError> {
+    let listing = root.list().map_err(|e| IngestError::List {
         root: root.to_string(),
         error: Box::new(e),
     })?;
-    let mut entries: Vec<ImageEntry> = files
+    let mut entries: Vec<ImageEntry> = listing
+        .files
         .into_iter()
         .filter_map(|f| entry_for(&f.rel, f.size))
         .collect();
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
+    let mut problems: Vec<ListProblem> = listing
+        .problems
+        .into_iter()
+        .filter(|p| p.is_dir || is_image_name(p.rel.rsplit('/').next().unwrap_or("")))
+        .collect();
+    problems.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(ImageListing { entries, problems })
 }
 
 #[cfg(test)]
@@ -144,6 +165,7 @@ mod tests {
             fs::write(&p, b"x")?;
         }
         let paths: Vec<String> = list_images(&Location::local_path(dir.path()))?
+            .entries
             .into_iter()
             .map(|e| e.path)
             .collect();

@@ -314,6 +314,12 @@ fn s3_body(e: &(dyn std::error::Error + 'static)) -> Option<S3ErrorBody> {
 }
 
 impl StorageError {
+    /// A local file system failure on `path` while doing `action` (a missing
+    /// file becomes [`StorageError::NotFound`]).
+    pub fn local_io(action: Action, path: &Path, source: std::io::Error) -> Self {
+        Self::local(action, path, source)
+    }
+
     pub(crate) fn local(action: Action, path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
             return StorageError::NotFound {

@@ -23,6 +23,7 @@
 pub mod credentials;
 mod error;
 pub mod guard;
+mod local;
 mod s3;
 
 use std::fmt;
@@ -38,6 +39,8 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub use error::{Action, CredentialProblem, StorageError};
+pub use local::{ListProblem, ProblemKind, TEMP_MARKER};
+
 pub use s3::init_tls;
 
 /// The region the pipeline may use unless told otherwise: Europe (Paris), for GDPR.
@@ -105,6 +108,15 @@ impl Default for StorageOptions {
             credentials: None,
         }
     }
+}
+
+/// What [`Location::list`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The files, sorted by relative key.
+    pub files: Vec<FileMeta>,
+    /// Local entries that could not be listed as files.
+    pub problems: Vec<ListProblem>,
 }
 
 /// A file found under a location.
@@ -339,16 +351,25 @@ impl Location {
 
     /// Every file below this location, sorted by relative key. S3 listings are
     /// paginated by the store, so prefixes with millions of keys stream rather than
-    /// time out; local listings follow symbolic links and skip hidden folders.
+    /// time out; local listings follow symbolic links and skip hidden entries.
+    /// Local entries that cannot be listed as files (broken or looping links,
+    /// unreadable folders, FIFOs and devices, non-UTF-8 names) are left out:
+    /// [`list`](Self::list) reports them.
     pub fn list_files(&self) -> Result<Vec<FileMeta>, StorageError> {
-        let mut files = match &self.kind {
-            Kind::Local(path) => list_local(path)?,
+        Ok(self.list()?.files)
+    }
+
+    /// Every file below this location, sorted by relative key, and the local
+    /// entries that could not be listed as files, each with the reason.
+    pub fn list(&self) -> Result<Listing, StorageError> {
+        let (mut files, problems) = match &self.kind {
+            Kind::Local(path) => local::list(path)?,
             Kind::S3 { .. } => {
                 let prefix = ObjPath::from(self.prefix.as_str());
                 let listing = self.store.list(Some(&prefix));
                 let metas: Vec<object_store::ObjectMeta> =
                     block_on(listing.try_collect()).map_err(|e| self.error(Action::List, "", e))?;
-                metas
+                let files = metas
                     .into_iter()
                     .filter_map(|m| {
                         let rel: Vec<String> = m
@@ -361,11 +382,36 @@ impl Location {
                             size: m.size,
                         })
                     })
-                    .collect()
+                    .collect();
+                (files, Vec::new())
             }
         };
         files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        Ok(files)
+        Ok(Listing { files, problems })
+    }
+
+    /// Deletes the temporary files a killed writer left directly in this
+    /// location (local folders only: S3 puts leave none). Call it holding the
+    /// output's lock, so no live writer's file is taken. Returns how many.
+    pub fn sweep_temporary_files(&self) -> Result<usize, StorageError> {
+        let Kind::Local(path) = &self.kind else {
+            return Ok(0);
+        };
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(StorageError::local(Action::List, path, e)),
+        };
+        let mut swept = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if local::is_temporary(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| StorageError::local(Action::Delete, &entry.path(), e))?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
     }
 
     /// The names of the files directly in this location (not in sub-folders).
@@ -463,10 +509,15 @@ impl Location {
     /// Writes `bytes` at `rel`, replacing it atomically: readers see the old object
     /// or the new one, never a part. Large objects are uploaded in parts.
     pub fn put(&self, rel: &str, bytes: Bytes) -> Result<(), StorageError> {
+        if let Kind::Local(path) = &self.kind {
+            let file = local_join(path, rel);
+            return local::put_atomic(&file, &bytes)
+                .map_err(|e| StorageError::local(Action::Put, &file, e));
+        }
         let key = self.key(rel);
         let threshold = self.options.multipart_threshold.max(5 * 1024 * 1024);
         let result = block_on(async {
-            if bytes.len() < threshold || self.as_local().is_some() {
+            if bytes.len() < threshold {
                 self.store
                     .put(&key, PutPayload::from(bytes))
                     .await
@@ -479,6 +530,64 @@ impl Location {
             }
         });
         result.map_err(|e| self.error(Action::Put, rel, e))
+    }
+
+    /// Writes `bytes` at `rel` only if nothing is there yet (S3: a conditional
+    /// put, `If-None-Match: *`; a local file: created exclusively). Returns the
+    /// new object's version tag, or [`StorageError::AlreadyExists`].
+    pub fn put_if_absent(&self, rel: &str, bytes: Bytes) -> Result<Option<String>, StorageError> {
+        self.put_with_mode(rel, bytes, object_store::PutMode::Create)
+    }
+
+    /// Replaces `rel` only if its version tag is still `e_tag` (S3:
+    /// `If-Match`). Returns the new tag, or [`StorageError::AlreadyExists`]
+    /// when another writer changed it first.
+    pub fn put_if_match(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        e_tag: &str,
+    ) -> Result<Option<String>, StorageError> {
+        let version = object_store::UpdateVersion {
+            e_tag: Some(e_tag.to_string()),
+            version: None,
+        };
+        self.put_with_mode(rel, bytes, object_store::PutMode::Update(version))
+    }
+
+    fn put_with_mode(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        mode: object_store::PutMode,
+    ) -> Result<Option<String>, StorageError> {
+        let key = self.key(rel);
+        let options = object_store::PutOptions {
+            mode,
+            ..Default::default()
+        };
+        block_on(self.store.put_opts(&key, PutPayload::from(bytes), options))
+            .map(|r| r.e_tag)
+            .map_err(|e| self.error(Action::Put, rel, e))
+    }
+
+    /// The bytes of `rel` with their version tag (for [`put_if_match`](Self::put_if_match)),
+    /// or `None` when it does not exist.
+    pub fn get_versioned(
+        &self,
+        rel: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, StorageError> {
+        let key = self.key(rel);
+        let got = block_on(async {
+            let r = self.store.get(&key).await?;
+            let e_tag = r.meta.e_tag.clone();
+            Ok::<_, object_store::Error>((r.bytes().await?, e_tag))
+        });
+        match got {
+            Ok(pair) => Ok(Some(pair)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(Action::Get, rel, e)),
+        }
     }
 
     /// Deletes `rel`; deleting what does not exist is not an error.
@@ -524,45 +633,6 @@ fn decode(part: &str) -> String {
     percent_encoding::percent_decode_str(part)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// Lists a local folder like an object store would: files only, relative `/` keys.
-fn list_local(root: &Path) -> Result<Vec<FileMeta>, StorageError> {
-    if !root.is_dir() {
-        return Err(StorageError::NotFound {
-            what: format!("folder {}", root.display()),
-        });
-    }
-    let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .into_iter()
-        // Prune hidden folders early rather than filtering their contents later.
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    for item in walker {
-        let item = item.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_path_buf();
-            StorageError::local(Action::List, &path, e.into())
-        })?;
-        if !item.file_type().is_file() {
-            continue;
-        }
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(item.path())
-            .components()
-            .map(|c| {
-                c.as_os_str()
-                    .to_str()
-                    .ok_or_else(|| StorageError::NonUtf8Path(item.path().to_path_buf()))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .join("/");
-        let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-        files.push(FileMeta { rel, size });
-    }
-    Ok(files)
 }
 
 /// `path/rel`, or `path` itself when `rel` is empty (`Path::join("")` adds a

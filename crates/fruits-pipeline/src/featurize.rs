@@ -26,7 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam_channel::bounded;
 use fruits_image::{DecodeLimits, Preprocessing};
-use fruits_ingest::ImageEntry;
+use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::FeatureModel;
 use fruits_store::{
     DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, Location, Manifest, OutputDir,
@@ -43,6 +43,9 @@ use crate::PipelineError;
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 /// Default rows per Parquet part: the unit of work kept when a run is interrupted.
 pub const DEFAULT_PART_ROWS: usize = 2048;
+/// Default largest input file, in MiB: far above any photo (a 100-megapixel
+/// JPEG is about 30 MiB), far below what would strain memory.
+pub const DEFAULT_MAX_FILE_MIB: u64 = 64;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -57,6 +60,12 @@ pub struct FeaturizeConfig {
     pub preprocessing: Preprocessing,
     /// Guards applied before decoding.
     pub limits: DecodeLimits,
+    /// Files larger than this are refused from the listing, before any byte
+    /// is read (a 2 GiB file would otherwise be read whole).
+    pub max_file_bytes: u64,
+    /// Try again the inputs that failed in earlier runs (their old errors
+    /// rows are replaced by this run's outcome).
+    pub retry_errors: bool,
     /// Stop (as if interrupted) after this many batches; for tests of resuming.
     pub stop_after_batches: Option<usize>,
 }
@@ -69,6 +78,8 @@ impl Default for FeaturizeConfig {
             part_rows: DEFAULT_PART_ROWS,
             preprocessing: Preprocessing::default(),
             limits: DecodeLimits::default(),
+            max_file_bytes: DEFAULT_MAX_FILE_MIB << 20,
+            retry_errors: false,
             stop_after_batches: None,
         }
     }
@@ -487,23 +498,23 @@ pub fn featurize(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Summary, PipelineError> {
-    // Write access is checked before listing: a run that cannot write its
-    // results stops before any work, however large the input.
-    let dir = OutputDir::create(out)?;
-    let entries = fruits_ingest::list_images(input)?;
-    if entries.is_empty() {
+    // Write access (and the output's lock) is checked before listing: a run
+    // that cannot write its results stops before any work, however large the input.
+    let dir = OutputDir::create_exclusive(out)?;
+    let listing = fruits_ingest::list_images(input)?;
+    if listing.entries.is_empty() && listing.problems.is_empty() {
         // Most often a typo in the prefix: an S3 listing of nothing is not an error.
         return Err(PipelineError::NoImages {
             input: input.to_string(),
         });
     }
-    featurize_entries(input, entries, &dir, model, config, progress, cancel)
+    featurize_entries(input, listing, &dir, model, config, progress, cancel)
 }
 
 /// Like [`featurize`], for an already made listing of `input` and an opened output.
 pub fn featurize_entries(
     input: &Location,
-    entries: Vec<ImageEntry>,
+    listing: ImageListing,
     dir: &OutputDir,
     model: &FeatureModel,
     config: &FeaturizeConfig,
@@ -528,7 +539,8 @@ pub fn featurize_entries(
     }
     let meta = DatasetMeta::new(feature_spec(model, pre));
     let out = dir.root();
-    let scan = dir.scan()?;
+    // Every input once, whatever happened before (see OutputDir::scan_repaired).
+    let scan = dir.scan_repaired()?;
     if let Some(existing) = scan.manifest.as_ref().map(|m| &m.meta) {
         check_compatible(out, existing, &meta)?;
     }
@@ -537,67 +549,107 @@ pub fn featurize_entries(
             check_compatible(out, existing, &meta)?;
         }
     }
+    // Inputs an earlier run accounted for are skipped; with retry_errors, only
+    // those it featurised.
     let done: HashSet<&str> = scan
         .parts
         .iter()
+        .filter(|p| !config.retry_errors || p.kind == PartKind::Features)
         .flat_map(|p| p.paths.iter().map(String::as_str))
         .collect();
-    let total = entries.len() as u64;
-    let pending: Vec<ImageEntry> = entries
+    let ImageListing { entries, problems } = listing;
+    let total = (entries.len() + problems.len()) as u64;
+    // Refused from the listing alone: entries that are not files, names that
+    // cannot be keys, files over the size limit.
+    let mut refused = ErrorRows::default();
+    for p in problems.iter().filter(|p| !done.contains(p.rel.as_str())) {
+        refused.push(&p.rel, ErrorKind::from(p.kind), &p.message);
+    }
+    let mut pending = Vec::with_capacity(entries.len());
+    for e in entries
         .into_iter()
         .filter(|e| !done.contains(e.path.as_str()))
-        .collect();
-    let skipped = total - pending.len() as u64;
+    {
+        if e.size > config.max_file_bytes {
+            refused.push(
+                &e.path,
+                ErrorKind::FileTooLarge,
+                &format!(
+                    "the file is {:.1} MiB, over the {:.1} MiB limit; it was not read",
+                    e.size as f64 / 1048576.0,
+                    config.max_file_bytes as f64 / 1048576.0
+                ),
+            );
+        } else {
+            pending.push(e);
+        }
+    }
+    let refused_count = refused.len() as u64;
+    let skipped = total - pending.len() as u64 - refused_count;
     progress.start(total, skipped);
     tracing::info!(
         total,
         skipped,
+        refused = refused_count,
         pending = pending.len(),
         run = scan.next_run,
         "featurize starts"
     );
 
     let run = scan.next_run;
-    let mut new_parts = Vec::new();
-    let mut new_error_parts = Vec::new();
     let mut seq = 0u32;
+    if !refused.is_empty() {
+        write_gathered(dir, &meta, run, seq, &mut FeatureRows::new(0), &mut refused)?;
+        seq += 1;
+        progress.advance(refused_count);
+    }
     let flush = |rows: &mut FeatureRows, errors: &mut ErrorRows| -> Result<(), PipelineError> {
-        let written = write_gathered(dir, &meta, run, seq, rows, errors)?;
-        new_error_parts.extend(written.errors);
-        new_parts.extend(written.part);
+        write_gathered(dir, &meta, run, seq, rows, errors)?;
         seq += 1;
         Ok(())
     };
     let outcome = run_stages(input, &pending, model, config, progress, cancel, flush)?;
-    let (featurised, failed) = (outcome.featurised, outcome.failed);
+    let (featurised, failed) = (outcome.featurised, outcome.failed + refused_count);
     let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
 
-    let previous = |kind: PartKind| -> Vec<PartInfo> {
-        scan.parts
-            .iter()
-            .filter(|p| p.kind == kind)
-            .map(|p| PartInfo {
-                file: p.file.clone(),
-                rows: p.paths.len() as u64,
-            })
-            .collect()
-    };
-    let mut parts = previous(PartKind::Features);
-    parts.extend(new_parts);
-    let mut error_parts = previous(PartKind::Errors);
-    error_parts.extend(new_error_parts);
-    let manifest = Manifest::new(meta, parts, error_parts);
-    if complete {
+    // The manifest names what the folder holds once repaired: this run's
+    // parts, earlier ones, and (after a retry) only each input's last outcome.
+    let (rows, errors) = if complete {
+        let scan = dir.scan_repaired()?;
+        let infos = |kind: PartKind| -> Vec<PartInfo> {
+            scan.parts
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| PartInfo {
+                    file: p.file.clone(),
+                    rows: p.paths.len() as u64,
+                })
+                .collect()
+        };
+        let manifest = Manifest::new(meta, infos(PartKind::Features), infos(PartKind::Errors));
         dir.write_manifest(&manifest)?;
-    }
+        (manifest.rows, manifest.errors)
+    } else {
+        let count = |kind: PartKind| -> u64 {
+            scan.parts
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.paths.len() as u64)
+                .sum()
+        };
+        (
+            count(PartKind::Features) + featurised,
+            count(PartKind::Errors) + failed,
+        )
+    };
     let elapsed = started.elapsed().as_secs_f64();
     Ok(Summary {
         inputs: total,
         skipped,
         featurised,
         failed,
-        total_rows: manifest.rows,
-        total_errors: manifest.errors,
+        total_rows: rows,
+        total_errors: errors,
         elapsed_secs: elapsed,
         images_per_sec: if elapsed > 0.0 {
             (featurised + failed) as f64 / elapsed

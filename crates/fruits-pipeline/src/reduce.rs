@@ -258,7 +258,7 @@ pub fn transform_dataset(
     out: &Location,
 ) -> Result<u64, PipelineError> {
     let out_meta = reduced_meta(ds, &model.model, &model.features_model_sha256)?;
-    let dir = OutputDir::create(out)?;
+    let dir = OutputDir::create_exclusive(out)?;
     let mut parts = Vec::new();
     let mut rows = 0u64;
     for (seq, part) in ds.manifest().parts.iter().enumerate() {

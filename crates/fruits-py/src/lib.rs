@@ -65,7 +65,7 @@ fn open(spec: &str) -> Result<Location> {
 #[pyfunction]
 fn list_images(py: Python<'_>, root: &str) -> Result<PyArrowType<RecordBatch>> {
     let location = open(root)?;
-    let entries = py.detach(|| fruits_ingest::list_images(&location))?;
+    let entries = py.detach(|| fruits_ingest::list_images(&location))?.entries;
     let mut path = StringBuilder::new();
     let mut size = UInt64Builder::new();
     let mut label = StringBuilder::new();

@@ -17,11 +17,14 @@
 //! picked up by the next run ([`OutputDir::scan`]).
 
 mod csv;
+mod lock;
 mod manifest;
 mod parts;
+mod repair;
 mod schema;
 
 pub use csv::export_csv;
+pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart};
 pub use schema::{
@@ -58,6 +61,17 @@ pub enum StoreError {
         path: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// Another process is writing this output.
+    #[error(
+        "another run is writing to {output}{}; wait for it to finish, or write elsewhere",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The output.
+        output: String,
+        /// Who holds it, when known.
+        holder: Option<String>,
     },
     /// Existing parts were made with another model (or output, or preprocessing)
     /// than the current run's.

@@ -82,14 +82,42 @@ pub struct Scan {
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     root: Location,
+    /// Held while this run writes the output alone (see [`OutputDir::create_exclusive`]).
+    lock: Option<std::sync::Arc<crate::OutputLock>>,
 }
 
 impl OutputDir {
     /// Opens the output and checks that it can be written (creating a local folder
     /// if needed), so a run without permission fails before doing any work.
+    /// Several writers may hold it: a Spark job's tasks each write their own
+    /// parts while the driver coordinates.
     pub fn create(root: &Location) -> Result<Self, StoreError> {
         root.check_writable()?;
-        Ok(OutputDir { root: root.clone() })
+        Ok(OutputDir {
+            root: root.clone(),
+            lock: None,
+        })
+    }
+
+    /// Opens the output for this process alone: checks it can be written,
+    /// takes its lock (refusing, with the holder's name, when another run
+    /// writes it), then deletes the temporary files a killed run left.
+    pub fn create_exclusive(root: &Location) -> Result<Self, StoreError> {
+        root.check_writable()?;
+        let lock = crate::OutputLock::acquire(root)?;
+        let swept = root.sweep_temporary_files()?;
+        if swept > 0 {
+            tracing::info!(swept, output = %root, "removed temporary files of an interrupted run");
+        }
+        Ok(OutputDir {
+            root: root.clone(),
+            lock: Some(std::sync::Arc::new(lock)),
+        })
+    }
+
+    /// True when this process holds the output's lock.
+    pub fn is_exclusive(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// Where the output lives.
@@ -134,11 +162,21 @@ impl OutputDir {
         batch: &RecordBatch,
         meta: &DatasetMeta,
     ) -> Result<PartInfo, StoreError> {
+        self.write_batch(file, batch, Some(meta_to_kv(meta)))
+    }
+
+    /// Writes `batch` as Parquet file `file` with key-value metadata `kv`, atomically.
+    pub(crate) fn write_batch(
+        &self,
+        file: &str,
+        batch: &RecordBatch,
+        kv: Option<Vec<parquet::file::metadata::KeyValue>>,
+    ) -> Result<PartInfo, StoreError> {
         let shown = self.root.describe(file);
         let props = WriterProperties::builder()
             // zstd level 1: strings shrink a lot, floats a little, at little CPU cost.
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-            .set_key_value_metadata(Some(meta_to_kv(meta)))
+            .set_key_value_metadata(kv)
             .build();
         let pq_err = StoreError::parquet::<parquet::errors::ParquetError>(shown);
         let mut writer =

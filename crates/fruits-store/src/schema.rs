@@ -195,11 +195,23 @@ pub enum ErrorKind {
     Io,
     /// The decoder crashed on this file.
     Panic,
+    /// Over the file-size limit (from the listing, before reading).
+    FileTooLarge,
+    /// A symbolic link whose target does not exist.
+    BrokenLink,
+    /// A symbolic link that leads back to a folder above it.
+    LinkLoop,
+    /// A folder (or file) that may not be read: its photos are missing.
+    Unreadable,
+    /// A FIFO, socket or device named like a photo.
+    NotAFile,
+    /// A name that is not valid UTF-8 (shown with U+FFFD).
+    NonUtf8Name,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Empty,
         ErrorKind::UnsupportedFormat,
         ErrorKind::TooLarge,
@@ -208,6 +220,12 @@ impl ErrorKind {
         ErrorKind::Resize,
         ErrorKind::Io,
         ErrorKind::Panic,
+        ErrorKind::FileTooLarge,
+        ErrorKind::BrokenLink,
+        ErrorKind::LinkLoop,
+        ErrorKind::Unreadable,
+        ErrorKind::NotAFile,
+        ErrorKind::NonUtf8Name,
     ];
 
     /// The name stored in the `kind` column.
@@ -221,6 +239,12 @@ impl ErrorKind {
             ErrorKind::Resize => "resize",
             ErrorKind::Io => "io",
             ErrorKind::Panic => "panic",
+            ErrorKind::FileTooLarge => "file_too_large",
+            ErrorKind::BrokenLink => "broken_link",
+            ErrorKind::LinkLoop => "link_loop",
+            ErrorKind::Unreadable => "unreadable",
+            ErrorKind::NotAFile => "not_a_file",
+            ErrorKind::NonUtf8Name => "non_utf8_name",
         }
     }
 
@@ -233,6 +257,19 @@ impl ErrorKind {
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<fruits_location::ProblemKind> for ErrorKind {
+    fn from(p: fruits_location::ProblemKind) -> Self {
+        use fruits_location::ProblemKind as P;
+        match p {
+            P::BrokenLink => ErrorKind::BrokenLink,
+            P::LinkLoop => ErrorKind::LinkLoop,
+            P::Unreadable => ErrorKind::Unreadable,
+            P::NotAFile => ErrorKind::NotAFile,
+            P::NonUtf8Name => ErrorKind::NonUtf8Name,
+        }
     }
 }
 

@@ -16,15 +16,14 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
 /// The pipeline settings these flags ask for.
 pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
-    if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
-        anyhow::bail!("--max-megapixels must be positive");
-    }
     Ok(FeaturizeConfig {
         batch_size: args.batch_size,
         decode_threads: args.decode_threads.unwrap_or_else(|| (cores() / 2).max(1)),
         part_rows: args.part_rows,
         preprocessing: Preprocessing::default(),
         limits: DecodeLimits::megapixels(args.max_megapixels),
+        max_file_bytes: args.max_file_mib << 20,
+        retry_errors: args.retry_errors,
         stop_after_batches: args.stop_after_batches,
     })
 }

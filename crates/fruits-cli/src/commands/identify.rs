@@ -9,9 +9,6 @@ use crate::context::Ctx;
 
 /// Runs the command; exit status 3 when some photos could not be read.
 pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    if args.max_megapixels.is_nan() || args.max_megapixels <= 0.0 {
-        anyhow::bail!("--max-megapixels must be positive");
-    }
     let identifier = args.classifier.load(ctx, args.max_megapixels)?;
     let mut bytes = Vec::with_capacity(args.photos.len());
     for photo in &args.photos {

@@ -9,6 +9,7 @@ mod browser;
 mod classify;
 mod common;
 mod featurize;
+mod hardening;
 mod pca;
 mod s3;
 mod serve;

@@ -102,8 +102,8 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
     // Errors: k > d, variance out of range, both flags, not a features output.
     for (args, needle) in [
         (vec!["--k", "2000"], "between 1 and the feature size 1280"),
-        (vec!["--variance", "1.5"], "(0, 1]"),
-        (vec!["--variance", "0"], "(0, 1]"),
+        (vec!["--variance", "1.5"], "above 0 and at most 1"),
+        (vec!["--variance", "0"], "above 0 and at most 1"),
         (vec!["--k", "3", "--variance", "0.5"], "cannot be used with"),
     ] {
         let mut full = vec![

@@ -531,3 +531,59 @@ fn server_stopped_mid_run_fails_clearly_and_a_rerun_completes() {
     }
     assert_eq!(seen.len(), total);
 }
+
+#[test]
+fn an_s3_output_takes_one_writer_at_a_time() {
+    // Garage 2.5 ignores `If-None-Match`, so this checks the read-first
+    // path; tests/cloud checks the conditional puts against moto.
+    let (garage, admin, _tmp) = setup(1);
+    let results = garage.open("s3://results/", &admin);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let lease = |expires: u64| {
+        format!(r#"{{"host":"other-host","pid":4242,"since_unix":{now},"expires_unix":{expires}}}"#)
+    };
+    let featurize = |out: &str| {
+        garage
+            .fruits(&admin)
+            .args([
+                "featurize",
+                "s3://photos/fruits-360",
+                "--out",
+                out,
+                "--quiet",
+            ])
+            .output()
+            .expect("spawn")
+    };
+
+    // A live lease (another run is writing): refused, nothing written.
+    let live = results.child("live");
+    live.put(fruits_store::LEASE_FILE, lease(now + 600).into())
+        .expect("lease");
+    let o = featurize("s3://results/live/");
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("another run is writing to") && err.contains("process 4242 on other-host"),
+        "{err}"
+    );
+    assert!(live.get_opt(MANIFEST_FILE).expect("get").is_none());
+
+    // A lease its holder stopped renewing (it died): taken over, and removed
+    // when the run ends.
+    let stale = results.child("stale");
+    stale
+        .put(fruits_store::LEASE_FILE, lease(now - 1).into())
+        .expect("lease");
+    ok(&featurize("s3://results/stale/"));
+    assert!(stale.get_opt(MANIFEST_FILE).expect("get").is_some());
+    assert!(
+        stale
+            .get_opt(fruits_store::LEASE_FILE)
+            .expect("get")
+            .is_none()
+    );
+}
