@@ -7,8 +7,9 @@
 //! - An S3 prefix: a lease object `_fruits-lease.json`, read first, then
 //!   created with a conditional put (`If-None-Match: *`) and renewed with
 //!   `If-Match` every [`RENEW_EVERY`]; a lease not renewed for [`LEASE_TTL`]
-//!   (its holder died) is taken over the same conditional way. The holder
-//!   deletes it when done. AWS S3 honours both conditions, so two runs can
+//!   (its holder died), or held by a process of this machine that has ended,
+//!   is taken over the same conditional way. The holder deletes it when done
+//!   (a run stopped by the store going away cannot, hence the second rule). AWS S3 honours both conditions, so two runs can
 //!   never both hold a prefix; servers that ignore them (Garage 2.5) still
 //!   refuse a second run that starts while the first is running, only not two
 //!   that start within the same few milliseconds.
@@ -43,6 +44,11 @@ pub struct Holder {
     /// When the lease ends unless renewed (S3 only; 0 for a local lock).
     #[serde(default)]
     pub expires_unix: u64,
+    /// When the process started, in clock ticks after boot (Linux
+    /// `/proc/PID/stat`; 0 where unknown): with `host` and `pid` it tells a
+    /// dead holder on this machine from a live one, even if its pid is reused.
+    #[serde(default)]
+    pub started_ticks: u64,
 }
 
 impl Holder {
@@ -55,7 +61,20 @@ impl Holder {
             pid: std::process::id(),
             since_unix: now,
             expires_unix: ttl.map_or(0, |t| now + t.as_secs()),
+            started_ticks: process_start(std::process::id()).unwrap_or(0),
         }
+    }
+
+    /// True when the holder is a process of this machine that has ended: a
+    /// run that failed because the store stopped answering could not delete
+    /// its lease, and a rerun on the same machine must not wait out the TTL.
+    /// Holders on other machines are only judged by their lease's expiry.
+    fn is_dead_here(&self) -> bool {
+        let me = Holder::me(None);
+        if self.host != me.host || self.host == "unknown" || self.started_ticks == 0 {
+            return false;
+        }
+        process_start(self.pid) != Some(self.started_ticks)
     }
 
     /// "process 123 on host-a since 2026-11-30 12:00:00 UTC".
@@ -67,6 +86,15 @@ impl Holder {
             now_unix().saturating_sub(self.since_unix)
         )
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), or None
+/// when no such process runs (or on systems without `/proc`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn now_unix() -> u64 {
@@ -154,9 +182,11 @@ fn acquire_lease(root: &Location) -> Result<OutputLock, StoreError> {
             None => root.put_if_absent(LEASE_FILE, body()),
             Some((bytes, tag)) => {
                 let holder = serde_json::from_slice::<Holder>(bytes).ok();
-                let expired = holder.as_ref().is_none_or(|h| h.expires_unix < now_unix());
+                let expired = holder
+                    .as_ref()
+                    .is_none_or(|h| h.expires_unix < now_unix() || h.is_dead_here());
                 match (expired, tag) {
-                    // Its holder stopped renewing it (died): take it over.
+                    // Its holder stopped renewing it or ended: take it over.
                     (true, Some(tag)) => root.put_if_match(LEASE_FILE, body(), tag),
                     _ => return Err(locked(root, holder)),
                 }
@@ -247,5 +277,40 @@ impl Drop for OutputLock {
                 let _ = root.delete(LEASE_FILE);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_is_dead_here_only_when_its_process_ended() {
+        let me = Holder::me(Some(LEASE_TTL));
+        assert!(me.started_ticks > 0, "this process has a start time");
+        assert!(!me.is_dead_here(), "this process is alive");
+
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let ended = Holder {
+            pid: child.id(),
+            started_ticks: process_start(child.id()).unwrap_or(1),
+            ..me.clone()
+        };
+        child.wait().expect("wait");
+        assert!(ended.is_dead_here(), "its process has ended");
+
+        let elsewhere = Holder {
+            host: format!("{}-other", me.host),
+            ..ended.clone()
+        };
+        assert!(
+            !elsewhere.is_dead_here(),
+            "other machines are judged by expiry"
+        );
+        let reused = Holder {
+            started_ticks: me.started_ticks + 1,
+            ..me.clone()
+        };
+        assert!(reused.is_dead_here(), "a reused pid is not the holder");
     }
 }
