@@ -116,10 +116,8 @@ mod tests {
         assert_eq!(apple.family, "Rosaceae");
         // Every class of the shared sample (FRUITS_SAMPLE_DIR, as the CLI tests).
         let dir = std::env::var("FRUITS_SAMPLE_DIR").unwrap_or_else(|_| {
-            format!(
-                "{}/../../../shared/data/fruits-360-sample",
-                env!("CARGO_MANIFEST_DIR")
-            )
+            // cargo test runs from the crate's folder.
+            "../../../shared/data/fruits-360-sample".to_string()
         });
         let training = std::path::Path::new(&dir).join("Training");
         let classes: Vec<String> = std::fs::read_dir(&training)

@@ -58,8 +58,10 @@ impl std::fmt::Display for Precision {
 }
 
 /// The models folder: `FRUITS_MODELS_DIR` when set, else `../shared/models`
-/// relative to the working directory when it exists (the repository root), else
-/// the same folder relative to this source checkout.
+/// relative to the working directory or the nearest of its parents that has
+/// one (so commands work from the repository root and from its sub-folders,
+/// where `cargo test` runs). Never a path fixed at build time: a binary built
+/// in one checkout and run from another must not read the first one's models.
 pub fn models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
@@ -68,13 +70,12 @@ pub fn models_dir() -> PathBuf {
     if relative.is_dir() {
         return relative;
     }
-    let from_checkout = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/models"
-    ));
-    if from_checkout.is_dir() {
-        from_checkout
-    } else {
-        relative
-    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            cwd.ancestors()
+                .map(|dir| dir.join("../shared/models"))
+                .find(|dir| dir.is_dir())
+        })
+        .unwrap_or(relative)
 }

@@ -16,14 +16,27 @@ use fruits_store::{Dataset, PartKind};
 /// The Fruits-360 sample: `FRUITS_SAMPLE_DIR`, else `../shared/data/fruits-360-sample`
 /// beside the repository.
 pub fn sample_dir() -> PathBuf {
-    std::env::var_os("FRUITS_SAMPLE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/data/fruits-360-sample"
-            ))
-        })
+    shared("FRUITS_SAMPLE_DIR", "data/fruits-360-sample")
+}
+
+/// The shared models: `FRUITS_MODELS_DIR`, else `../shared/models` beside the
+/// repository.
+pub fn models_dir() -> PathBuf {
+    shared("FRUITS_MODELS_DIR", "models")
+}
+
+/// `env` when set, else `../shared/REL` beside the repository, found from the
+/// working directory (cargo runs tests in the crate's folder), not from a path
+/// fixed at build time: cached builds move between clones.
+fn shared(env: &str, rel: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors()
+        .map(|dir| dir.join("../shared").join(rel))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no ../shared/{rel} above {}: set {env}", cwd.display()))
 }
 
 /// Copies the first `per_class` images of each class of each split into `dest`.
@@ -49,7 +62,21 @@ pub fn copy_subset(dest: &Path, classes: &[&str], per_class: usize) {
 pub fn fruits() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fruits"));
     cmd.env_remove("FRUITS_MODEL");
+    cmd.env("FRUITS_MODELS_DIR", models_dir());
     cmd
+}
+
+/// `fruits featurize INPUT --out OUT --quiet EXTRA...`.
+pub fn featurize(input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "featurize",
+        input.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 /// Runs `fruits` with `args` and returns its output.
