@@ -92,17 +92,22 @@ read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $
 # a .pth file, as `maturin develop` installs it (editable); then pytest runs the
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
+# Runs pytest on one folder with the binary, the sample and the venv's tools
+# (the AWS CLI) at hand, and adds its counts to the totals.
+run_pytest() {
+  local rc=0 passed failed
+  FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+    "$venv/bin/pytest" -q -p no:cacheprovider "$1" 2>&1 | tee "$log" || rc=$?
+  read -r passed failed < <(pytest_counts "$log" "$rc")
+  echo "$1: $passed passed, $failed failed"
+  py_passed=$((py_passed + passed))
+  py_failed=$((py_failed + failed))
+}
 step "python/tests"
 cp "$CARGO_TARGET_DIR/debug/libfruits_native.so" python/fruits/_native.abi3.so
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD/python" >"$site/fruits.pth"
-pytest_rc=0
-FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" \
-  "$venv/bin/pytest" -q -p no:cacheprovider python/tests 2>&1 | tee "$log" || pytest_rc=$?
-read -r pt_passed pt_failed < <(pytest_counts "$log" "$pytest_rc")
-echo "python/tests: $pt_passed passed, $pt_failed failed"
-py_passed=$((py_passed + pt_passed))
-py_failed=$((py_failed + pt_failed))
+run_pytest python/tests
 
 # The cloud, rehearsed (tests/cloud): the EMR kit's scripts against moto, the
 # pipeline's IAM policy enforced by moto on a real `fruits run`, the policies
@@ -111,13 +116,7 @@ py_failed=$((py_failed + pt_failed))
 # the base image come from scripts/setup-containers.sh (Debian's packages).
 step "tests/cloud"
 eval "$(scripts/setup-containers.sh)"
-cloud_rc=0
-FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-  "$venv/bin/pytest" -q -p no:cacheprovider tests/cloud 2>&1 | tee "$log" || cloud_rc=$?
-read -r cl_passed cl_failed < <(pytest_counts "$log" "$cloud_rc")
-echo "tests/cloud: $cl_passed passed, $cl_failed failed"
-py_passed=$((py_passed + cl_passed))
-py_failed=$((py_failed + cl_failed))
+run_pytest tests/cloud
 
 # One closing line for everything above (each runner prints its own too).
 step "done"

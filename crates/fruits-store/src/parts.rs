@@ -238,7 +238,7 @@ fn read_manifest(root: &Location) -> Result<Option<Manifest>, StoreError> {
     })
 }
 
-fn open_part(
+pub(crate) fn open_part(
     root: &Location,
     file: &str,
 ) -> Result<ParquetRecordBatchReaderBuilder<Bytes>, StoreError> {
@@ -246,6 +246,20 @@ fn open_part(
     let bytes = root.get(file)?;
     ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(StoreError::parquet(root.describe(file)))
+}
+
+/// A batch's `path` column; `shown` names the part in the error.
+pub(crate) fn path_column<'a>(
+    batch: &'a RecordBatch,
+    shown: &str,
+) -> Result<&'a StringArray, StoreError> {
+    batch
+        .column_by_name(columns::PATH)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| StoreError::Schema {
+            path: shown.to_string(),
+            reason: "no utf8 `path` column".into(),
+        })
 }
 
 /// Reads a part's metadata and its `path` column only.
@@ -268,13 +282,7 @@ fn read_paths(
     let mut paths = Vec::new();
     for batch in reader {
         let batch = batch.map_err(StoreError::parquet(shown.as_str()))?;
-        let column = batch
-            .column_by_name(columns::PATH)
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            .ok_or_else(|| StoreError::Schema {
-                path: shown.clone(),
-                reason: "no utf8 `path` column".into(),
-            })?;
+        let column = path_column(&batch, &shown)?;
         paths.extend((0..column.len()).map(|i| column.value(i).to_string()));
     }
     Ok((meta, paths))

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_array::{Array, BooleanArray, RecordBatch};
 
-use crate::{OutputDir, PartKind, Scan, ScannedPart, StoreError, columns};
+use crate::parts::{open_part, path_column};
+use crate::{OutputDir, PartKind, Scan, ScannedPart, StoreError};
 
 impl OutputDir {
     /// Scans the output and makes every input appear at most once across its
@@ -58,9 +58,7 @@ impl OutputDir {
         drop: &HashSet<String>,
     ) -> Result<(), StoreError> {
         let shown = self.root().describe(&part.file);
-        let bytes = self.root().get(&part.file)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(StoreError::parquet(shown.as_str()))?;
+        let builder = open_part(self.root(), &part.file)?;
         let kv = builder
             .metadata()
             .file_metadata()
@@ -73,13 +71,7 @@ impl OutputDir {
         let mut kept = Vec::new();
         for batch in reader {
             let batch = batch.map_err(StoreError::parquet(shown.as_str()))?;
-            let paths = batch
-                .column_by_name(columns::PATH)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| StoreError::Schema {
-                    path: shown.clone(),
-                    reason: "no utf8 `path` column".into(),
-                })?;
+            let paths = path_column(&batch, &shown)?;
             let keep: BooleanArray = (0..paths.len())
                 .map(|i| Some(!drop.contains(paths.value(i))))
                 .collect();

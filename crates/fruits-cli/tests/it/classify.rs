@@ -307,3 +307,59 @@ fn bad_requests_are_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn tampered_classifiers_are_refused_when_loaded() {
+    let t = trained();
+    let text = std::fs::read_to_string(t.classifier.join("classifier.json")).expect("bundle");
+    let original: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let photo = test_photo(DISTINCT_CLASSES[0]);
+    let root = t.classifier.parent().expect("parent").join("tampered");
+    // Zero and negative scales divide by zero (a null probability and a
+    // wrong class were served); a weight beyond f32 would be infinite.
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit, &str); 3] = [
+        (
+            "zero scale",
+            |v| v["model"]["scaler"]["scale"][0] = 0.0.into(),
+            "a damaged or edited file",
+        ),
+        (
+            "negative scale",
+            |v| v["model"]["scaler"]["scale"][3] = (-1.0).into(),
+            "a damaged or edited file",
+        ),
+        (
+            "infinite weight",
+            |v| v["model"]["weights"][5] = 1e39.into(),
+            "number out of range",
+        ),
+    ];
+    for (what, edit, needle) in edits {
+        let dir = root.join(what.replace(' ', "-"));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&t.classifier, &dir);
+        let mut bundle = original.clone();
+        edit(&mut bundle);
+        std::fs::write(dir.join("classifier.json"), bundle.to_string()).expect("write");
+        let o = run(&["identify", s(&photo), "--model", s(&dir)]);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", describe(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(needle) && err.contains("classifier.json"),
+            "{what}: {err}"
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(path.file_name().expect("name")));
+        } else {
+            std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+}

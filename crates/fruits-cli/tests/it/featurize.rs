@@ -9,18 +9,6 @@ use fruits_store::{Dataset, PartKind};
 
 const CLASSES: [&str; 3] = ["Apple 6", "Banana 1", "Kiwi 1"];
 
-fn featurize(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "featurize",
-        input.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
 #[test]
 fn featurises_a_few_classes_deterministically() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -11,18 +11,6 @@ use arrow_array::Array;
 
 use crate::common::*;
 
-fn featurize(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "featurize",
-        input.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
 /// path -> kind of an output's errors table.
 fn error_kinds(out: &Path) -> BTreeMap<String, String> {
     read_errors(out)

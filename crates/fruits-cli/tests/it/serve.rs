@@ -398,6 +398,8 @@ fn abusive_clients_cannot_hold_the_service() {
             "1",
             "--shutdown-grace",
             "2",
+            "--max-connections",
+            "4",
         ],
     );
 
@@ -406,6 +408,29 @@ fn abusive_clients_cannot_hold_the_service() {
     half.write_all(b"POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Ty")
         .expect("write");
     assert!(closed_within(&mut half, Duration::from_secs(5)));
+
+    // As many half-open connections as --max-connections: new clients wait
+    // (the process keeps its file descriptors) and are served once the header
+    // timeout frees the slots.
+    let mut stuck: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = connect(&server);
+            c.write_all(b"GET /ping HTTP/1.1\r\nHo").expect("write");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let waited = std::time::Instant::now();
+    let ping = client().get(server.at("/ping")).send().expect("ping");
+    assert_eq!(ping.status(), StatusCode::OK);
+    let waited = waited.elapsed();
+    assert!(
+        waited > Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "served after {waited:?}: the limit held it until a slot was freed"
+    );
+    for c in &mut stuck {
+        assert!(closed_within(c, Duration::from_secs(5)));
+    }
 
     // A slow upload holds a connection, not one of the --max-in-flight slots:
     // others are answered meanwhile; the slow one gets 408 after the body timeout.
