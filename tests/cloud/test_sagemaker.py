@@ -273,6 +273,7 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     calls = tmp_path / "calls.jsonl"
+    pushed = None
     try:
         sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
                                      aws_secret_access_key="testing")
@@ -331,6 +332,8 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
         os.environ.pop("AWS_ENDPOINT_URL", None)
         os.environ.pop("AWS_CAPTURE_FILE", None)
         subprocess.run([str(SAGEMAKER / "registry.sh"), "stop", registry], capture_output=True, timeout=60)
+        if pushed:  # the registry's tag of the image: local storage must not grow per run
+            podman("rmi", "-f", pushed, check=False)
     recorded = awsapi.read_calls(calls)
     operations = {c.name for c in recorded}
     assert operations & {"s3.PutObject", "s3.CreateMultipartUpload"}, sorted(operations)
