@@ -29,11 +29,14 @@ import re, sys
 text = open(sys.argv[1]).read()
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", v)
+    if m is None:
+        sys.exit(f"cannot read a latency from {v!r} in {sys.argv[1]}:\n{text}")
     x = float(m.group(1))
     return {"us": x / 1000, "ms": x, "s": x * 1000, "m": x * 60000}[m.group(2)]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+# Anchored: the thread stats' "+/- Stdev" column (e.g. 75.50%) also ends in "50%".
+p50 = ms(re.search(r"^\s*50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
 print(f"{rps:.1f} {p50:.1f} {p99:.1f} {int(bad.group(1)) if bad else 0}")
 PY

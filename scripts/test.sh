@@ -14,8 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${FRUITS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fruits}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
 mkdir -p "$cache"
+# The cache's target directory belongs to this script alone: a clean clone's
+# files get back the times they had at the last build where their content is
+# unchanged (scripts/keep-mtimes.py), so cargo rebuilds only what changed
+# instead of the whole workspace. A target directory of your own is left alone.
+if [[ -z "${CARGO_TARGET_DIR:-}" ]]; then
+  export CARGO_TARGET_DIR=$cache/target
+  python3 scripts/keep-mtimes.py "$cache/source-times.json"
+fi
 # mold links the dozen test binaries (each the whole dependency graph, with
 # line tables) several times faster than GNU ld; .ci/run installs it (Debian's
 # package). Without it, the default linker is used.
