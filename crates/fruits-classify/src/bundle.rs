@@ -34,6 +34,10 @@ pub struct TrainingInfo {
     pub c: f64,
     /// What the optimiser reported.
     pub report: TrainReport,
+    /// How C was chosen by cross-validation on the training rows (absent when
+    /// it was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cv: Option<crate::CvReport>,
 }
 
 /// The PCA step as `classifier.json` records it.

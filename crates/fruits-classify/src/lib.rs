@@ -7,6 +7,7 @@
 //! this project. [`info`] holds what the app says about each fruit.
 
 pub mod bundle;
+pub mod cv;
 pub mod info;
 pub mod lbfgs;
 pub mod metrics;
@@ -15,6 +16,7 @@ mod softmax;
 use serde::{Deserialize, Serialize};
 
 pub use bundle::{Classifier, InputKind, TrainingInfo};
+pub use cv::{CvReport, CvScore, DEFAULT_CV_GRID};
 pub use fruits_store::FeatureSpec;
 pub use info::{Catalogue, FruitInfo};
 pub use lbfgs::StopReason;
@@ -53,6 +55,21 @@ pub enum ClassifyError {
     /// The regularisation strength is not a positive number.
     #[error("C must be positive and finite, got {0}")]
     BadC(f64),
+    /// Cross-validation asked for a number of folds it cannot make.
+    #[error(
+        "cross-validation needs 2 to {max} folds and no more folds than rows ({rows}), got {folds}"
+    )]
+    BadFolds {
+        /// Folds asked for.
+        folds: usize,
+        /// Training rows.
+        rows: usize,
+        /// Most folds accepted.
+        max: usize,
+    },
+    /// Cross-validation was given no value of C to try.
+    #[error("cross-validation needs at least one value of C to try")]
+    EmptyGrid,
     /// NaN or infinite values among the training features.
     #[error("the features contain NaN or infinite values")]
     NonFinite,

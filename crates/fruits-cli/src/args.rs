@@ -430,8 +430,20 @@ pub struct TrainArgs {
     pub pca: Option<String>,
 
     /// Inverse L2 regularisation strength, as scikit-learn's C (larger: less penalty).
-    #[arg(long = "c", default_value_t = DEFAULT_C, value_name = "C", value_parser = inverse_penalty)]
+    #[arg(long = "c", default_value_t = DEFAULT_C, value_name = "C", value_parser = inverse_penalty,
+          conflicts_with = "cv")]
     pub c: f64,
+
+    /// Choose C by stratified K-fold cross-validation on the training rows
+    /// (the --split rows only: the test split is never used to pick it); a PCA
+    /// fitted here is refitted inside each fold.
+    #[arg(long, value_name = "K", value_parser = count(2, fruits_classify::cv::MAX_FOLDS as u64))]
+    pub cv: Option<usize>,
+
+    /// The values of C cross-validation tries, comma-separated.
+    #[arg(long, value_name = "C,...", value_delimiter = ',', value_parser = inverse_penalty,
+          requires = "cv", default_values_t = fruits_classify::DEFAULT_CV_GRID.to_vec())]
+    pub cv_c: Vec<f64>,
 
     /// Most L-BFGS iterations.
     #[arg(long, default_value_t = DEFAULT_MAX_ITER, value_name = "N", value_parser = count(1, 1_000_000))]

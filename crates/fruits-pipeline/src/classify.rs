@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use arrow_array::cast::AsArray;
+use fruits_classify::cv::{self, CvReport, CvScore};
 use fruits_classify::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
 use fruits_classify::{Classifier, InputKind, TrainConfig, TrainingInfo, argmax, train};
 use fruits_pca::{Keep, PcaModel, PcaStats};
@@ -93,14 +94,27 @@ pub enum PcaChoice {
     Given(PcaModel),
 }
 
+/// Choosing C by cross-validation on the training rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossValidation {
+    /// Number of stratified folds.
+    pub folds: usize,
+    /// The values of C to try ([`fruits_classify::DEFAULT_CV_GRID`] by default).
+    pub grid: Vec<f64>,
+}
+
 /// Trains a classifier on the rows of `split` in `ds`. A reduced output is
 /// trained with the PCA that made it: `pca` when given, else the PCA folder
-/// beside it (as `fruits run` and the Spark job lay them out).
+/// beside it (as `fruits run` and the Spark job lay them out). With `cv`, C
+/// is chosen by cross-validation on those same rows first (`config.c` is
+/// then not used); a PCA fitted here is fitted again inside each fold, on
+/// that fold's training part only, so no held-out row shapes it.
 pub fn train_dataset(
     ds: &Dataset,
     split: Option<&str>,
     pca: PcaChoice,
     config: &TrainConfig,
+    cv: Option<&CrossValidation>,
 ) -> Result<Classifier, PipelineError> {
     let meta = &ds.manifest().meta;
     let reduced = meta.pca_fingerprint.is_some();
@@ -115,6 +129,26 @@ pub fn train_dataset(
         (choice, false) => choice,
     };
     let rows = read_rows(ds, split)?;
+    let classes: Vec<String> = rows
+        .labels
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let y: Vec<usize> = rows
+        .labels
+        .iter()
+        .map(|l| classes.binary_search(l).unwrap_or(0))
+        .collect();
+    let cv_report = match cv {
+        Some(cv) => Some(cross_validate(&rows, &y, &classes, &pca, config, cv)?),
+        None => None,
+    };
+    let config = &TrainConfig {
+        c: cv_report.as_ref().map_or(config.c, |r| r.chosen_c),
+        ..*config
+    };
     let (pca, x) = match pca {
         PcaChoice::Given(model) => {
             let fingerprint = meta.pca_fingerprint.clone().unwrap_or_default();
@@ -136,18 +170,6 @@ pub fn train_dataset(
             (Some(model), projected)
         }
     };
-    let classes: Vec<String> = rows
-        .labels
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let y: Vec<usize> = rows
-        .labels
-        .iter()
-        .map(|l| classes.binary_search(l).unwrap_or(0))
-        .collect();
     let d = x.len() / rows.labels.len();
     let (model, report) = train(&x, d, &y, classes, config)?;
     // The image features the classifier takes: for a reduced output, those
@@ -162,8 +184,65 @@ pub fn train_dataset(
         split: split.unwrap_or_default().to_string(),
         c: config.c,
         report,
+        cv: cv_report,
     };
     Ok(Classifier::new(features, pca, model, training))
+}
+
+/// Accuracy of every C of `cv.grid` on each held-out fold of `rows`.
+fn cross_validate(
+    rows: &Rows,
+    y: &[usize],
+    classes: &[String],
+    pca: &PcaChoice,
+    config: &TrainConfig,
+    cv: &CrossValidation,
+) -> Result<CvReport, PipelineError> {
+    cv::check(cv.folds, &cv.grid, rows.len())?;
+    let folds = cv::stratified_folds(y, classes.len(), cv.folds);
+    let mut accuracy = vec![Vec::with_capacity(cv.folds); cv.grid.len()];
+    for fold in 0..cv.folds {
+        let (mut train_x, mut train_y, mut held_x, mut held_y) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((row, &label), &f) in rows.x.chunks_exact(rows.d).zip(y).zip(&folds) {
+            let (xs, ys) = if f == fold {
+                (&mut held_x, &mut held_y)
+            } else {
+                (&mut train_x, &mut train_y)
+            };
+            xs.extend_from_slice(row);
+            ys.push(label);
+        }
+        // A PCA fitted by training is part of what is validated: fit it on
+        // this fold's training part alone.
+        if let PcaChoice::Fit(keep) = pca {
+            let mut stats = PcaStats::new(rows.d);
+            stats.update(&train_x)?;
+            let model = fruits_pca::fit(&stats, *keep)?;
+            train_x = model.transform(&train_x)?;
+            held_x = model.transform(&held_x)?;
+        }
+        let d = train_x.len() / train_y.len().max(1);
+        for (c, scores) in cv.grid.iter().zip(&mut accuracy) {
+            let config = TrainConfig { c: *c, ..*config };
+            let (model, _) = train(&train_x, d, &train_y, classes.to_vec(), &config)?;
+            let predicted = model.predict(&held_x)?;
+            let right = predicted
+                .iter()
+                .zip(&held_y)
+                .filter(|(p, t)| p == t)
+                .count();
+            scores.push(right as f64 / held_y.len().max(1) as f64);
+            tracing::info!(fold, c, accuracy = scores.last(), "cross-validation");
+        }
+    }
+    let scores = cv
+        .grid
+        .iter()
+        .zip(accuracy)
+        .map(|(c, a)| CvScore::new(*c, a))
+        .collect();
+    Ok(CvReport::new(cv.folds, rows.len(), scores))
 }
 
 /// A classifier's answers on a dataset, and what they are worth.

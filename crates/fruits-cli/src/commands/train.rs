@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fruits_classify::TrainConfig;
-use fruits_pipeline::classify::{PcaChoice, train_dataset};
+use fruits_pipeline::classify::{CrossValidation, PcaChoice, train_dataset};
 use fruits_store::Dataset;
 
 use crate::args::TrainArgs;
@@ -30,18 +30,42 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ..TrainConfig::default()
     };
     config.lbfgs.max_iter = args.max_iter;
-    let classifier = train_dataset(&ds, args.split.as_deref(), choice, &config)
+    let cv = args.cv.map(|folds| CrossValidation {
+        folds,
+        grid: args.cv_c.clone(),
+    });
+    let classifier = train_dataset(&ds, args.split.as_deref(), choice, &config, cv.as_ref())
         .with_context(|| format!("cannot train on {}", args.data))?;
     classifier
         .save(&out)
         .with_context(|| format!("cannot save the classifier to {out}"))?;
     let r = &classifier.file.training.report;
+    let c = classifier.file.training.c;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&classifier.file.training)?
         );
     } else {
+        if let Some(cv) = &classifier.file.training.cv {
+            println!(
+                "cross-validation, {} stratified folds of the {} training rows:",
+                cv.folds, cv.rows
+            );
+            for score in &cv.scores {
+                let mark = if score.c == cv.chosen_c {
+                    "  <- kept"
+                } else {
+                    ""
+                };
+                println!(
+                    "  C = {:<8} accuracy {:.2}% +- {:.2}{mark}",
+                    score.c,
+                    score.mean * 100.0,
+                    score.std * 100.0
+                );
+            }
+        }
         let pca = match &classifier.file.pca {
             Some(p) => format!(
                 "PCA k = {} ({:.2}% of the variance)",
@@ -56,7 +80,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             r.rows,
             r.features,
             r.classes,
-            args.c,
+            c,
             r.iterations,
             r.stop_reason,
             r.seconds,

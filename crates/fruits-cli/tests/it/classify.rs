@@ -363,3 +363,77 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn cross_validation_chooses_c_on_the_training_rows_only() {
+    let t = trained();
+    let features = t.run.join("features");
+    let out_dir = t.run.join("clf-cv");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            s(&features),
+            "--split",
+            "Training",
+            "--out",
+            s(&out_dir),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = train(&["--cv", "3", "--cv-c", "0.1,1", "--json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let info = json(&out);
+    let cv = &info["cv"];
+    // 4 classes x 10 Training photos: the Test rows never enter.
+    assert_eq!(cv["rows"], 40, "{info}");
+    assert_eq!(cv["folds"], 3);
+    let scores = cv["scores"].as_array().expect("scores");
+    assert_eq!(scores.len(), 2);
+    for score in scores {
+        assert_eq!(score["fold_accuracy"].as_array().map(Vec::len), Some(3));
+        let mean = score["mean"].as_f64().expect("mean");
+        assert!((0.0..=1.0).contains(&mean), "{score}");
+    }
+    let chosen = cv["chosen_c"].as_f64().expect("chosen");
+    let best = scores
+        .iter()
+        .filter_map(|s| s["mean"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        scores
+            .iter()
+            .any(|s| s["c"].as_f64() == Some(chosen) && s["mean"].as_f64() == Some(best)),
+        "{info}"
+    );
+    // The final model is trained with the chosen C, and the bundle says how.
+    assert_eq!(info["c"].as_f64(), Some(chosen));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("classifier.json")).expect("read"))
+            .expect("json");
+    assert_eq!(file["training"]["cv"], *cv);
+
+    // The human report names every C and the one kept.
+    let out = train(&["--cv", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        text.contains("2 stratified folds of the 40 training rows"),
+        "{text}"
+    );
+    assert_eq!(text.matches("C = ").count(), 5, "{text}");
+    assert!(text.contains("<- kept"), "{text}");
+
+    // Requests that cannot work are usage errors naming the flag.
+    for (extra, flag) in [
+        (&["--cv", "1"][..], "--cv"),
+        (&["--cv", "3", "--c", "2"][..], "--c"),
+        (&["--cv-c", "1"][..], "--cv"),
+        (&["--cv", "3", "--cv-c", "0"][..], "--cv-c"),
+    ] {
+        let out = train(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", describe(&out));
+        assert!(err.contains(flag), "{extra:?}: {err}");
+    }
+}
