@@ -20,6 +20,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A fatal error (exit 1) whose message contains `says`.
+fn fails_with(out: &Output, says: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", describe(out));
+    assert!(stderr(out).contains(says), "{}", stderr(out));
+}
+
 /// A server with an input bucket holding a few classes under `fruits-360/`, an
 /// output bucket, and a key that may read and write both.
 fn setup(per_class: usize) -> (Garage, Keys, tempfile::TempDir) {
@@ -76,9 +82,9 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
     let local_in = tmp.path().join("in").display().to_string();
     let local_out = tmp.path().join("local").display().to_string();
 
-    let out = garage
-        .fruits(&admin)
-        .args([
+    let out = garage.run(
+        &admin,
+        &[
             "run",
             "s3://photos/fruits-360/",
             "--out",
@@ -86,13 +92,12 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
             "--part-rows",
             "16",
             "--quiet",
-        ])
-        .output()
-        .expect("spawn");
+        ],
+    );
     ok(&out);
-    ok(&garage
-        .fruits(&admin)
-        .args([
+    ok(&garage.run(
+        &admin,
+        &[
             "run",
             &local_in,
             "--out",
@@ -100,9 +105,8 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
             "--part-rows",
             "16",
             "--quiet",
-        ])
-        .output()
-        .expect("spawn"));
+        ],
+    ));
 
     // Same features, byte for byte, whether the photos came from S3 or disk.
     let s3_features = csv(
@@ -171,17 +175,16 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
     );
 
     // Mixed: local photos -> S3 features -> local PCA; S3 photos -> local features.
-    ok(&garage
-        .fruits(&admin)
-        .args([
+    ok(&garage.run(
+        &admin,
+        &[
             "featurize",
             &local_in,
             "--out",
             "s3://results/mixed/",
             "--quiet",
-        ])
-        .output()
-        .expect("spawn"));
+        ],
+    ));
     let mixed = csv(
         &garage,
         &admin,
@@ -190,9 +193,9 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
     );
     assert_eq!(mixed, local_features);
     let pca_dir = tmp.path().join("mixed-pca").display().to_string();
-    ok(&garage
-        .fruits(&admin)
-        .args([
+    ok(&garage.run(
+        &admin,
+        &[
             "pca",
             "fit",
             "s3://results/mixed",
@@ -200,12 +203,11 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
             &pca_dir,
             "--k",
             "5",
-        ])
-        .output()
-        .expect("spawn"));
-    ok(&garage
-        .fruits(&admin)
-        .args([
+        ],
+    ));
+    ok(&garage.run(
+        &admin,
+        &[
             "pca",
             "transform",
             "s3://results/mixed",
@@ -213,24 +215,22 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
             &pca_dir,
             "--out",
             "s3://results/mixed-reduced/",
-        ])
-        .output()
-        .expect("spawn"));
+        ],
+    ));
     let reduced = Dataset::open(&garage.open("s3://results/mixed-reduced", &admin)).expect("open");
     assert_eq!(reduced.manifest().rows, 36);
     assert_eq!(reduced.manifest().meta.spec.feature_dim, 5);
     let back = tmp.path().join("back").display().to_string();
-    ok(&garage
-        .fruits(&admin)
-        .args([
+    ok(&garage.run(
+        &admin,
+        &[
             "featurize",
             "s3://photos/fruits-360",
             "--out",
             &back,
             "--quiet",
-        ])
-        .output()
-        .expect("spawn"));
+        ],
+    ));
     let back_csv = csv(&garage, &admin, &back, &tmp.path().join("f.csv"));
     assert_eq!(back_csv, local_features);
     // The ONNX model itself can come from S3 too.
@@ -302,16 +302,15 @@ fn read_only_key_is_refused_before_any_work() {
     garage.allow("photos", &reader, true, false);
     garage.allow("results", &reader, true, false);
     let started = Instant::now();
-    let out = garage
-        .fruits(&reader)
-        .args([
+    let out = garage.run(
+        &reader,
+        &[
             "featurize",
             "s3://photos/fruits-360/",
             "--out",
             "s3://results/ro/",
-        ])
-        .output()
-        .expect("spawn");
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = stderr(&out);
     assert!(err.contains("results"), "names the bucket: {err}");
@@ -337,17 +336,16 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
         id: admin.id.clone(),
         secret: "f".repeat(64),
     };
-    let out = garage
-        .fruits(&wrong)
-        .args([
+    let out = garage.run(
+        &wrong,
+        &[
             "-vv",
             "featurize",
             "s3://photos/fruits-360/",
             "--out",
             "s3://results/x/",
-        ])
-        .output()
-        .expect("spawn");
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = stderr(&out);
     assert!(err.contains("secret access key does not match"), "{err}");
@@ -360,40 +358,28 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
         id: "GK00000000000000000000dead".into(),
         secret: admin.secret.clone(),
     };
-    let out = garage
-        .fruits(&unknown)
-        .args([
+    let out = garage.run(
+        &unknown,
+        &[
             "featurize",
             "s3://photos/fruits-360/",
             "--out",
             "s3://results/x/",
-        ])
-        .output()
-        .expect("spawn");
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        stderr(&out).contains("access key id is unknown"),
-        "{}",
-        stderr(&out)
+        ],
     );
+    fails_with(&out, "access key id is unknown");
     assert!(!stderr(&out).contains(&admin.secret));
 
-    let out = garage
-        .fruits(&admin)
-        .args([
+    let out = garage.run(
+        &admin,
+        &[
             "featurize",
             "s3://no-such-bucket/x/",
             "--out",
             "s3://results/x/",
-        ])
-        .output()
-        .expect("spawn");
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        stderr(&out).contains("bucket no-such-bucket does not exist"),
-        "{}",
-        stderr(&out)
+        ],
     );
+    fails_with(&out, "bucket no-such-bucket does not exist");
     assert!(
         results.list_files().expect("list").is_empty(),
         "nothing written"
@@ -405,11 +391,10 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
     let us_admin = us.key("admin", 1);
     us.allow("us-results", &us_admin, true, true);
     let local_in = tmp.path().join("in").display().to_string();
-    let out = us
-        .fruits(&us_admin)
-        .args(["featurize", &local_in, "--out", "s3://us-results/x/"])
-        .output()
-        .expect("spawn");
+    let out = us.run(
+        &us_admin,
+        &["featurize", &local_in, "--out", "s3://us-results/x/"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = stderr(&out);
     assert!(
@@ -420,9 +405,9 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
     assert!(err.contains("--allow-region us-east-1"), "{err}");
     let us_results = us.open("s3://us-results/", &us_admin);
     assert!(us_results.list_files().expect("list").is_empty());
-    let out = us
-        .fruits(&us_admin)
-        .args([
+    let out = us.run(
+        &us_admin,
+        &[
             "featurize",
             &local_in,
             "--out",
@@ -430,9 +415,8 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
             "--allow-region",
             "us-east-1",
             "--quiet",
-        ])
-        .output()
-        .expect("spawn");
+        ],
+    );
     ok(&out);
     assert!(
         us_results
@@ -546,17 +530,16 @@ fn an_s3_output_takes_one_writer_at_a_time() {
         format!(r#"{{"host":"other-host","pid":4242,"since_unix":{now},"expires_unix":{expires}}}"#)
     };
     let featurize = |out: &str| {
-        garage
-            .fruits(&admin)
-            .args([
+        garage.run(
+            &admin,
+            &[
                 "featurize",
                 "s3://photos/fruits-360",
                 "--out",
                 out,
                 "--quiet",
-            ])
-            .output()
-            .expect("spawn")
+            ],
+        )
     };
 
     // A live lease (another run is writing): refused, nothing written.

@@ -28,6 +28,19 @@ fn post(server: &Server, path: &str, content_type: Option<&str>, body: Vec<u8>) 
 }
 
 /// Status and JSON body; asserts the body is JSON.
+/// POSTs `bytes` to `/v1/identify` as a form's `file` field, as the upload page does.
+fn post_file(server: &Server, name: &str, bytes: Vec<u8>) -> Response {
+    let part = multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str("image/jpeg")
+        .expect("mime");
+    client()
+        .post(server.at("/v1/identify"))
+        .multipart(multipart::Form::new().part("file", part))
+        .send()
+        .expect("multipart")
+}
+
 fn answer(r: Response) -> (StatusCode, Value) {
     let status = r.status();
     let text = r.text().expect("body");
@@ -123,18 +136,7 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
         (StatusCode::OK, Some("Kiwi 1"))
     );
     // Multipart, as the browser's form would send it.
-    let form = multipart::Form::new().part(
-        "file",
-        multipart::Part::bytes(kiwi.clone())
-            .file_name("kiwi.jpg")
-            .mime_str("image/jpeg")
-            .expect("mime"),
-    );
-    let r = client()
-        .post(server.at("/v1/identify"))
-        .multipart(form)
-        .send()
-        .expect("multipart");
+    let r = post_file(&server, "kiwi.jpg", kiwi.clone());
     let (status, body) = answer(r);
     assert_eq!(
         (status, body["top"][0]["class"].as_str()),
@@ -206,18 +208,7 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
         "body_too_large",
         "1.0 MiB",
     );
-    let form = multipart::Form::new().part(
-        "file",
-        multipart::Part::bytes(big)
-            .file_name("big.jpg")
-            .mime_str("image/jpeg")
-            .expect("mime"),
-    );
-    let r = client()
-        .post(server.at("/v1/identify"))
-        .multipart(form)
-        .send()
-        .expect("big form");
+    let r = post_file(&server, "big.jpg", big);
     assert_error(r, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "");
     let form = multipart::Form::new().text("comment", "no file here");
     let r = client()

@@ -213,6 +213,11 @@ impl Garage {
     }
 
     /// A `fruits` command whose AWS environment points at this server with `keys`.
+    /// Runs `fruits ARGS` against this server with `keys` and waits for it.
+    pub fn run(&self, keys: &Keys, args: &[&str]) -> std::process::Output {
+        self.fruits(keys).args(args).output().expect("spawn fruits")
+    }
+
     pub fn fruits(&self, keys: &Keys) -> Command {
         let mut cmd = super::fruits();
         for var in [
