@@ -1,11 +1,12 @@
 """Reference featuriser, written the way a Python user would: Pillow + NumPy +
-ONNX Runtime, one image after another, batch 64, 2 intra-op threads.
+ONNX Runtime, one image after another, batches of 64 (or --batch N), 2
+intra-op threads.
 
 Same preprocessing as `fruits` (../shared/models/README.md): RGB, bilinear to
 224x224 (square images whole, others short side 256 then centre crop 224),
 /255, ImageNet mean/std, NCHW float32. Writes the features as Parquet.
 
-usage: reference.py MODEL OUT.parquet FILE...   (file list also read from stdin with -)
+usage: reference.py [--batch N] MODEL OUT.parquet FILE...   (file list also read from stdin with -)
 """
 
 import sys
@@ -38,7 +39,11 @@ def preprocess(path):
 
 
 def main():
-    model, out, *files = sys.argv[1:]
+    argv = sys.argv[1:]
+    batch_size = 64
+    if argv[:1] == ["--batch"]:
+        batch_size, argv = int(argv[1]), argv[2:]
+    model, out, *files = argv
     if files == ["-"]:
         files = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     opts = ort.SessionOptions()
@@ -46,8 +51,8 @@ def main():
     sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     start = time.perf_counter()
     feats = []
-    for i in range(0, len(files), 64):
-        batch = np.stack([preprocess(f) for f in files[i : i + 64]])
+    for i in range(0, len(files), batch_size):
+        batch = np.stack([preprocess(f) for f in files[i : i + batch_size]])
         feats.append(sess.run(["features"], {"input": batch})[0])
     features = np.concatenate(feats)
     table = pa.table(
