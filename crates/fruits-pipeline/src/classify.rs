@@ -163,9 +163,7 @@ pub fn train_dataset(
         }
         PcaChoice::None => (None, rows.x),
         PcaChoice::Fit(keep) => {
-            let mut stats = PcaStats::new(rows.d);
-            stats.update(&rows.x)?;
-            let model = fruits_pca::fit(&stats, keep)?;
+            let model = fit_pca(&rows.x, rows.d, keep)?;
             let projected = model.transform(&rows.x)?;
             (Some(model), projected)
         }
@@ -187,6 +185,13 @@ pub fn train_dataset(
         cv: cv_report,
     };
     Ok(Classifier::new(features, pca, model, training))
+}
+
+/// A PCA fitted on the rows `x` (`d` values each), as training fits one.
+fn fit_pca(x: &[f32], d: usize, keep: Keep) -> Result<PcaModel, PipelineError> {
+    let mut stats = PcaStats::new(d);
+    stats.update(x)?;
+    Ok(fruits_pca::fit(&stats, keep)?)
 }
 
 /// Accuracy of every C of `cv.grid` on each held-out fold of `rows`.
@@ -216,9 +221,7 @@ fn cross_validate(
         // A PCA fitted by training is part of what is validated: fit it on
         // this fold's training part alone.
         if let PcaChoice::Fit(keep) = pca {
-            let mut stats = PcaStats::new(rows.d);
-            stats.update(&train_x)?;
-            let model = fruits_pca::fit(&stats, *keep)?;
+            let model = fit_pca(&train_x, rows.d, *keep)?;
             train_x = model.transform(&train_x)?;
             held_x = model.transform(&held_x)?;
         }
@@ -227,12 +230,7 @@ fn cross_validate(
             let config = TrainConfig { c: *c, ..*config };
             let (model, _) = train(&train_x, d, &train_y, classes.to_vec(), &config)?;
             let predicted = model.predict(&held_x)?;
-            let right = predicted
-                .iter()
-                .zip(&held_y)
-                .filter(|(p, t)| p == t)
-                .count();
-            scores.push(right as f64 / held_y.len().max(1) as f64);
+            scores.push(Confusion::new(classes.len(), &held_y, &predicted).accuracy());
             tracing::info!(fold, c, accuracy = scores.last(), "cross-validation");
         }
     }
