@@ -55,9 +55,7 @@ impl Holder {
     fn me(ttl: Option<Duration>) -> Holder {
         let now = now_unix();
         Holder {
-            host: std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into()),
+            host: host_name(),
             pid: std::process::id(),
             since_unix: now,
             expires_unix: ttl.map_or(0, |t| now + t.as_secs()),
@@ -70,8 +68,7 @@ impl Holder {
     /// its lease, and a rerun on the same machine must not wait out the TTL.
     /// Holders on other machines are only judged by their lease's expiry.
     fn is_dead_here(&self) -> bool {
-        let me = Holder::me(None);
-        if self.host != me.host || self.host == "unknown" || self.started_ticks == 0 {
+        if self.host != host_name() || self.host == UNKNOWN_HOST || self.started_ticks == 0 {
             return false;
         }
         process_start(self.pid) != Some(self.started_ticks)
@@ -86,6 +83,16 @@ impl Holder {
             now_unix().saturating_sub(self.since_unix)
         )
     }
+}
+
+/// Written when the host name cannot be read: never matches "this machine".
+const UNKNOWN_HOST: &str = "unknown";
+
+/// This machine's name, as holders record it.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| UNKNOWN_HOST.into())
 }
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`), or None
