@@ -207,17 +207,23 @@ def test_the_container_keeps_the_sagemaker_contract(image, model_dir):
         c.remove()
 
 
+def run_to_exit(image, model):
+    """Runs the container on the model folder `model` until it stops by itself:
+    its exit status and logs."""
+    c = Container(image, model)
+    try:
+        return c.wait_exit(), c.logs()
+    finally:
+        c.remove()
+
+
 def test_bad_model_folders_stop_the_container_with_a_clear_error(image, model_dir, tmp_path):
     # Missing files: nothing in /opt/ml/model.
     empty = tmp_path / "empty"
     empty.mkdir()
-    c = Container(image, empty)
-    try:
-        assert c.wait_exit() == 1
-        logs = c.logs()
-        assert "classifier.json" in logs and "/opt/ml/model" in logs, logs
-    finally:
-        c.remove()
+    code, logs = run_to_exit(image, empty)
+    assert code == 1
+    assert "classifier.json" in logs and "/opt/ml/model" in logs, logs
     # A bundle whose image model is not the one it was trained with.
     wrong = tmp_path / "wrong"
     shutil.copytree(model_dir["dir"], wrong)
@@ -225,13 +231,9 @@ def test_bad_model_folders_stop_the_container_with_a_clear_error(image, model_di
     onnx.unlink()
     int8 = Path(os.environ.get("FRUITS_MODELS_DIR", REPO.parent / "shared" / "models")) / "mobilenetv2-12-int8.onnx"
     shutil.copy(int8, wrong / onnx.name)
-    c = Container(image, wrong)
-    try:
-        assert c.wait_exit() == 1
-        logs = c.logs()
-        assert "sha256" in logs and "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838" in logs, logs
-    finally:
-        c.remove()
+    code, logs = run_to_exit(image, wrong)
+    assert code == 1
+    assert "sha256" in logs and "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838" in logs, logs
 
 
 def route_invocations_to(container_url):

@@ -41,6 +41,16 @@ fn post_file(server: &Server, name: &str, bytes: Vec<u8>) -> Response {
         .expect("multipart")
 }
 
+/// The `/metrics` page.
+fn metrics(server: &Server) -> String {
+    client()
+        .get(server.at("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text")
+}
+
 fn answer(r: Response) -> (StatusCode, Value) {
     let status = r.status();
     let text = r.text().expect("body");
@@ -235,12 +245,7 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
     );
 
     // Metrics saw all of it.
-    let metrics = client()
-        .get(server.at("/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = metrics(&server);
     for needle in [
         "fruits_requests_total{endpoint=\"identify\",status=\"200\"}",
         "fruits_requests_total{endpoint=\"identify\",status=\"413\"}",
@@ -467,12 +472,7 @@ fn abusive_clients_cannot_hold_the_service() {
         drop(gone);
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let metrics = client()
-        .get(server.at("/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = metrics(&server);
     assert!(
         metrics.lines().any(|l| l == "fruits_in_flight 0"),
         "{metrics}"
