@@ -19,7 +19,7 @@ use fruits_image::{DecodeLimits, ImageError, ImageInfo, Preprocessing};
 use fruits_model::{FeatureModel, ModelError};
 use serde::Serialize;
 
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, with_classifier};
 
 /// Answers given per photo unless asked otherwise.
 pub const DEFAULT_TOP: usize = 5;

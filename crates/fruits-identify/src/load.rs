@@ -46,7 +46,15 @@ pub fn load(
     storage: &StorageOptions,
     options: &LoadOptions,
 ) -> Result<Identifier, IdentifyError> {
-    let classifier = Classifier::load(bundle)?;
+    with_classifier(Classifier::load(bundle)?, storage, options)
+}
+
+/// Like [`load`], for a classifier already in memory (just trained, in Python).
+pub fn with_classifier(
+    classifier: Classifier,
+    storage: &StorageOptions,
+    options: &LoadOptions,
+) -> Result<Identifier, IdentifyError> {
     let spec = &classifier.file.features;
     let path = match &options.image_model {
         Some(path) => path.clone(),

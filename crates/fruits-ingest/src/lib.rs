@@ -62,10 +62,18 @@ pub fn is_image_name(name: &str) -> bool {
 /// file (a name starting with `.`), so object-store listings can reuse the same rule.
 pub fn entry_for(rel: &str, size: u64) -> Option<ImageEntry> {
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-    let (file, dirs) = parts.split_last()?;
+    let file = parts.last()?;
     if parts.iter().any(|p| p.starts_with('.')) || !is_image_name(file) {
         return None;
     }
+    Some(entry_named(rel, size))
+}
+
+/// The entry of a photo named explicitly (a path column, an upload): label
+/// and split from its folders as [`entry_for`] does, whatever its file name.
+pub fn entry_named(rel: &str, size: u64) -> ImageEntry {
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let dirs = parts.split_last().map(|(_, dirs)| dirs).unwrap_or_default();
     let label = dirs.last().map(|s| s.to_string()).unwrap_or_default();
     let split = dirs
         .len()
@@ -73,12 +81,12 @@ pub fn entry_for(rel: &str, size: u64) -> Option<ImageEntry> {
         .map(|i| dirs[i])
         .filter(|g| SPLITS.contains(g))
         .map(str::to_string);
-    Some(ImageEntry {
+    ImageEntry {
         path: parts.join("/"),
         size,
         label,
         split,
-    })
+    }
 }
 
 /// The images under a root, and the entries that could not be listed.

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use crossbeam_channel::bounded;
 use fruits_image::{DecodeLimits, Preprocessing};
@@ -46,6 +47,12 @@ pub const DEFAULT_PART_ROWS: usize = 2048;
 /// Default largest input file, in MiB: far above any photo (a 100-megapixel
 /// JPEG is about 30 MiB), far below what would strain memory.
 pub const DEFAULT_MAX_FILE_MIB: u64 = 64;
+
+/// Default decode threads on a machine of `cores` cores: one per two cores,
+/// at least one; inference takes the others (measured in docs/performance.md).
+pub fn default_decode_threads(cores: usize) -> usize {
+    (cores / 2).max(1)
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -270,12 +277,22 @@ struct StageOutcome {
     stopped_early: bool,
 }
 
+/// Where the photos' bytes come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Photos<'a> {
+    /// Read from a folder or `s3://` prefix, each entry's path relative to it.
+    At(&'a Location),
+    /// Already in memory, one per entry, in the same order (Spark's
+    /// `binaryFile` content column, an upload).
+    Given(&'a [Bytes]),
+}
+
 /// Runs fetch -> decode -> inference -> gather over `pending`, in input order,
 /// calling `flush` with the gathered rows and errors every `part_rows` inputs
 /// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
 /// an output) and [`featurize_partition`] (one part per Spark partition).
 fn run_stages<F>(
-    input: &Location,
+    input: Photos<'_>,
     pending: &[ImageEntry],
     model: &FeatureModel,
     config: &FeaturizeConfig,
@@ -308,7 +325,7 @@ where
         let fetcher = s.spawn(|| {
             let mut entries = Vec::with_capacity(config.batch_size);
             let mut bytes = Vec::with_capacity(config.batch_size);
-            input.fetch_each(&keys, |i, result| {
+            let each = |i: usize, result: Result<Bytes, StorageError>| {
                 if cancel.load(Ordering::Relaxed) {
                     return false;
                 }
@@ -337,7 +354,18 @@ where
                     return fetched_tx.send(batch).is_ok();
                 }
                 true
-            });
+            };
+            match input {
+                Photos::At(location) => location.fetch_each(&keys, each),
+                Photos::Given(all) => {
+                    let mut each = each;
+                    for (i, bytes) in all.iter().enumerate() {
+                        if !each(i, Ok(bytes.clone())) {
+                            break;
+                        }
+                    }
+                }
+            }
             let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
             if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
                 let _ = fetched_tx.send(FetchedBatch { entries, bytes });
@@ -487,6 +515,26 @@ where
     })
 }
 
+/// Refuses settings no run can use.
+fn check_config(model: &FeatureModel, config: &FeaturizeConfig) -> Result<(), PipelineError> {
+    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
+        return Err(PipelineError::Config(
+            "batch size, part rows and decode threads must be at least 1".into(),
+        ));
+    }
+    let pre = &config.preprocessing;
+    if pre.size != model.info().input_size {
+        return Err(PipelineError::Config(format!(
+            "preprocessing makes {}x{} images but the model takes {}x{}",
+            pre.size,
+            pre.size,
+            model.info().input_size,
+            model.info().input_size
+        )));
+    }
+    Ok(())
+}
+
 /// Featurises every image under `input` into the output `out`, skipping what
 /// earlier runs did. Stops early, without writing the manifest, when `cancel`
 /// becomes true; the parts written so far are kept for the next run.
@@ -522,22 +570,8 @@ pub fn featurize_entries(
     cancel: &AtomicBool,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
-        return Err(PipelineError::Config(
-            "batch size, part rows and decode threads must be at least 1".into(),
-        ));
-    }
-    let pre = &config.preprocessing;
-    if pre.size != model.info().input_size {
-        return Err(PipelineError::Config(format!(
-            "preprocessing makes {}x{} images but the model takes {}x{}",
-            pre.size,
-            pre.size,
-            model.info().input_size,
-            model.info().input_size
-        )));
-    }
-    let meta = DatasetMeta::new(feature_spec(model, pre));
+    check_config(model, config)?;
+    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
     let out = dir.root();
     // Every input once, whatever happened before (see OutputDir::scan_repaired).
     let scan = dir.scan_repaired()?;
@@ -557,33 +591,8 @@ pub fn featurize_entries(
         .filter(|p| !config.retry_errors || p.kind == PartKind::Features)
         .flat_map(|p| p.paths.iter().map(String::as_str))
         .collect();
-    let ImageListing { entries, problems } = listing;
-    let total = (entries.len() + problems.len()) as u64;
-    // Refused from the listing alone: entries that are not files, names that
-    // cannot be keys, files over the size limit.
-    let mut refused = ErrorRows::default();
-    for p in problems.iter().filter(|p| !done.contains(p.rel.as_str())) {
-        refused.push(&p.rel, ErrorKind::from(p.kind), &p.message);
-    }
-    let mut pending = Vec::with_capacity(entries.len());
-    for e in entries
-        .into_iter()
-        .filter(|e| !done.contains(e.path.as_str()))
-    {
-        if e.size > config.max_file_bytes {
-            refused.push(
-                &e.path,
-                ErrorKind::FileTooLarge,
-                &format!(
-                    "the file is {:.1} MiB, over the {:.1} MiB limit; it was not read",
-                    e.size as f64 / 1048576.0,
-                    config.max_file_bytes as f64 / 1048576.0
-                ),
-            );
-        } else {
-            pending.push(e);
-        }
-    }
+    let total = (listing.entries.len() + listing.problems.len()) as u64;
+    let (pending, mut refused) = screen(listing, config, |path| !done.contains(path));
     let refused_count = refused.len() as u64;
     let skipped = total - pending.len() as u64 - refused_count;
     progress.start(total, skipped);
@@ -608,7 +617,15 @@ pub fn featurize_entries(
         seq += 1;
         Ok(())
     };
-    let outcome = run_stages(input, &pending, model, config, progress, cancel, flush)?;
+    let outcome = run_stages(
+        Photos::At(input),
+        &pending,
+        model,
+        config,
+        progress,
+        cancel,
+        flush,
+    )?;
     let (featurised, failed) = (outcome.featurised, outcome.failed + refused_count);
     let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
 
@@ -662,6 +679,152 @@ pub fn featurize_entries(
     })
 }
 
+/// Splits a listing into the entries to featurise (those `wanted` says are
+/// still to do) and the error rows of those refused from the listing alone:
+/// entries that are not files, names that cannot be keys, files over the size
+/// limit (never read).
+fn screen(
+    listing: ImageListing,
+    config: &FeaturizeConfig,
+    wanted: impl Fn(&str) -> bool,
+) -> (Vec<ImageEntry>, ErrorRows) {
+    let ImageListing { entries, problems } = listing;
+    let mut refused = ErrorRows::default();
+    for p in problems.iter().filter(|p| wanted(&p.rel)) {
+        refused.push(&p.rel, ErrorKind::from(p.kind), &p.message);
+    }
+    let mut pending = Vec::with_capacity(entries.len());
+    for e in entries.into_iter().filter(|e| wanted(&e.path)) {
+        if e.size > config.max_file_bytes {
+            refused.push(
+                &e.path,
+                ErrorKind::FileTooLarge,
+                &format!(
+                    "the file is {:.1} MiB, over the {:.1} MiB limit; it was not read",
+                    e.size as f64 / 1048576.0,
+                    config.max_file_bytes as f64 / 1048576.0
+                ),
+            );
+        } else {
+            pending.push(e);
+        }
+    }
+    (pending, refused)
+}
+
+/// Features and errors made in memory by [`featurize_in_memory`].
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Rows of the features table (the schema of a features part).
+    pub features: Vec<RecordBatch>,
+    /// Rows of the errors table: every input that did not featurise, with why.
+    pub errors: Vec<RecordBatch>,
+    /// What both tables' rows were made with (model, preprocessing).
+    pub meta: DatasetMeta,
+}
+
+/// Featurises the photos of `listing` in memory and writes nothing: for
+/// notebooks and Spark DataFrames. With [`Photos::Given`], `listing.entries`
+/// name the given bytes one for one (their `size` is the bytes' length).
+/// Every entry and listing problem ends up in exactly one of the two tables.
+pub fn featurize_in_memory(
+    photos: Photos<'_>,
+    listing: ImageListing,
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+) -> Result<Tables, PipelineError> {
+    check_config(model, config)?;
+    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    let config = FeaturizeConfig {
+        part_rows: usize::MAX,
+        stop_after_batches: None,
+        ..config.clone()
+    };
+    let mut tables = Tables {
+        features: Vec::new(),
+        errors: Vec::new(),
+        meta,
+    };
+    let cancel = AtomicBool::new(false);
+    match photos {
+        Photos::At(_) => {
+            let (pending, mut refused) = screen(listing, &config, |_| true);
+            if !refused.is_empty() {
+                tables.errors.push(refused.finish()?);
+            }
+            run_in_memory(photos, &pending, model, &config, &cancel, &mut tables)?;
+        }
+        Photos::Given(all) => {
+            if all.len() != listing.entries.len() {
+                return Err(PipelineError::Internal(format!(
+                    "{} photos for {} entries",
+                    all.len(),
+                    listing.entries.len()
+                )));
+            }
+            // Screened pairwise, so entries and bytes stay one for one
+            // (a DataFrame may name one path twice).
+            let ImageListing { entries, problems } = listing;
+            let (mut pending, mut bytes) = (Vec::new(), Vec::new());
+            let mut screened = Vec::new();
+            for (entry, photo) in entries.into_iter().zip(all) {
+                let listing = ImageListing {
+                    entries: vec![entry],
+                    problems: Vec::new(),
+                };
+                let (mut ok, refused) = screen(listing, &config, |_| true);
+                if let Some(entry) = ok.pop() {
+                    pending.push(entry);
+                    bytes.push(photo.clone());
+                }
+                screened.push(refused);
+            }
+            let problems = ImageListing {
+                entries: Vec::new(),
+                problems,
+            };
+            let (_, mut refused) = screen(problems, &config, |_| true);
+            for mut r in screened.into_iter().filter(|r| !r.is_empty()) {
+                tables.errors.push(r.finish()?);
+            }
+            if !refused.is_empty() {
+                tables.errors.push(refused.finish()?);
+            }
+            run_in_memory(
+                Photos::Given(&bytes),
+                &pending,
+                model,
+                &config,
+                &cancel,
+                &mut tables,
+            )?;
+        }
+    }
+    Ok(tables)
+}
+
+fn run_in_memory(
+    photos: Photos<'_>,
+    pending: &[ImageEntry],
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    cancel: &AtomicBool,
+    tables: &mut Tables,
+) -> Result<(), PipelineError> {
+    let (features, errors) = (&mut tables.features, &mut tables.errors);
+    let flush = |rows: &mut FeatureRows, errs: &mut ErrorRows| -> Result<(), PipelineError> {
+        if !rows.is_empty() {
+            features.push(rows.finish()?);
+        }
+        if !errs.is_empty() {
+            errors.push(errs.finish()?);
+        }
+        Ok(())
+    };
+    run_stages(photos, pending, model, config, &NoProgress, cancel, flush)?;
+    Ok(())
+}
+
 /// What [`featurize_partition`] wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionResult {
@@ -706,7 +869,15 @@ pub fn featurize_partition(
         Ok(())
     };
     let cancel = AtomicBool::new(false);
-    let outcome = run_stages(input, entries, model, &config, &NoProgress, &cancel, flush)?;
+    let outcome = run_stages(
+        Photos::At(input),
+        entries,
+        model,
+        &config,
+        &NoProgress,
+        &cancel,
+        flush,
+    )?;
     let Gathered { part, errors } = written;
     Ok(PartitionResult {
         part,

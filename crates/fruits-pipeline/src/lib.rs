@@ -14,8 +14,8 @@ pub mod report;
 pub mod run;
 
 pub use featurize::{
-    FeaturizeConfig, NoProgress, PartitionResult, Progress, Summary, feature_spec, featurize,
-    featurize_entries, featurize_partition,
+    FeaturizeConfig, NoProgress, PartitionResult, Photos, Progress, Summary, Tables, feature_spec,
+    featurize, featurize_entries, featurize_in_memory, featurize_partition,
 };
 
 use fruits_store::{StorageError, StoreError};

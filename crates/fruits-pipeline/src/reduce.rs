@@ -27,7 +27,7 @@ pub const BATCH_ROWS: usize = 4096;
 pub fn vector_column<'a>(
     batch: &'a RecordBatch,
     name: &'static str,
-    dataset: &Location,
+    dataset: &dyn std::fmt::Display,
 ) -> Result<(&'a [f32], usize), PipelineError> {
     let column = batch
         .column_by_name(name)
@@ -90,10 +90,72 @@ pub struct Pass {
     pub sample_labels: Vec<String>,
 }
 
+/// One pass's running summary: statistics of every row and the plot sample.
+struct Summary {
+    stride: usize,
+    stats: Option<PcaStats>,
+    sample: Vec<f32>,
+    sample_labels: Vec<String>,
+    row: usize,
+}
+
+impl Summary {
+    fn new(rows: u64) -> Summary {
+        Summary {
+            stride: plot_stride(rows),
+            stats: None,
+            sample: Vec::new(),
+            sample_labels: Vec::new(),
+            row: 0,
+        }
+    }
+
+    /// Adds the `features` (and `label`, when present) of one batch of `what`.
+    fn add(
+        &mut self,
+        batch: &RecordBatch,
+        what: &dyn std::fmt::Display,
+    ) -> Result<(), PipelineError> {
+        let (values, dim) = vector_column(batch, columns::FEATURES, what)?;
+        let s = self.stats.get_or_insert_with(|| PcaStats::new(dim));
+        if s.dim() != dim {
+            return Err(PipelineError::MixedDimensions {
+                dataset: what.to_string(),
+                first: s.dim(),
+                now: dim,
+            });
+        }
+        s.update(values)?;
+        let labels = batch
+            .column_by_name(columns::LABEL)
+            .and_then(|c| c.as_string_opt::<i32>());
+        for (i, v) in values.chunks_exact(dim).enumerate() {
+            if (self.row + i).is_multiple_of(self.stride) {
+                self.sample.extend_from_slice(v);
+                self.sample_labels
+                    .push(labels.map(|l| l.value(i).to_string()).unwrap_or_default());
+            }
+        }
+        self.row += batch.num_rows();
+        Ok(())
+    }
+
+    fn finish(self, what: &dyn std::fmt::Display) -> Result<Pass, PipelineError> {
+        let stats = self.stats.ok_or_else(|| PipelineError::TooFewRows {
+            dataset: what.to_string(),
+            rows: 0,
+        })?;
+        Ok(Pass {
+            stats,
+            sample: self.sample,
+            sample_labels: self.sample_labels,
+        })
+    }
+}
+
 /// Summarises the `features` of every row of `ds` in one pass, reading the
 /// next batch on another thread while this one is being summarised.
 pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
-    let stride = plot_stride(ds.manifest().rows);
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -104,43 +166,53 @@ pub fn stats_of(ds: &Dataset) -> Result<Pass, PipelineError> {
                 }
             }
         });
-        let mut stats: Option<PcaStats> = None;
-        let mut sample = Vec::new();
-        let mut sample_labels = Vec::new();
-        let mut row = 0usize;
+        let mut summary = Summary::new(ds.manifest().rows);
         for batch in rx {
-            let batch = batch?;
-            let (values, dim) = vector_column(&batch, columns::FEATURES, ds.root())?;
-            let s = stats.get_or_insert_with(|| PcaStats::new(dim));
-            if s.dim() != dim {
-                return Err(PipelineError::MixedDimensions {
-                    dataset: ds.root().to_string(),
-                    first: s.dim(),
-                    now: dim,
-                });
-            }
-            s.update(values)?;
-            let labels = batch
-                .column_by_name(columns::LABEL)
-                .map(|c| c.as_string::<i32>());
-            for (i, v) in values.chunks_exact(dim).enumerate() {
-                if (row + i).is_multiple_of(stride) {
-                    sample.extend_from_slice(v);
-                    sample_labels.push(labels.map(|l| l.value(i).to_string()).unwrap_or_default());
-                }
-            }
-            row += batch.num_rows();
+            summary.add(&batch?, ds.root())?;
         }
-        let stats = stats.ok_or_else(|| PipelineError::TooFewRows {
-            dataset: ds.root().to_string(),
-            rows: 0,
-        })?;
-        Ok(Pass {
-            stats,
-            sample,
-            sample_labels,
-        })
+        summary.finish(ds.root())
     })
+}
+
+/// Like [`fit_dataset`], for rows in memory (a table from Python): `what`
+/// names them in errors.
+pub fn fit_batches(
+    batches: &[RecordBatch],
+    keep: Keep,
+    what: &str,
+) -> Result<(PcaModel, Pass), PipelineError> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut summary = Summary::new(rows as u64);
+    for batch in batches {
+        summary.add(batch, &what)?;
+    }
+    let pass = summary.finish(&what)?;
+    if pass.stats.count() < 2 {
+        return Err(PipelineError::TooFewRows {
+            dataset: what.to_string(),
+            rows: pass.stats.count(),
+        });
+    }
+    Ok((fruits_pca::fit(&pass.stats, keep)?, pass))
+}
+
+/// The PCA statistics of the `features` of rows in memory (one Spark
+/// partition's share of a fit); `what` names them in errors.
+pub fn batch_stats(batches: &[RecordBatch], what: &str) -> Result<Option<PcaStats>, PipelineError> {
+    let mut stats: Option<PcaStats> = None;
+    for batch in batches {
+        let (values, dim) = vector_column(batch, columns::FEATURES, &what)?;
+        let s = stats.get_or_insert_with(|| PcaStats::new(dim));
+        if s.dim() != dim {
+            return Err(PipelineError::MixedDimensions {
+                dataset: what.to_string(),
+                first: s.dim(),
+                now: dim,
+            });
+        }
+        s.update(values)?;
+    }
+    Ok(stats)
 }
 
 /// Fits a PCA on the features of `ds`; returns it with the pass's plot sample.
@@ -273,6 +345,92 @@ pub fn transform_dataset(
     Ok(rows)
 }
 
+/// The schema of a reduced output's parts: `path`, `label`, `split` as in a
+/// features part, and the `k`-long `pca` vector.
+pub fn reduced_schema(k: usize) -> arrow_schema::SchemaRef {
+    let features = fruits_store::features_schema(0);
+    let mut fields: Vec<Field> = [columns::PATH, columns::LABEL, columns::SPLIT]
+        .iter()
+        .filter_map(|name| features.field_with_name(name).ok().cloned())
+        .collect();
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    fields.push(Field::new(
+        columns::PCA,
+        DataType::FixedSizeList(item, k as i32),
+        false,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+/// The `features` of one batch of `what` projected by `model`: a `k`-long
+/// vector per row.
+pub fn project_vectors(
+    batch: &RecordBatch,
+    model: &PcaModel,
+    what: &dyn std::fmt::Display,
+) -> Result<FixedSizeListArray, PipelineError> {
+    let (values, dim) = vector_column(batch, columns::FEATURES, what)?;
+    if dim != model.d {
+        return Err(PipelineError::WrongDimension {
+            what: what.to_string(),
+            got: dim,
+            expected: model.d,
+        });
+    }
+    let projected = model.transform(values)?;
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    FixedSizeListArray::try_new(
+        item,
+        model.k as i32,
+        Arc::new(Float32Array::from(projected)),
+        None,
+    )
+    .map_err(|e| PipelineError::Internal(e.to_string()))
+}
+
+/// Projects the `features` of one batch of `what` with `model`: the batch's
+/// `path`, `label` and `split` and a `pca` column, the schema of a reduced
+/// part. `first_row` is the batch's first row number in its dataset; with
+/// `sample`, keeps the batch's rows of the projection plot (needs k >= 2).
+pub fn project_batch(
+    batch: &RecordBatch,
+    model: &PcaModel,
+    what: &dyn std::fmt::Display,
+    first_row: u64,
+    sample: Option<&mut PlotSample>,
+) -> Result<RecordBatch, PipelineError> {
+    let list = project_vectors(batch, model, what)?;
+    if let Some(sample) = sample
+        && model.k >= 2
+    {
+        let projected = list.values().as_primitive::<Float32Type>().values();
+        let labels = batch
+            .column_by_name(columns::LABEL)
+            .and_then(|c| c.as_string_opt::<i32>());
+        for (i, z) in projected.chunks_exact(model.k).enumerate() {
+            if (first_row + i as u64).is_multiple_of(sample.stride.max(1) as u64) {
+                sample.points.push((z[0], z[1]));
+                sample
+                    .labels
+                    .push(labels.map(|l| l.value(i).to_string()).unwrap_or_default());
+            }
+        }
+    }
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for name in [columns::PATH, columns::LABEL, columns::SPLIT] {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| PipelineError::MissingColumn {
+                dataset: what.to_string(),
+                column: name,
+            })?;
+        columns.push(column.clone());
+    }
+    columns.push(Arc::new(list));
+    RecordBatch::try_new(reduced_schema(model.k), columns)
+        .map_err(|e| PipelineError::Internal(e.to_string()))
+}
+
 /// Projects one part of `ds` into part `seq` of `dir` (`part-r000-{seq}`);
 /// `None` when the part has no rows. Writing the same part again replaces it
 /// with the same rows, which is what a retried Spark task does. With `sample`,
@@ -286,67 +444,19 @@ pub fn transform_part(
     out_meta: &DatasetMeta,
     mut sample: Option<&mut PlotSample>,
 ) -> Result<Option<PartInfo>, PipelineError> {
-    let k = model.k;
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let what = ds.root().describe(&part.file);
     let mut batches = Vec::new();
     let mut row = sample.as_ref().map_or(0, |s| s.first_row);
     for batch in ds.part_batches(part, BATCH_ROWS) {
         let batch = batch?;
-        let (values, dim) = vector_column(&batch, columns::FEATURES, ds.root())?;
-        if dim != model.d {
-            return Err(PipelineError::WrongDimension {
-                what: ds.root().describe(&part.file),
-                got: dim,
-                expected: model.d,
-            });
-        }
-        let projected = model.transform(values)?;
-        if let Some(sample) = sample.as_deref_mut()
-            && k >= 2
-        {
-            let labels = batch
-                .column_by_name(columns::LABEL)
-                .map(|c| c.as_string::<i32>());
-            for (i, z) in projected.chunks_exact(k).enumerate() {
-                if (row + i as u64).is_multiple_of(sample.stride.max(1) as u64) {
-                    sample.points.push((z[0], z[1]));
-                    sample
-                        .labels
-                        .push(labels.map(|l| l.value(i).to_string()).unwrap_or_default());
-                }
-            }
-        }
+        batches.push(project_batch(
+            &batch,
+            model,
+            &what,
+            row,
+            sample.as_deref_mut(),
+        )?);
         row += batch.num_rows() as u64;
-        let list = FixedSizeListArray::try_new(
-            item.clone(),
-            k as i32,
-            Arc::new(Float32Array::from(projected)),
-            None,
-        )
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
-        let mut fields = Vec::new();
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        for name in [columns::PATH, columns::LABEL, columns::SPLIT] {
-            let idx = batch
-                .schema()
-                .index_of(name)
-                .map_err(|_| PipelineError::MissingColumn {
-                    dataset: ds.root().describe(&part.file),
-                    column: name,
-                })?;
-            fields.push(batch.schema().field(idx).clone());
-            columns.push(batch.column(idx).clone());
-        }
-        fields.push(Field::new(
-            columns::PCA,
-            DataType::FixedSizeList(item.clone(), k as i32),
-            false,
-        ));
-        columns.push(Arc::new(list));
-        batches.push(
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-                .map_err(|e| PipelineError::Internal(e.to_string()))?,
-        );
     }
     if batches.is_empty() {
         return Ok(None);

@@ -18,7 +18,9 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
     Ok(FeaturizeConfig {
         batch_size: args.batch_size,
-        decode_threads: args.decode_threads.unwrap_or_else(|| (cores() / 2).max(1)),
+        decode_threads: args
+            .decode_threads
+            .unwrap_or_else(|| fruits_pipeline::featurize::default_decode_threads(cores())),
         part_rows: args.part_rows,
         preprocessing: Preprocessing::default(),
         limits: DecodeLimits::megapixels(args.max_megapixels),
