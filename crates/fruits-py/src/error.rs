@@ -135,6 +135,20 @@ impl From<PipelineError> for Error {
     }
 }
 
+impl From<fruits_identify::IdentifyError> for Error {
+    fn from(e: fruits_identify::IdentifyError) -> Self {
+        use fruits_identify::IdentifyError as I;
+        match e {
+            I::Classify(e) => e.into(),
+            I::Model(e) => e.into(),
+            e @ (I::WrongImageModel { .. }
+            | I::WrongOutput { .. }
+            | I::WrongPreprocessing { .. }) => Error::new("ModelMismatch", e),
+            e => Error::new("ModelError", e),
+        }
+    }
+}
+
 impl From<PyErr> for Error {
     fn from(e: PyErr) -> Self {
         Error {

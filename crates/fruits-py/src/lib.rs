@@ -1,4 +1,5 @@
-//! `fruits._native`: the fruits core for Python, used by the PySpark job.
+//! `fruits._native`: the fruits core for Python: what `fruits` (notebooks)
+//! and `fruits.spark` (DataFrames, the PySpark job) wrap.
 //!
 //! Thin by design: each function is one call into the Rust crates, with the
 //! GIL released while it works. Tables cross the boundary as pyarrow
@@ -14,31 +15,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::builder::{StringBuilder, UInt64Builder};
-use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_pyarrow::PyArrowType;
 use arrow_schema::{DataType, Field, Schema};
-use fruits_image::{DecodeLimits, Preprocessing};
 use fruits_location::{Location, StorageOptions};
-use fruits_model::{FeatureModel, ModelOptions};
 use fruits_pca::{Keep, PcaModel, PcaStats};
-use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, feature_spec};
-use fruits_pipeline::{FeaturizeConfig, reduce};
+use fruits_pipeline::featurize::DEFAULT_BATCH_SIZE;
+use fruits_pipeline::reduce;
 use fruits_store::{Dataset, DatasetMeta, Manifest, OutputDir, PartInfo, columns};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+mod classifier;
 mod error;
+mod pca;
+mod tables;
+
+use tables::Featurizer;
 
 use error::{Error, Result};
 
 /// Malformed JSON or bytes handed over by the Python side.
-fn json_err(e: serde_json::Error) -> Error {
+pub(crate) fn json_err(e: serde_json::Error) -> Error {
     Error::input(e)
 }
 
-fn storage_options() -> StorageOptions {
+pub(crate) fn storage_options() -> StorageOptions {
     let mut options = StorageOptions::default();
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
         && !endpoint.is_empty()
@@ -55,7 +57,7 @@ fn storage_options() -> StorageOptions {
     options
 }
 
-fn open(spec: &str) -> Result<Location> {
+pub(crate) fn open(spec: &str) -> Result<Location> {
     Ok(Location::parse(spec, &storage_options())?)
 }
 
@@ -95,128 +97,12 @@ fn list_images(py: Python<'_>, root: &str) -> Result<PyArrowType<RecordBatch>> {
 
 /// Models built in this process: the Spark job checks each executor Python
 /// worker builds one, not one per batch.
-static MODELS_BUILT: AtomicU64 = AtomicU64::new(0);
+pub(crate) static MODELS_BUILT: AtomicU64 = AtomicU64::new(0);
 
 /// How many [`Featurizer`]s this process has built.
 #[pyfunction]
 fn models_built() -> u64 {
     MODELS_BUILT.load(Ordering::Relaxed)
-}
-
-/// The image model, loaded once from bytes (Spark broadcasts them), and the
-/// featurisation settings.
-#[pyclass(frozen)]
-struct Featurizer {
-    model: FeatureModel,
-    config: FeaturizeConfig,
-}
-
-#[pymethods]
-impl Featurizer {
-    /// Builds the ONNX Runtime session from the model file's bytes.
-    // Python keyword arguments, mirrored one to one.
-    #[allow(clippy::too_many_arguments)]
-    #[new]
-    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None))]
-    fn new(
-        py: Python<'_>,
-        model_bytes: &[u8],
-        source: &str,
-        intra_threads: usize,
-        batch_size: usize,
-        decode_threads: usize,
-        max_megapixels: f64,
-        ort_lib: Option<std::path::PathBuf>,
-    ) -> Result<Self> {
-        if batch_size == 0
-            || decode_threads == 0
-            || max_megapixels.is_nan()
-            || max_megapixels <= 0.0
-        {
-            return Err(Error::input(
-                "batch_size and decode_threads must be at least 1, max_megapixels positive",
-            ));
-        }
-        let options = ModelOptions {
-            intra_threads,
-            runtime_library: ort_lib,
-            ..ModelOptions::default()
-        };
-        let model = py.detach(|| FeatureModel::from_bytes(model_bytes, source, &options))?;
-        MODELS_BUILT.fetch_add(1, Ordering::Relaxed);
-        Ok(Featurizer {
-            model,
-            config: FeaturizeConfig {
-                batch_size,
-                decode_threads,
-                preprocessing: Preprocessing::default(),
-                limits: DecodeLimits::megapixels(max_megapixels),
-                ..FeaturizeConfig::default()
-            },
-        })
-    }
-
-    /// The metadata every part made by this featurizer records, as JSON.
-    fn meta_json(&self) -> Result<String> {
-        let meta = DatasetMeta::new(feature_spec(&self.model, &self.config.preprocessing));
-        serde_json::to_string(&meta).map_err(json_err)
-    }
-
-    /// Featurises the images named by `batch` (columns `path`, `size`, relative
-    /// to `input`) into part `index` of the output `out` (`part-r000-{index}` and
-    /// `errors-r000-{index}`). Returns a dict: `part`, `part_rows`, `errors`,
-    /// `error_rows` (file names, or None when empty), `featurised`, `failed`.
-    fn featurize_partition<'py>(
-        &self,
-        py: Python<'py>,
-        input: &str,
-        out: &str,
-        index: u32,
-        batch: PyArrowType<RecordBatch>,
-    ) -> Result<Bound<'py, PyDict>> {
-        let batch = batch.0;
-        let paths = batch
-            .column_by_name(columns::PATH)
-            .ok_or_else(|| Error::input("the batch has no `path` column"))?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| Error::input("`path` must be utf8"))?
-            .clone();
-        let sizes = batch
-            .column_by_name("size")
-            .and_then(|c| c.as_primitive_opt::<UInt64Type>().cloned());
-        let entries: Vec<_> = (0..batch.num_rows())
-            .filter_map(|i| {
-                let size = sizes.as_ref().map(|s| s.value(i)).unwrap_or(0);
-                fruits_ingest::entry_for(paths.value(i), size)
-            })
-            .collect();
-        let (input, out) = (open(input)?, open(out)?);
-        let result = py.detach(|| {
-            let dir = OutputDir::create(&out)?;
-            fruits_pipeline::featurize_partition(
-                &input,
-                &entries,
-                &dir,
-                index,
-                &self.model,
-                &self.config,
-            )
-        })?;
-        let d = PyDict::new(py);
-        d.set_item("part", result.part.as_ref().map(|p| p.file.clone()))?;
-        d.set_item(
-            "part_rows",
-            result.part.as_ref().map(|p| p.rows).unwrap_or(0),
-        )?;
-        d.set_item("errors", result.errors.as_ref().map(|p| p.file.clone()))?;
-        d.set_item(
-            "error_rows",
-            result.errors.as_ref().map(|p| p.rows).unwrap_or(0),
-        )?;
-        d.set_item("featurised", result.featurised)?;
-        d.set_item("failed", result.failed)?;
-        Ok(d)
-    }
 }
 
 /// Commits an output: writes `_manifest.json` naming `parts` and `error_parts`
@@ -438,7 +324,23 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_MODEL_FILE",
         fruits_model::Precision::default().file_name(),
     )?;
+    m.add(
+        "DEFAULT_DECODE_THREADS",
+        fruits_pipeline::featurize::default_decode_threads(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
+    )?;
+    m.add("DEFAULT_C", fruits_classify::DEFAULT_C)?;
+    m.add("DEFAULT_MAX_ITER", fruits_classify::DEFAULT_MAX_ITER)?;
+    m.add("DEFAULT_TOP", fruits_identify::DEFAULT_TOP)?;
+    m.add("DEFAULT_CV_GRID", fruits_classify::DEFAULT_CV_GRID.to_vec())?;
+    m.add("FP32_MODEL_FILE", fruits_model::Precision::Fp32.file_name())?;
+    m.add("INT8_MODEL_FILE", fruits_model::Precision::Int8.file_name())?;
     m.add_class::<Featurizer>()?;
+    m.add_class::<pca::Pca>()?;
+    m.add_class::<classifier::Classifier>()?;
+    m.add_function(wrap_pyfunction!(tables::read_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(pca::batch_stats, m)?)?;
     m.add_function(wrap_pyfunction!(list_images, m)?)?;
     m.add_function(wrap_pyfunction!(models_built, m)?)?;
     m.add_function(wrap_pyfunction!(write_manifest, m)?)?;

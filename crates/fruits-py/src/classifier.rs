@@ -1,0 +1,209 @@
+//! `fruits._native.Classifier`: train, evaluate and identify, what
+//! `fruits.Classifier` wraps. Reports cross as JSON (the CLI's `--json`).
+
+use std::sync::OnceLock;
+
+use fruits_classify::metrics::NetRevenue;
+use fruits_classify::{Classifier as Bundle, TrainConfig};
+use fruits_identify::{Identifier, LoadOptions};
+use fruits_image::DecodeLimits;
+use fruits_model::ModelOptions;
+use fruits_pipeline::classify::{CrossValidation, PcaChoice, evaluate_dataset, train_dataset};
+use fruits_store::Dataset;
+use pyo3::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::{json_err, open, storage_options};
+
+/// A trained classifier, and the image model it needs once asked to identify photos.
+#[pyclass(frozen)]
+pub struct Classifier {
+    bundle: Bundle,
+    identifier: OnceLock<Identifier>,
+}
+
+impl Classifier {
+    fn new(bundle: Bundle) -> Self {
+        Classifier {
+            bundle,
+            identifier: OnceLock::new(),
+        }
+    }
+
+    /// The identifier, built on first use (loads the image model the bundle records).
+    fn identifier(
+        &self,
+        image_model: Option<String>,
+        intra_threads: usize,
+        ort_lib: Option<std::path::PathBuf>,
+    ) -> Result<&Identifier> {
+        if let Some(identifier) = self.identifier.get() {
+            return Ok(identifier);
+        }
+        let options = LoadOptions {
+            image_model,
+            model: ModelOptions {
+                intra_threads,
+                runtime_library: ort_lib,
+                ..ModelOptions::default()
+            },
+            limits: DecodeLimits::default(),
+            ..LoadOptions::default()
+        };
+        let built =
+            fruits_identify::with_classifier(self.bundle.clone(), &storage_options(), &options)?;
+        Ok(self.identifier.get_or_init(|| built))
+    }
+}
+
+#[pymethods]
+impl Classifier {
+    /// Trains on the rows of `split` of the features or reduced output at
+    /// `location`, as `fruits train` does. PCA: `pca` (a saved PCA's folder)
+    /// for reduced data, else fitted keeping `variance` or `k`, or none with
+    /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows.
+    #[staticmethod]
+    // Python keyword arguments, mirrored one to one.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None))]
+    fn train(
+        py: Python<'_>,
+        location: &str,
+        split: Option<String>,
+        c: f64,
+        max_iter: usize,
+        variance: Option<f64>,
+        k: Option<usize>,
+        no_pca: bool,
+        pca: Option<String>,
+        cv: Option<usize>,
+        cv_c: Option<Vec<f64>>,
+    ) -> Result<Classifier> {
+        let root = open(location)?;
+        let choice = match (pca, no_pca, k, variance) {
+            (Some(dir), false, None, None) => {
+                let dir = open(&dir)?;
+                PcaChoice::Given(py.detach(|| fruits_pca::load(&dir))?.model)
+            }
+            (None, true, None, None) => PcaChoice::None,
+            (None, false, Some(k), None) => PcaChoice::Fit(fruits_pca::Keep::K(k)),
+            (None, false, None, v) => PcaChoice::Fit(fruits_pca::Keep::Variance(
+                v.unwrap_or(fruits_pipeline::reduce::DEFAULT_VARIANCE),
+            )),
+            _ => {
+                return Err(Error::input(
+                    "give at most one of pca, no_pca, k and variance",
+                ));
+            }
+        };
+        let mut config = TrainConfig {
+            c,
+            ..TrainConfig::default()
+        };
+        config.lbfgs.max_iter = max_iter;
+        let cv = cv.map(|folds| CrossValidation {
+            folds,
+            grid: cv_c.unwrap_or_else(|| fruits_classify::DEFAULT_CV_GRID.to_vec()),
+        });
+        let bundle = py.detach(|| {
+            let ds = Dataset::open(&root)?;
+            train_dataset(&ds, split.as_deref(), choice, &config, cv.as_ref())
+        })?;
+        Ok(Classifier::new(bundle))
+    }
+
+    /// Loads a classifier bundle (a folder or s3:// prefix).
+    #[staticmethod]
+    fn load(py: Python<'_>, location: &str) -> Result<Classifier> {
+        let dir = open(location)?;
+        Ok(Classifier::new(py.detach(|| Bundle::load(&dir))?))
+    }
+
+    /// Saves the bundle into the folder `location`, as `fruits train --out` does.
+    fn save(&self, py: Python<'_>, location: &str) -> Result<()> {
+        let dir = open(location)?;
+        py.detach(|| -> Result<()> {
+            dir.check_writable()?;
+            Ok(self.bundle.save(&dir)?)
+        })
+    }
+
+    /// Scores it on the rows of `split` of the output at `location`, as
+    /// `fruits evaluate` does; with `out`, also writes its report files there.
+    /// `revenue_toml` overrides the net-revenue values. Returns
+    /// `(report JSON, confusion counts row-major)`.
+    #[pyo3(signature = (location, split=None, out=None, revenue_toml=None))]
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        location: &str,
+        split: Option<String>,
+        out: Option<String>,
+        revenue_toml: Option<String>,
+    ) -> Result<(String, Vec<u64>, Vec<String>)> {
+        let revenue = match revenue_toml {
+            Some(text) => NetRevenue::from_toml(&text)
+                .map_err(|e| Error::input(format!("not a valid revenue table: {e}")))?,
+            None => NetRevenue::default(),
+        };
+        let root = open(location)?;
+        let out = out.map(|o| open(&o)).transpose()?;
+        let (eval, warnings) = py.detach(|| -> Result<_> {
+            let ds = Dataset::open(&root)?;
+            let eval = evaluate_dataset(&self.bundle, &ds, split.as_deref(), &revenue)?;
+            let warnings = match &out {
+                Some(out) => {
+                    out.check_writable()?;
+                    fruits_pipeline::report::write_evaluation(&eval, self.bundle.classes(), out)?
+                }
+                None => Vec::new(),
+            };
+            Ok((eval, warnings))
+        })?;
+        let json = serde_json::to_string(&eval).map_err(json_err)?;
+        let warnings = warnings.iter().map(ToString::to_string).collect();
+        Ok((json, eval.confusion.counts, warnings))
+    }
+
+    /// Identifies photos given as bytes: a JSON list with, per photo, either
+    /// `{"top": [...], "width", "height"}` or `{"error", "kind"}`.
+    #[pyo3(signature = (photos, top=fruits_identify::DEFAULT_TOP, image_model=None, intra_threads=1, ort_lib=None))]
+    fn identify(
+        &self,
+        py: Python<'_>,
+        photos: Vec<Vec<u8>>,
+        top: usize,
+        image_model: Option<String>,
+        intra_threads: usize,
+        ort_lib: Option<std::path::PathBuf>,
+    ) -> Result<String> {
+        let answers = py.detach(|| -> Result<Vec<serde_json::Value>> {
+            let identifier = self.identifier(image_model, intra_threads, ort_lib)?;
+            let views: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
+            let answers = identifier.identify(&views, top.max(1))?;
+            Ok(answers
+                .into_iter()
+                .map(|a| match a {
+                    Ok(p) => serde_json::to_value(&p).unwrap_or_default(),
+                    Err(e) => serde_json::json!({
+                        "error": e.to_string(),
+                        "kind": fruits_store::ErrorKind::from(&e).as_str(),
+                    }),
+                })
+                .collect())
+        })?;
+        serde_json::to_string(&answers).map_err(json_err)
+    }
+
+    /// The classes, in the order of the model's outputs.
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.bundle.classes().to_vec()
+    }
+
+    /// `classifier.json` as JSON text (features contract, PCA step, training report).
+    #[getter]
+    fn file_json(&self) -> Result<String> {
+        serde_json::to_string(&self.bundle.file).map_err(json_err)
+    }
+}

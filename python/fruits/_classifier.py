@@ -1,0 +1,120 @@
+"""`fruits.Classifier`: which fruit is it, how good is that answer, what does it earn."""
+
+import json
+import os
+
+import numpy as np
+
+from fruits import _native
+from fruits._models import cores, onnxruntime_library
+from fruits.errors import InputError
+
+
+def _location(data, what):
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    raise InputError(f"{what} reads a features or reduced output (a folder or s3:// prefix); got "
+                     f"{type(data).__name__}: write the rows first with fruits.featurize(..., out=...)")
+
+
+def _photo_bytes(photo):
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        return bytes(photo)
+    if isinstance(photo, (str, os.PathLike)):
+        return bytes(_native.read_bytes(os.fspath(photo)))
+    raise InputError(f"a photo is bytes, a path or an s3:// URL; got {type(photo).__name__}")
+
+
+class Classifier:
+    """Multinomial logistic regression (softmax, L2, L-BFGS) on the image
+    features, with the PCA it needs, as ``fruits train`` makes it::
+
+        clf = fruits.Classifier.train("out/features", split="Training", cv=5)
+        report = clf.evaluate("out/features", split="Test")   # accuracy, macro-F1, net revenue
+        clf.identify("apple.jpg")                             # top 5, with the fruit's names
+        clf.save("out/classifier")                            # serve it: fruits serve --model out/classifier
+    """
+
+    def __init__(self, native):
+        self._native = native
+
+    @classmethod
+    def train(cls, data, *, split="Training", C=_native.DEFAULT_C, max_iter=_native.DEFAULT_MAX_ITER,
+              variance=None, k=None, pca=None, no_pca=False, cv=None, cv_C=None):
+        """Trains on the rows of `split` (None: every row) of the features or
+        reduced output at `data`. The PCA is fitted on those rows keeping
+        `variance` (default 95%) or `k` components, or taken from `pca` (a saved
+        PCA's folder, for reduced data), or skipped with ``no_pca=True``.
+        With ``cv=K``, C is chosen among `cv_C` by K-fold cross-validation on the
+        training rows (never on other splits)."""
+        native = _native.Classifier.train(_location(data, "train"), split=split, c=float(C), max_iter=max_iter,
+                                          variance=variance, k=k, no_pca=no_pca,
+                                          pca=os.fspath(pca) if pca is not None else None,
+                                          cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None)
+        return cls(native)
+
+    @classmethod
+    def load(cls, location):
+        """A classifier bundle saved by `save` or ``fruits train`` (folder or s3:// prefix)."""
+        return cls(_native.Classifier.load(os.fspath(location)))
+
+    def save(self, location):
+        """Writes the bundle (``classifier.json`` and its PCA) into `location`."""
+        self._native.save(os.fspath(location))
+        return self
+
+    @property
+    def classes_(self):
+        """Class names, in the order of the probabilities."""
+        return list(self._native.classes)
+
+    @property
+    def training_(self):
+        """How it was trained: source, split, C, the optimiser's report, the CV scores."""
+        return json.loads(self._native.file_json)["training"]
+
+    @property
+    def info_(self):
+        """Everything ``classifier.json`` records (features contract, PCA step, training)."""
+        return json.loads(self._native.file_json)
+
+    def evaluate(self, data, *, split="Test", out=None, revenue=None):
+        """Scores it on the rows of `split` of the output at `data`, as
+        ``fruits evaluate`` does: a dict with ``accuracy``, ``macro_f1``,
+        ``per_class``, the net revenue (``revenue_always_answer``,
+        ``revenue_best`` and its threshold, ``revenue_curve``), the
+        ``top_confusions``, and ``confusion`` (a classes x classes array, rows
+        true, columns predicted). With `out`, also writes ``report.json``,
+        ``per_class.csv``, ``confusion.png`` and ``revenue.png`` there.
+        `revenue` is a dict or the path of a TOML file of gain/cost values."""
+        text = None
+        if isinstance(revenue, dict):
+            text = "\n".join(f"{key} = {float(value)}" for key, value in revenue.items())
+        elif revenue is not None:
+            text = open(os.fspath(revenue)).read()
+        report, counts, warnings = self._native.evaluate(_location(data, "evaluate"), split=split,
+                                                         out=os.fspath(out) if out else None, revenue_toml=text)
+        result = json.loads(report)
+        k = len(self.classes_)
+        result["classes"] = self.classes_
+        result["confusion"] = np.asarray(counts, dtype=np.int64).reshape(k, k)
+        result["warnings"] = warnings
+        return result
+
+    def identify(self, photos, *, top=_native.DEFAULT_TOP, image_model=None):
+        """What fruit is in `photos`: bytes, a path or an s3:// URL, or a list of
+        them. Each answer is a dict with ``top`` (the `top` most probable
+        classes, best first: ``class``, ``probability``, ``info`` with the
+        English and French names, botanical name, family and description),
+        ``width`` and ``height``; or ``error`` and ``kind`` for a photo that
+        cannot be decoded. A single photo gives one answer, a list a list."""
+        single = not isinstance(photos, (list, tuple))
+        items = [photos] if single else list(photos)
+        answers = json.loads(self._native.identify([_photo_bytes(p) for p in items], top=top,
+                                                   image_model=image_model, intra_threads=cores(),
+                                                   ort_lib=onnxruntime_library()))
+        return answers[0] if single else answers
+
+    def __repr__(self):
+        t = self.training_
+        return f"Classifier({len(self.classes_)} classes, C={t['c']}, trained on {t['source']} split {t['split'] or 'all'})"

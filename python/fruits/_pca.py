@@ -1,0 +1,168 @@
+"""`fruits.PCA`: principal component analysis of image features, shaped like scikit-learn's."""
+
+import os
+
+import numpy as np
+import pyarrow as pa
+
+from fruits import _native
+from fruits._tables import META_KEY, feature_table, read, table_meta
+from fruits.errors import InputError
+
+
+class PCA:
+    """Keeps a share of the variance (``variance=0.95``, the default) or exactly
+    ``k`` components of the image features.
+
+    Fitted in one pass (f64 co-moments, then the eigendecomposition of the
+    covariance), the same computation as ``fruits pca fit`` and the Spark job::
+
+        pca = fruits.PCA(variance=0.95).fit("out/features")
+        reduced = pca.transform(features_table)      # pyarrow Table with a `pca` column
+        pca.explained_variance_ratio_[:5], pca.n_components_
+        pca.save("out/pca"); pca.plot("out/pca")     # pca.json, components.parquet, PNGs
+    """
+
+    def __init__(self, variance=None, k=None):
+        if variance is not None and k is not None:
+            raise InputError("give variance or k, not both")
+        self.variance = variance
+        self.k = k
+        self._model = None
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(self, data, column="features"):
+        """Fits on `data`: a features output's location (folder or s3:// prefix),
+        a table from `fruits.featurize`/`fruits.read`, or a pandas DataFrame /
+        pyarrow Table with a vector column. Returns self."""
+        if isinstance(data, (str, os.PathLike)):
+            self._model = _native.Pca.fit_location(os.fspath(data), variance=self.variance, k=self.k)
+            return self
+        table = feature_table(data, column)
+        sha = table_meta(table).get("model_sha256", "")
+        self._model = _native.Pca.fit_batches(table.to_batches(), variance=self.variance, k=self.k,
+                                              features_model_sha256=sha, source="a table")
+        return self
+
+    def transform(self, data, column="features"):
+        """`data` (as for `fit`) with its vector column replaced by ``pca``, the
+        projection on the kept components, as a pyarrow Table."""
+        model = self._fitted()
+        if isinstance(data, (str, os.PathLike)):
+            data = read(data)
+        table = feature_table(data, column)
+        parts = [model.project(b).column(0) for b in table.to_batches()]
+        if not parts:
+            raise InputError("no rows to transform")
+        projected = pa.chunked_array(parts)
+        out = table.drop_columns(["features"]).append_column(pa.field("pca", projected.type, nullable=False), projected)
+        meta = dict(table.schema.metadata or {})
+        meta.pop(META_KEY, None)
+        return out.replace_schema_metadata(meta or None)
+
+    def fit_transform(self, data, column="features"):
+        """`fit(data)` then `transform(data)`."""
+        return self.fit(data, column).transform(data, column)
+
+    # -- saving ----------------------------------------------------------------------
+    def save(self, location):
+        """Writes ``pca.json`` and ``components.parquet`` into `location` (what
+        ``fruits pca fit`` writes; ``fruits pca transform --pca`` reads it)."""
+        self._fitted().save(os.fspath(location))
+        return self
+
+    @classmethod
+    def load(cls, location):
+        """A PCA saved by `save`, ``fruits pca fit`` or ``fruits run`` (its ``pca/`` folder)."""
+        pca = cls()
+        pca._model = _native.Pca.load(os.fspath(location))
+        return pca
+
+    def plot(self, location):
+        """Draws ``explained_variance.png`` and ``projection.png`` (the rows seen
+        by `fit` on the first two components, one colour per class) into the
+        folder `location`; returns their paths."""
+        model = self._fitted()
+        if not model.has_plot_sample:
+            raise InputError("the projection plot needs the rows: fit this PCA (a loaded one has none)")
+        location = os.fspath(location)
+        model.plot(location)
+        join = (lambda a, b: a.rstrip("/") + "/" + b) if location.startswith("s3://") else os.path.join
+        return [join(location, "explained_variance.png"), join(location, "projection.png")]
+
+    # -- scikit-learn's attributes ---------------------------------------------------
+    def _fitted(self):
+        if self._model is None:
+            raise InputError("this PCA is not fitted: call fit() first")
+        return self._model
+
+    @property
+    def n_components_(self):
+        """Components kept (k)."""
+        return self._fitted().k
+
+    @property
+    def n_features_in_(self):
+        """Input dimension (d)."""
+        return self._fitted().d
+
+    @property
+    def n_samples_(self):
+        """Rows it was fitted on."""
+        return self._fitted().n
+
+    @property
+    def components_(self):
+        """The kept components, a (k, d) array of unit rows."""
+        m = self._fitted()
+        return np.asarray(m.components).reshape(m.k, m.d)
+
+    @property
+    def mean_(self):
+        """Per-feature mean subtracted before projecting, shape (d,)."""
+        return np.asarray(self._fitted().mean)
+
+    @property
+    def explained_variance_(self):
+        """Variance along each kept component, shape (k,)."""
+        m = self._fitted()
+        return np.asarray(m.explained_variance[: m.k])
+
+    @property
+    def explained_variance_ratio_(self):
+        """Share of the total variance along each kept component, shape (k,)."""
+        m = self._fitted()
+        return np.asarray(m.explained_variance_ratio[: m.k])
+
+    @property
+    def variance_kept_(self):
+        """Share of the variance the kept components hold together."""
+        return self._fitted().variance_kept
+
+    @property
+    def fingerprint_(self):
+        """Digest of the model, recorded by reduced outputs and classifiers."""
+        return self._fitted().fingerprint
+
+    def to_bytes(self):
+        """The fitted model as bytes (Spark broadcasts them); `PCA.from_bytes` reads them."""
+        return bytes(self._fitted().to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data):
+        pca = cls()
+        pca._model = _native.Pca.from_bytes(data)
+        return pca
+
+    @classmethod
+    def _from_native(cls, model):
+        pca = cls()
+        pca._model = model
+        return pca
+
+    def __repr__(self):
+        if self._model is None:
+            keep = f"k={self.k}" if self.k is not None else f"variance={self.variance or _native.DEFAULT_VARIANCE}"
+            return f"PCA({keep}, not fitted)"
+        m = self._model
+        return f"PCA(k={m.k} of d={m.d}, {m.variance_kept:.2%} of the variance, fitted on {m.n} rows)"
