@@ -1,1 +1,12 @@
-"""The PySpark job: `fruits.spark.job.run(spark, input, output, ...)`, or `fruits-spark` / spark-submit job.py."""
+"""fruits on Apache Spark.
+
+- `fruits.spark.featurize(df)`: a DataFrame of photos (paths, or a `binaryFile`
+  DataFrame) to a DataFrame of features; `fruits.spark.pca(df)` fits a PCA from
+  per-partition statistics merged on the driver, `.transform(df)` adds `pca`.
+- The batch job, `fruits.spark.job.run(spark, input, output, ...)` or
+  `fruits-spark` / spark-submit job.py: the same outputs as `fruits run`.
+"""
+
+from fruits.spark.dataframe import FEATURES_DDL, PCAModel, featurize, pca
+
+__all__ = ["featurize", "pca", "PCAModel", "FEATURES_DDL"]

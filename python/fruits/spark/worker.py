@@ -10,6 +10,8 @@ import fruits
 
 # One featurizer per Python worker, keyed by the model and settings it was built with.
 _FEATURIZER = {}
+# One PCA per Python worker, keyed by its bytes' digest.
+_PCA = {}
 
 
 def featurizer(broadcast, source, settings, digest):
@@ -20,3 +22,11 @@ def featurizer(broadcast, source, settings, digest):
         _FEATURIZER.clear()
         _FEATURIZER[key] = fruits.Featurizer(broadcast.value, source, **settings)
     return _FEATURIZER[key]
+
+
+def pca(broadcast, digest):
+    """The worker's PCA (`fruits._native.Pca`), decoded from the broadcast bytes on first use."""
+    if digest not in _PCA:
+        _PCA.clear()
+        _PCA[digest] = fruits._native.Pca.from_bytes(broadcast.value)
+    return _PCA[digest]
