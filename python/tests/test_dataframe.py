@@ -138,3 +138,46 @@ def test_featurize_reads_photos_from_s3(spark, garage, photos, cli_run):
     col = table.column("features").combine_chunks()
     ref = col.flatten().to_numpy().reshape(len(col), -1)[:20]
     np.testing.assert_allclose(np.array([r["features"] for r in rows], dtype=np.float32), ref, atol=1e-5)
+
+
+def test_write_features_keeps_listing_problems_and_reads_back(spark, photos, tmp_path):
+    """Entries that cannot be listed as files (a broken link) are rows of the
+    errors table, as with `fruits featurize`; the output reads back as a DataFrame."""
+    import shutil
+    import subprocess
+
+    from conftest import fruits_bin
+
+    folder = tmp_path / "photos"
+    shutil.copytree(os.path.join(photos, "Test", "Kiwi 1"), folder / "Test" / "Kiwi 1")
+    os.symlink(str(tmp_path / "gone.jpg"), folder / "Test" / "Kiwi 1" / "broken-link.jpg")
+    out = str(tmp_path / "spark-features")
+    summary = fruits.spark.write_features(spark, str(folder), out, model=FP32, chunk_images=10)
+    assert summary["rows"] == 30 and summary["errors"] == 2 and summary["chunks"] == 4
+    cli = str(tmp_path / "cli-features")
+    proc = subprocess.run([fruits_bin(), "featurize", str(folder), "--out", cli, "--model", FP32],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr  # 3: some photos failed
+    mine = fruits.read(out, table="errors").sort_by("path")
+    theirs = fruits.read(cli, table="errors").sort_by("path")
+    assert mine.to_pylist() == theirs.to_pylist()
+    assert "broken-link.jpg" in mine.column("path").to_pylist()[0]
+
+    df = fruits.spark.read(spark, out)
+    assert df.count() == 30
+    assert dict(df.dtypes)["features"] == "array<float>" and dict(df.dtypes)["sha256"] == "string"
+    row = df.orderBy("path").first()
+    ref = fruits.read(cli).sort_by("path").slice(0, 1).to_pylist()[0]
+    assert row["path"] == ref["path"] and row["sha256"] == ref["sha256"].hex()
+    np.testing.assert_allclose(row["features"], ref["features"], atol=1e-5)
+
+
+def test_write_features_from_a_binary_file_dataframe(spark, photos, tmp_path):
+    df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(
+        os.path.join(photos, "Training", "Banana 1"))
+    out = str(tmp_path / "features")
+    summary = fruits.spark.write_features(spark, df.repartition(3), out, model=FP32)
+    assert summary["rows"] == 30 and summary["errors"] == 0 and summary["parts"] == 3
+    table = fruits.read(out)
+    assert set(table.column("label").to_pylist()) == {"Banana 1"}
+    assert all(p.startswith("file:") for p in table.column("path").to_pylist())

@@ -22,7 +22,10 @@ use fruits_location::{Location, StorageOptions};
 use fruits_pca::{Keep, PcaModel, PcaStats};
 use fruits_pipeline::featurize::DEFAULT_BATCH_SIZE;
 use fruits_pipeline::reduce;
-use fruits_store::{Dataset, DatasetMeta, Manifest, OutputDir, PartInfo, columns};
+use fruits_store::{
+    Dataset, DatasetMeta, ErrorKind, ErrorRows, Manifest, OutputDir, PartInfo, PartKind, columns,
+    errors_schema, features_schema,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -66,13 +69,31 @@ pub(crate) fn open(spec: &str) -> Result<Location> {
 /// Training/Test).
 #[pyfunction]
 fn list_images(py: Python<'_>, root: &str) -> Result<PyArrowType<RecordBatch>> {
+    Ok(list_all(py, root)?.0)
+}
+
+/// Like [`list_images`], with the entries that could not be listed as files
+/// (broken links, names that cannot be keys...) as a second batch, in the
+/// errors table's schema: `(images, problems)`.
+#[pyfunction]
+fn list_images_and_problems(
+    py: Python<'_>,
+    root: &str,
+) -> Result<(PyArrowType<RecordBatch>, PyArrowType<RecordBatch>)> {
+    list_all(py, root)
+}
+
+fn list_all(
+    py: Python<'_>,
+    root: &str,
+) -> Result<(PyArrowType<RecordBatch>, PyArrowType<RecordBatch>)> {
     let location = open(root)?;
-    let entries = py.detach(|| fruits_ingest::list_images(&location))?.entries;
+    let listing = py.detach(|| fruits_ingest::list_images(&location))?;
     let mut path = StringBuilder::new();
     let mut size = UInt64Builder::new();
     let mut label = StringBuilder::new();
     let mut split = StringBuilder::new();
-    for e in &entries {
+    for e in &listing.entries {
         path.append_value(&e.path);
         size.append_value(e.size);
         label.append_value(&e.label);
@@ -90,9 +111,12 @@ fn list_images(py: Python<'_>, root: &str) -> Result<PyArrowType<RecordBatch>> {
         Arc::new(label.finish()),
         Arc::new(split.finish()),
     ];
-    RecordBatch::try_new(schema, columns)
-        .map(PyArrowType)
-        .map_err(Error::input)
+    let images = RecordBatch::try_new(schema, columns).map_err(Error::input)?;
+    let mut problems = ErrorRows::default();
+    for p in &listing.problems {
+        problems.push(&p.rel, ErrorKind::from(p.kind), &p.message);
+    }
+    Ok((PyArrowType(images), PyArrowType(problems.finish()?)))
 }
 
 /// Models built in this process: the Spark job checks each executor Python
@@ -128,6 +152,53 @@ fn write_manifest(
     Ok(rows)
 }
 
+/// Writes `batch` as part `index` of the output `out` (`part-r000-{index}` for
+/// `kind` "features", `errors-r000-{index}` for "errors"), atomically, with the
+/// metadata `meta_json`; the batch must have the table's schema. Returns
+/// `(file, rows)`. The driver's manifest then names the part.
+#[pyfunction]
+fn write_part(
+    py: Python<'_>,
+    out: &str,
+    kind: &str,
+    index: u32,
+    batch: PyArrowType<RecordBatch>,
+    meta_json: &str,
+) -> Result<(String, u64)> {
+    let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(json_err)?;
+    let (kind, schema) = match kind {
+        "features" => (PartKind::Features, features_schema(meta.spec.feature_dim)),
+        "errors" => (PartKind::Errors, errors_schema()),
+        other => {
+            return Err(Error::input(format!(
+                "no part kind {other:?}: \"features\" or \"errors\""
+            )));
+        }
+    };
+    let batch = batch.0;
+    let same = batch.schema().fields().len() == schema.fields().len()
+        && batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        return Err(Error::input(format!(
+            "a {} part needs the schema {:?}, not {:?}",
+            kind.file_name(0, index),
+            schema.fields(),
+            batch.schema().fields()
+        )));
+    }
+    // The store's schema (non-null columns checked), whatever nullability pyarrow gave.
+    let batch = RecordBatch::try_new(schema, batch.columns().to_vec()).map_err(Error::input)?;
+    let out = open(out)?;
+    let info = py
+        .detach(|| OutputDir::create(&out)?.write_part(&kind.file_name(0, index), &batch, &meta))?;
+    Ok((info.file, info.rows))
+}
+
 /// The files of a committed output's features parts, in manifest order.
 #[pyfunction]
 fn dataset_parts(py: Python<'_>, root: &str) -> Result<Vec<(String, u64)>> {
@@ -139,6 +210,20 @@ fn dataset_parts(py: Python<'_>, root: &str) -> Result<Vec<(String, u64)>> {
         .iter()
         .map(|p| (p.file.clone(), p.rows))
         .collect())
+}
+
+/// The rows of part `file` of the committed output at `root`.
+#[pyfunction]
+fn read_part(py: Python<'_>, root: &str, file: &str) -> Result<PyArrowType<Vec<RecordBatch>>> {
+    let root = open(root)?;
+    let batches = py.detach(|| -> Result<Vec<RecordBatch>> {
+        let ds = Dataset::open(&root)?;
+        let part = find_part(&ds, file)?;
+        Ok(ds
+            .part_batches(&part, reduce::BATCH_ROWS)
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    })?;
+    Ok(PyArrowType(batches))
 }
 
 fn find_part(ds: &Dataset, file: &str) -> Result<PartInfo> {
@@ -342,6 +427,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tables::read_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(pca::batch_stats, m)?)?;
     m.add_function(wrap_pyfunction!(list_images, m)?)?;
+    m.add_function(wrap_pyfunction!(list_images_and_problems, m)?)?;
+    m.add_function(wrap_pyfunction!(write_part, m)?)?;
+    m.add_function(wrap_pyfunction!(read_part, m)?)?;
     m.add_function(wrap_pyfunction!(models_built, m)?)?;
     m.add_function(wrap_pyfunction!(write_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_parts, m)?)?;

@@ -176,6 +176,13 @@ impl Pca {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// The bare model as JSON bytes: what `reduce_partition`, `pca_plots`
+    /// and `reduced_meta_json` take.
+    fn model_bytes<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
+        let bytes = serde_json::to_vec(&self.model).map_err(json_err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     /// A PCA from `to_bytes`.
     #[staticmethod]
     fn from_bytes(bytes: &[u8]) -> Result<Pca> {

@@ -7,6 +7,7 @@ on first use and keeps it for every later batch (`fruits.spark.worker`).
 """
 
 import hashlib
+import os
 
 import pyarrow as pa
 
@@ -67,7 +68,44 @@ def _rows_in_order(paths, features, errors):
     return pa.RecordBatch.from_pydict(columns, schema=_FEATURES_SCHEMA)
 
 
-def featurize(df, *, path_col="path", content_col=None, precision=None, model=None,
+def _model_broadcast(sc, precision, model):
+    """(broadcast of the model's bytes, its source, sha256): read once on the driver."""
+    source = model_path(precision, model)
+    model_bytes = bytes(_native.read_bytes(source))
+    return sc.broadcast(model_bytes), source, hashlib.sha256(model_bytes).hexdigest()
+
+
+def _featurized(featurizer, paths, contents, root):
+    """Featurises one batch of photos in the core: (features, errors) tables in
+    the store's schema, paths as given (relative to `root` when it is set)."""
+    if contents is not None:
+        f, e, _ = featurizer.featurize_bytes(paths, contents)
+        return pa.Table.from_batches(f), pa.Table.from_batches(e)
+    if root is not None:
+        f, e, _ = featurizer.featurize_paths(root, paths)
+        return pa.Table.from_batches(f), pa.Table.from_batches(e)
+    base, rels = common_root(paths)
+    f, e, _ = featurizer.featurize_paths(base, rels)
+    originals = dict(zip(rels, paths))
+    return (_restore_paths(pa.Table.from_batches(f), originals),
+            _restore_paths(pa.Table.from_batches(e), originals))
+
+
+def _batch_inputs(batch, content):
+    paths = [str(p) for p in batch.column(0).to_pylist()]
+    contents = None
+    if content:
+        contents = [bytes(c) if c is not None else b"" for c in batch.column(1).to_pylist()]
+    return paths, contents
+
+
+def _check_columns(df, *names):
+    for col in names:
+        if col and col not in df.columns:
+            raise InputError(f"the DataFrame has no column {col!r} (columns: {df.columns})")
+
+
+def featurize(df, *, path_col="path", content_col=None, root=None, precision=None, model=None,
               batch_size=_native.DEFAULT_BATCH_SIZE, intra_threads=1, decode_threads=1):
     """Featurises the photos of a Spark DataFrame: one output row per input row,
     with columns ``path, label, split, sha256, width, height, features
@@ -76,9 +114,10 @@ def featurize(df, *, path_col="path", content_col=None, precision=None, model=No
 
     The photos are read from the paths in ``path_col`` (local paths, ``file:``
     URIs, or ``s3://`` / ``s3a://`` URLs, read by the Rust core, so executors
-    need no Hadoop S3 connector), or taken from the bytes in ``content_col``.
-    A ``spark.read.format("binaryFile")`` DataFrame works as is (its
-    ``content`` column is used). Label and split come from each path's folders.
+    need no Hadoop S3 connector; relative to ``root`` when it is given), or
+    taken from the bytes in ``content_col``. A
+    ``spark.read.format("binaryFile")`` DataFrame works as is (its ``content``
+    column is used). Label and split come from each path's folders.
 
     ``precision`` ("fp32" or "int8") picks the shared model, ``model`` another
     ONNX file (read once on the driver and broadcast). Each Python worker
@@ -87,37 +126,153 @@ def featurize(df, *, path_col="path", content_col=None, precision=None, model=No
     >>> df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load("photos/")
     >>> fruits.spark.featurize(df).where("error is null").count()
     """
-    if content_col is None and "content" in df.columns and path_col in df.columns:
+    if content_col is None and "content" in df.columns and path_col in df.columns and root is None:
         content_col = "content"
-    for col in [path_col] + ([content_col] if content_col else []):
-        if col not in df.columns:
-            raise InputError(f"the DataFrame has no column {col!r} (columns: {df.columns})")
-    source = model_path(precision, model)
-    model_bytes = bytes(_native.read_bytes(source))
-    digest = hashlib.sha256(model_bytes).hexdigest()
-    broadcast = df.sparkSession.sparkContext.broadcast(model_bytes)
+    _check_columns(df, path_col, content_col)
+    broadcast, source, digest = _model_broadcast(df.sparkSession.sparkContext, precision, model)
     settings = {"intra_threads": intra_threads, "batch_size": batch_size, "decode_threads": decode_threads}
 
     def run(batches):
         featurizer = worker.featurizer(broadcast, source, settings, digest)
         for batch in batches:
-            paths = [str(p) for p in batch.column(0).to_pylist()]
-            if not paths:
-                continue
-            if content_col:
-                contents = [bytes(c) if c is not None else b"" for c in batch.column(1).to_pylist()]
-                f, e, meta = featurizer.featurize_bytes(paths, contents)
-                yield _rows_in_order(paths, pa.Table.from_batches(f), pa.Table.from_batches(e))
-            else:
-                root, rels = common_root(paths)
-                f, e, meta = featurizer.featurize_paths(root, rels)
-                originals = dict(zip(rels, paths))
-                features = _restore_paths(pa.Table.from_batches(f), originals)
-                errors = _restore_paths(pa.Table.from_batches(e), originals)
+            paths, contents = _batch_inputs(batch, content_col)
+            if paths:
+                features, errors = _featurized(featurizer, paths, contents, root)
                 yield _rows_in_order(paths, features, errors)
 
-    columns = [path_col] + ([content_col] if content_col else [])
-    return df.select(*columns).mapInArrow(run, FEATURES_DDL)
+    return df.select(*[c for c in (path_col, content_col) if c]).mapInArrow(run, FEATURES_DDL)
+
+
+def write_features(spark, source, out, *, path_col="path", content_col=None, root=None, precision=None,
+                   model=None, chunk_images=256, batch_size=_native.DEFAULT_BATCH_SIZE, intra_threads=1,
+                   decode_threads=1):
+    """Featurises photos on the cluster into the fruits output `out` (folder or
+    s3:// prefix): the layout ``fruits featurize`` writes, readable by every
+    command and by `fruits.read`. Each Spark partition becomes one part written
+    by its task (a retried task rewrites the same part with the same rows); the
+    driver writes the manifest once every part is in. Returns a summary dict
+    (``rows``, ``errors``, ``parts``, ``workers``: (pid, models built) per Python worker).
+
+    `source` is a folder or s3:// prefix (listed on the driver and cut into
+    chunks of `chunk_images` photos; entries that cannot be listed as files land
+    in the errors table), or a DataFrame as `featurize` takes it.
+    """
+    sc = spark.sparkContext
+    broadcast, model_source, digest = _model_broadcast(sc, precision, model)
+    settings = {"intra_threads": intra_threads, "batch_size": batch_size, "decode_threads": decode_threads}
+    problems = None
+    if isinstance(source, str):
+        listing, problems = _native.list_images_and_problems(source)
+        if listing.num_rows == 0 and problems.num_rows == 0:
+            raise InputError(f"found no images under {source}")
+        root = source
+        chunks = max(1, -(-listing.num_rows // chunk_images))
+        bounds = [(i * listing.num_rows // chunks, (i + 1) * listing.num_rows // chunks) for i in range(chunks)]
+        listing_broadcast = sc.broadcast(listing.select(["path"]))
+        tasks = spark.range(0, chunks, numPartitions=chunks)
+        content_col = None
+
+        def inputs(batches):
+            for batch in batches:
+                for i in batch.column("id").to_pylist():
+                    a, b = bounds[i]
+                    yield i, listing_broadcast.value.slice(a, b - a).column("path").to_pylist(), None
+    else:
+        df = source
+        if content_col is None and "content" in df.columns and path_col in df.columns and root is None:
+            content_col = "content"
+        _check_columns(df, path_col, content_col)
+        tasks = df.select(*[c for c in (path_col, content_col) if c])
+
+        def inputs(batches):
+            from pyspark import TaskContext
+
+            index = TaskContext.get().partitionId()
+            paths, contents = [], [] if content_col else None
+            for batch in batches:
+                p, c = _batch_inputs(batch, content_col)
+                paths += p
+                if contents is not None:
+                    contents += c
+            yield index, paths, contents
+
+    def run(batches):
+        featurizer = worker.featurizer(broadcast, model_source, settings, digest)
+        meta_json = featurizer.meta_json()
+        for index, paths, contents in inputs(batches):
+            features, errors = _featurized(featurizer, paths, contents, root) if paths else (None, None)
+            row = {"part": None, "part_rows": 0, "errors": None, "error_rows": 0}
+            if features is not None and features.num_rows:
+                row["part"], row["part_rows"] = _native.write_part(out, "features", index,
+                                                                   features.combine_chunks().to_batches()[0], meta_json)
+            if errors is not None and errors.num_rows:
+                row["errors"], row["error_rows"] = _native.write_part(out, "errors", index,
+                                                                      errors.combine_chunks().to_batches()[0], meta_json)
+            yield pa.RecordBatch.from_pylist([dict(row, chunk=index, meta=meta_json, pid=os.getpid(),
+                                                   models_built=_native.models_built())], schema=_WRITE_SCHEMA)
+
+    results = sorted(tasks.mapInArrow(run, _WRITE_DDL).collect(), key=lambda r: r.chunk)
+    if not results:
+        raise InputError("no photos to featurise")
+    meta = results[0].meta
+    parts = [(r.part, r.part_rows) for r in results if r.part]
+    error_parts = [(r.errors, r.error_rows) for r in results if r.errors]
+    if problems is not None and problems.num_rows:
+        # The listing's problems: one more errors part, after the chunks' ones.
+        error_parts.append(_native.write_part(out, "errors", len(results), problems, meta))
+    rows = _native.write_manifest(out, meta, parts, error_parts)
+    return {
+        "rows": rows, "errors": sum(n for _, n in error_parts), "parts": len(parts), "chunks": len(results),
+        "meta": meta, "workers": sorted({(r.pid, r.models_built) for r in results}),
+    }
+
+
+_WRITE_DDL = ("chunk int, part string, part_rows long, errors string, error_rows long, meta string, "
+              "pid int, models_built long")
+_WRITE_SCHEMA = pa.schema([("chunk", pa.int32()), ("part", pa.string()), ("part_rows", pa.int64()),
+                           ("errors", pa.string()), ("error_rows", pa.int64()), ("meta", pa.string()),
+                           ("pid", pa.int32()), ("models_built", pa.int64())])
+
+
+def _spark_table(table):
+    """A store table in the types Spark's Arrow exchange takes: vectors as
+    ``list<float>``, ``sha256`` as hex text, sizes as int32."""
+    columns, fields = [], []
+    for field, col in zip(table.schema, table.columns):
+        col = col.combine_chunks()
+        if pa.types.is_fixed_size_list(field.type):
+            col = col.cast(pa.list_(pa.float32()))
+        elif pa.types.is_fixed_size_binary(field.type):
+            col = pa.array([v.hex() if v is not None else None for v in col.to_pylist()], pa.string())
+        elif pa.types.is_unsigned_integer(field.type):
+            col = col.cast(pa.int32())
+        columns.append(col)
+        fields.append(pa.field(field.name, col.type))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+_DDL = {pa.string(): "string", pa.int32(): "int", pa.int64(): "long", pa.list_(pa.float32()): "array<float>"}
+
+
+def read(spark, location):
+    """The rows of a fruits output (features or reduced; folder or s3://
+    prefix) as a Spark DataFrame, one partition per part, read by the Rust core
+    on the executors (no Hadoop S3 connector). Vectors become ``array<float>``,
+    ``sha256`` hex text. The errors table is small: read it with
+    ``fruits.read(location, table="errors")``."""
+    files = [f for f, _ in _native.dataset_parts(location)]
+    if not files:
+        raise InputError(f"{location} has no rows")
+    first = _spark_table(pa.Table.from_batches(_native.read_part(location, files[0])))
+    ddl = ", ".join(f"{f.name} {_DDL[f.type]}" for f in first.schema)
+
+    def run(batches):
+        for batch in batches:
+            for i in batch.column("id").to_pylist():
+                table = _spark_table(pa.Table.from_batches(_native.read_part(location, files[i])))
+                yield from table.to_batches()
+
+    return spark.range(0, len(files), numPartitions=len(files)).mapInArrow(run, ddl)
 
 
 class PCAModel:
@@ -167,13 +322,14 @@ class PCAModel:
         return f"PCAModel({self.pca!r})"
 
 
-def pca(df, *, variance=None, k=None, input_col="features"):
+def pca(df, *, variance=None, k=None, input_col="features", model_sha256="", source="a Spark DataFrame"):
     """Fits a PCA on the vectors of `input_col` (rows with null vectors are
     skipped): each partition summarises its rows (count, mean, co-moments in
     f64) in the Rust core, the driver merges the summaries and decomposes. The
     result equals a fit over all rows in one pass. Keeps `variance` (default
     95%) of the variance or exactly `k` components. Returns a `PCAModel` whose
-    ``transform(df)`` adds the projection as a ``pca`` column."""
+    ``transform(df)`` adds the projection as a ``pca`` column. `model_sha256`
+    and `source` (the image model and the data) are recorded when it is saved."""
     if variance is not None and k is not None:
         raise InputError("give variance or k, not both")
     if input_col not in df.columns:
@@ -194,8 +350,9 @@ def pca(df, *, variance=None, k=None, input_col="features"):
     if not partials:
         raise InputError(f"no rows with a {input_col!r} vector to fit a PCA on")
     merged = _native.pca_merge(partials)
-    native = _native.Pca.fit_stats(bytes(merged), variance=variance, k=k)
+    native = _native.Pca.fit_stats(bytes(merged), variance=variance, k=k, features_model_sha256=model_sha256,
+                                   source=source)
     return PCAModel(fruits.PCA._from_native(native))
 
 
-__all__ = ["featurize", "pca", "PCAModel", "FEATURES_DDL"]
+__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL"]
