@@ -1,9 +1,12 @@
 """Spark benchmark: the fruits job on a local Spark cluster vs `fruits run` vs the
 usual PySpark + Keras reference, on the same photos, side by side.
 
-The photos are the first --images (2,000) Test images of the sample in sorted
-path order, copied to target/bench-spark/input. One standalone cluster (a master
-and two 1-core workers, separate JVMs on 127.0.0.1) serves both Spark jobs.
+The photos are the first --images (2,000) images of the sample in sorted path
+order (Test/ sorts before Training/; 20889 is the whole sample, used in place),
+copied to target/bench-spark/input-N. One standalone cluster (a master and two
+workers of --worker-cores cores, separate JVMs on 127.0.0.1) serves both Spark
+jobs. The reference may run on fewer photos (--reference-images) and its rate
+be extrapolated: it is said so beside its figure.
 Every figure is the wall time of one whole command, Spark start-up and PCA
 included, as a user would wait for it:
 
@@ -20,7 +23,12 @@ settings: by default SHORT_JOB below (--default-settings leaves them out).
 The Spark job's features are checked against `fruits run`'s (within 1e-5).
 
 usage: scripts/bench-spark.sh [--images 2000] [--repeat 2] [--skip-reference]
+                              [--reference-images N] [--worker-cores 1]
+                              [--intra-threads 1] [--decode-threads 1]
                               [--default-settings] [--conf KEY=VALUE ...]
+
+Memory: peak resident memory of each executor (its JVM and the Python workers
+it started), sampled every 0.5 s from /proc, and of `fruits run`.
 """
 
 import argparse
@@ -30,6 +38,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -55,15 +64,63 @@ SHORT_JOB = [f"spark.driver.extraJavaOptions={JVM_SHORT}", f"spark.executor.extr
 
 
 def prepare_input(n):
-    """Copies the first n Test images (sorted relative paths) to WORK/input; returns its path."""
-    test = os.path.join(SAMPLE, "Test")
-    rel = sorted(os.path.join(c, f) for c in os.listdir(test) for f in os.listdir(os.path.join(test, c)))[:n]
+    """The first n images of the sample (sorted relative paths): the sample
+    itself when n covers it, else a copy in WORK/input-n. Returns (path, count)."""
+    every = sorted(os.path.join(split, c, f) for split in ("Test", "Training")
+                   for c in os.listdir(os.path.join(SAMPLE, split))
+                   for f in os.listdir(os.path.join(SAMPLE, split, c)))
+    if n >= len(every):
+        return os.path.abspath(SAMPLE), len(every)
+    rel = every[:n]
     dest = os.path.join(WORK, f"input-{n}")
     if not os.path.isdir(dest):
         for r in rel:
-            os.makedirs(os.path.join(dest, "Test", os.path.dirname(r)), exist_ok=True)
-            shutil.copy(os.path.join(test, r), os.path.join(dest, "Test", r))
+            os.makedirs(os.path.join(dest, os.path.dirname(r)), exist_ok=True)
+            shutil.copy(os.path.join(SAMPLE, r), os.path.join(dest, r))
     return dest, len(rel)
+
+
+class PeakMemory:
+    """Samples /proc every 0.5 s while running: the peak resident memory (MiB)
+    of each process tree rooted at a process whose command line contains
+    `marker` (an executor JVM and its Python workers; `fruits run`)."""
+
+    def __init__(self, marker):
+        self.marker, self.peaks, self._stop = marker, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.5):
+            parent, rss, roots = {}, {}, []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                parent[int(pid)] = int(fields[1])
+                rss[int(pid)] = int(fields[21]) * page
+                if self.marker.encode() in cmd:
+                    roots.append(int(pid))
+            for root in roots:
+                total = 0
+                for pid in rss:
+                    p = pid
+                    while p and p != root:
+                        p = parent.get(p)
+                    total += rss[pid] if p == root else 0
+                self.peaks[root] = max(self.peaks.get(root, 0), total / 2**20)
 
 
 def timed(cmd, log, env=None):
@@ -89,6 +146,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=2, help="runs of each fruits command (median)")
     ap.add_argument("--chunk-images", type=int, default=250, help="images per Spark task of the fruits job")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--reference-images", type=int, default=2000,
+                    help="photos the reference runs on (its rate is extrapolated to --images)")
+    ap.add_argument("--worker-cores", type=int, default=1, help="cores of each of the two workers")
+    ap.add_argument("--intra-threads", type=int, default=1, help="ONNX Runtime threads per fruits task")
+    ap.add_argument("--decode-threads", type=int, default=1, help="decode threads per fruits task")
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                     help="a Spark setting for both Spark jobs (repeatable), besides the short-job settings")
     ap.add_argument("--default-settings", action="store_true",
@@ -99,13 +161,16 @@ def main():
     model = os.path.join(MODELS, "mobilenetv2-12-dequant-fp32.onnx")
     fruits_bin = os.path.join(ROOT, "target", "release", "fruits")
     env = dict(os.environ, FRUITS_MODELS_DIR=MODELS)
-    print(f"{n} photos in {photos}; cluster: master + 2 workers x 1 core", flush=True)
+    print(f"{n} photos in {photos}; cluster: master + 2 workers x {args.worker_cores} core(s); fruits tasks: "
+          f"{args.intra_threads} inference + {args.decode_threads} decode thread(s)", flush=True)
     print("Spark settings: " + ("defaults" if args.default_settings else "short-job (" + "; ".join(SHORT_JOB) + ")")
           + "".join(f"; {c}" for c in args.conf), flush=True)
 
     times = {"fruits run": [], "fruits on Spark": [], "reference": [], "Spark floor": []}
     phases = {}
-    with LocalCluster(os.path.join(WORK, "cluster"), workers=2, cores=1, worker_memory="3g") as cluster:
+    memory = {}
+    with LocalCluster(os.path.join(WORK, "cluster"), workers=2, cores=args.worker_cores,
+                      worker_memory="3g") as cluster:
         submit = [os.path.join(cluster.home, "bin", "spark-submit"), "--master", cluster.url]
         for setting in ([] if args.default_settings else SHORT_JOB) + args.conf:
             submit += ["--conf", setting]
@@ -117,17 +182,26 @@ def main():
         for i in range(args.repeat):
             out = os.path.join(WORK, "fruits-run")
             shutil.rmtree(out, ignore_errors=True)
-            times["fruits run"].append(timed([fruits_bin, "run", photos, "--out", out, "--quiet"],
-                                             os.path.join(WORK, "fruits-run.log"), env))
+            with PeakMemory(f"{fruits_bin}\0run") as peak:
+                times["fruits run"].append(timed([fruits_bin, "run", photos, "--out", out],
+                                                 os.path.join(WORK, "fruits-run.log"), env))
+            memory["fruits run"] = max(peak.peaks.values(), default=0)
+            # Its featurise phase, as it reports it ("elapsed: 12.3 s").
+            log = open(os.path.join(WORK, "fruits-run.log")).read()
+            phases["fruits run"] = (float(log.split("elapsed: ", 1)[1].split(" s", 1)[0]), 0.0)
             print(f"fruits run        {times['fruits run'][-1]:7.1f} s", flush=True)
             spark_out = os.path.join(WORK, "fruits-spark")
             shutil.rmtree(spark_out, ignore_errors=True)
             summary = os.path.join(WORK, "fruits-spark.json")
             import fruits.spark.job as installed
-            times["fruits on Spark"].append(timed(
-                submit + [installed.__file__, "--input", photos, "--output", spark_out, "--model", model,
-                          "--chunk-images", str(args.chunk_images), "--summary", summary],
-                os.path.join(WORK, "fruits-spark.log"), dict(cluster.env, FRUITS_MODELS_DIR=MODELS)))
+            with PeakMemory("CoarseGrainedExecutorBackend") as peak:
+                times["fruits on Spark"].append(timed(
+                    submit + [installed.__file__, "--input", photos, "--output", spark_out, "--model", model,
+                              "--chunk-images", str(args.chunk_images), "--summary", summary,
+                              "--intra-threads", str(args.intra_threads),
+                              "--decode-threads", str(args.decode_threads)],
+                    os.path.join(WORK, "fruits-spark.log"), dict(cluster.env, FRUITS_MODELS_DIR=MODELS)))
+            memory["fruits on Spark"] = sorted(peak.peaks.values())
             s = json.load(open(summary))
             phases["fruits on Spark"] = (s["featurize_seconds"], s["total_seconds"] - s["featurize_seconds"])
             print(f"fruits on Spark   {times['fruits on Spark'][-1]:7.1f} s  (featurise {s['featurize_seconds']:.1f} s, "
@@ -141,15 +215,23 @@ def main():
         print(f"same {len(paths)} rows, features within {diff:.1e}; k = {s['k']}", flush=True)
 
         if not args.skip_reference:
+            ref_photos, ref_n = prepare_input(min(n, args.reference_images)) if args.reference_images < n else (photos, n)
             ref_out = os.path.join(WORK, "reference")
             shutil.rmtree(ref_out, ignore_errors=True)
             summary = os.path.join(WORK, "reference.json")
             times["reference"].append(timed(
                 submit + ["--conf", "spark.executor.memory=2g", os.path.join(HERE, "reference_job.py"),
-                          "--input", photos, "--output", ref_out, "--variance", "0.95", "--summary", summary],
+                          "--input", ref_photos, "--output", ref_out, "--variance", "0.95", "--summary", summary],
                 os.path.join(WORK, "reference.log"), cluster.env))
             r = json.load(open(summary))
-            assert r["images"] == n, r
+            assert r["images"] == ref_n, r
+            if ref_n < n:
+                # Timed on fewer photos: scale its time to n photos at the same rate.
+                print(f"reference         {times['reference'][-1]:7.1f} s on {ref_n} photos; "
+                      f"extrapolated to {n} at the same rate", flush=True)
+                scale = n / ref_n
+                times["reference"][-1] *= scale
+                r["featurize_seconds"] *= scale
             phases["reference"] = (r["featurize_seconds"], r["pca_seconds"])
             print(f"reference         {times['reference'][-1]:7.1f} s  (featurise {r['featurize_seconds']:.1f} s, "
                   f"PCA {r['pca_seconds']:.1f} s)", flush=True)
@@ -162,8 +244,16 @@ def main():
             continue
         feat = f"{n / phases[name][0]:17.1f}" if name in phases else f"{'':>17}"
         print(f"{name:18}{t:9.1f}{n / t:10.1f}{feat}")
+    if "reference" in median and args.reference_images < n:
+        print(f"(reference: timed on {args.reference_images} photos, time extrapolated to {n} at the same rate)")
     overhead = median["fruits on Spark"] / median["fruits run"]
-    print(f"\nSpark overhead: fruits on Spark / fruits run = {overhead:.2f}x time (target < 1.5x)")
+    print(f"\nSpark overhead: fruits on Spark / fruits run = {overhead:.2f}x time (target <= 1.25x at 20889)")
+    cores = 2  # both on the machine's two cores
+    job_phase, run_phase = phases["fruits on Spark"][0], phases["fruits run"][0]
+    print(f"featurise phase per core: job {n / job_phase / cores:.1f} vs fruits run {n / run_phase / cores:.1f} "
+          f"images/s = {run_phase / job_phase:.0%} (target >= 90%)")
+    print("peak memory: fruits run {:.0f} MiB; per executor (JVM + Python workers) {}".format(
+        memory.get("fruits run", 0), ", ".join(f"{m:.0f} MiB" for m in memory.get("fruits on Spark", []))))
     floor = median["Spark floor"]
     print(f"  of which the Spark floor: {floor:.1f} s; fruits on Spark minus the floor = "
           f"{(median['fruits on Spark'] - floor) / median['fruits run']:.2f}x fruits run")
