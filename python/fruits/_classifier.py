@@ -1,7 +1,10 @@
 """`fruits.Classifier`: which fruit is it, how good is that answer, what does it earn."""
 
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -39,8 +42,10 @@ class Classifier:
         self._native = native
 
     @classmethod
-    def train(cls, data, *, split="Training", C=_native.DEFAULT_C, max_iter=_native.DEFAULT_MAX_ITER,
-              variance=None, k=None, pca=None, no_pca=False, cv=None, cv_C=None):
+    def train(cls, data: str, *, split: Optional[str] = "Training", C: float = _native.DEFAULT_C,
+              max_iter: int = _native.DEFAULT_MAX_ITER, variance: Optional[float] = None, k: Optional[int] = None,
+              pca: Optional[str] = None, no_pca: bool = False, cv: Optional[int] = None,
+              cv_C: Optional[Sequence[float]] = None) -> Classifier:
         """Trains on the rows of `split` (None: every row) of the features or
         reduced output at `data`. The PCA is fitted on those rows keeping
         `variance` (default 95%) or `k` components, or taken from `pca` (a saved
@@ -54,31 +59,32 @@ class Classifier:
         return cls(native)
 
     @classmethod
-    def load(cls, location):
+    def load(cls, location: str) -> Classifier:
         """A classifier bundle saved by `save` or ``fruits train`` (folder or s3:// prefix)."""
         return cls(_native.Classifier.load(os.fspath(location)))
 
-    def save(self, location):
+    def save(self, location: str) -> Classifier:
         """Writes the bundle (``classifier.json`` and its PCA) into `location`."""
         self._native.save(os.fspath(location))
         return self
 
     @property
-    def classes_(self):
+    def classes_(self) -> list[str]:
         """Class names, in the order of the probabilities."""
         return list(self._native.classes)
 
     @property
-    def training_(self):
+    def training_(self) -> dict[str, Any]:
         """How it was trained: source, split, C, the optimiser's report, the CV scores."""
         return json.loads(self._native.file_json)["training"]
 
     @property
-    def info_(self):
+    def info_(self) -> dict[str, Any]:
         """Everything ``classifier.json`` records (features contract, PCA step, training)."""
         return json.loads(self._native.file_json)
 
-    def evaluate(self, data, *, split="Test", out=None, revenue=None):
+    def evaluate(self, data: str, *, split: Optional[str] = "Test", out: Optional[str] = None,
+                 revenue: Union[dict[str, float], str, None] = None) -> dict[str, Any]:
         """Scores it on the rows of `split` of the output at `data`, as
         ``fruits evaluate`` does: a dict with ``accuracy``, ``macro_f1``,
         ``per_class``, the net revenue (``revenue_always_answer``,
@@ -101,7 +107,8 @@ class Classifier:
         result["warnings"] = warnings
         return result
 
-    def identify(self, photos, *, top=_native.DEFAULT_TOP, image_model=None):
+    def identify(self, photos: Any, *, top: int = _native.DEFAULT_TOP,
+                 image_model: Optional[str] = None) -> Union[dict[str, Any], list[dict[str, Any]]]:
         """What fruit is in `photos`: bytes, a path or an s3:// URL, or a list of
         them. Each answer is a dict with ``top`` (the `top` most probable
         classes, best first: ``class``, ``probability``, ``info`` with the

@@ -94,7 +94,7 @@ class Featurizer:
         return getattr(self._inner, name)
 
 
-_CACHE = {}
+_CACHE: dict[tuple, Featurizer] = {}
 
 
 def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, decode_threads=None,

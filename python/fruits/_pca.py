@@ -1,6 +1,9 @@
 """`fruits.PCA`: principal component analysis of image features, shaped like scikit-learn's."""
 
+from __future__ import annotations
+
 import os
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -23,15 +26,15 @@ class PCA:
         pca.save("out/pca"); pca.plot("out/pca")     # pca.json, components.parquet, PNGs
     """
 
-    def __init__(self, variance=None, k=None):
+    def __init__(self, variance: Optional[float] = None, k: Optional[int] = None):
         if variance is not None and k is not None:
             raise InputError("give variance or k, not both")
         self.variance = variance
         self.k = k
-        self._model = None
+        self._model: Optional[_native.Pca] = None
 
     # -- fitting ---------------------------------------------------------------------
-    def fit(self, data, column="features"):
+    def fit(self, data: Any, column: str = "features") -> PCA:
         """Fits on `data`: a features output's location (folder or s3:// prefix),
         a table from `fruits.featurize`/`fruits.read`, or a pandas DataFrame /
         pyarrow Table with a vector column. Returns self."""
@@ -44,7 +47,7 @@ class PCA:
                                               features_model_sha256=sha, source="a table")
         return self
 
-    def transform(self, data, column="features"):
+    def transform(self, data: Any, column: str = "features") -> pa.Table:
         """`data` (as for `fit`) with its vector column replaced by ``pca``, the
         projection on the kept components, as a pyarrow Table."""
         model = self._fitted()
@@ -60,25 +63,25 @@ class PCA:
         meta.pop(META_KEY, None)
         return out.replace_schema_metadata(meta or None)
 
-    def fit_transform(self, data, column="features"):
+    def fit_transform(self, data: Any, column: str = "features") -> pa.Table:
         """`fit(data)` then `transform(data)`."""
         return self.fit(data, column).transform(data, column)
 
     # -- saving ----------------------------------------------------------------------
-    def save(self, location):
+    def save(self, location: str) -> PCA:
         """Writes ``pca.json`` and ``components.parquet`` into `location` (what
         ``fruits pca fit`` writes; ``fruits pca transform --pca`` reads it)."""
         self._fitted().save(os.fspath(location))
         return self
 
     @classmethod
-    def load(cls, location):
+    def load(cls, location: str) -> PCA:
         """A PCA saved by `save`, ``fruits pca fit`` or ``fruits run`` (its ``pca/`` folder)."""
         pca = cls()
         pca._model = _native.Pca.load(os.fspath(location))
         return pca
 
-    def plot(self, location):
+    def plot(self, location: str) -> list[str]:
         """Draws ``explained_variance.png`` and ``projection.png`` (the rows seen
         by `fit` on the first two components, one colour per class) into the
         folder `location`; returns their paths."""
@@ -91,65 +94,72 @@ class PCA:
         return [join(location, "explained_variance.png"), join(location, "projection.png")]
 
     # -- scikit-learn's attributes ---------------------------------------------------
-    def _fitted(self):
+    def _fitted(self) -> _native.Pca:
         if self._model is None:
             raise InputError("this PCA is not fitted: call fit() first")
         return self._model
 
     @property
-    def n_components_(self):
+    def n_components_(self) -> int:
         """Components kept (k)."""
         return self._fitted().k
 
     @property
-    def n_features_in_(self):
+    def n_features_in_(self) -> int:
         """Input dimension (d)."""
         return self._fitted().d
 
     @property
-    def n_samples_(self):
+    def n_samples_(self) -> int:
         """Rows it was fitted on."""
         return self._fitted().n
 
     @property
-    def components_(self):
+    def components_(self) -> np.ndarray:
         """The kept components, a (k, d) array of unit rows."""
         m = self._fitted()
         return np.asarray(m.components).reshape(m.k, m.d)
 
     @property
-    def mean_(self):
+    def mean_(self) -> np.ndarray:
         """Per-feature mean subtracted before projecting, shape (d,)."""
         return np.asarray(self._fitted().mean)
 
     @property
-    def explained_variance_(self):
+    def explained_variance_(self) -> np.ndarray:
         """Variance along each kept component, shape (k,)."""
         m = self._fitted()
         return np.asarray(m.explained_variance[: m.k])
 
     @property
-    def explained_variance_ratio_(self):
+    def explained_variance_ratio_(self) -> np.ndarray:
         """Share of the total variance along each kept component, shape (k,)."""
         m = self._fitted()
         return np.asarray(m.explained_variance_ratio[: m.k])
 
     @property
-    def variance_kept_(self):
+    def explained_variance_ratio_all_(self) -> np.ndarray:
+        """Share of the total variance along every one of the d components, shape
+        (d,): the curve that shows how much more components would keep."""
+        return np.asarray(self._fitted().explained_variance_ratio)
+
+    @property
+    def variance_kept_(self) -> float:
         """Share of the variance the kept components hold together."""
         return self._fitted().variance_kept
 
     @property
-    def fingerprint_(self):
+    def fingerprint_(self) -> str:
         """Digest of the model, recorded by reduced outputs and classifiers."""
         return self._fitted().fingerprint
 
-    def to_bytes(self):
+    def to_bytes(self) -> bytes:
         """The fitted model as bytes (Spark broadcasts them); `PCA.from_bytes` reads them."""
         return bytes(self._fitted().to_bytes())
 
     @classmethod
-    def from_bytes(cls, data):
+    def from_bytes(cls, data: bytes) -> PCA:
+        """A PCA from `to_bytes`."""
         pca = cls()
         pca._model = _native.Pca.from_bytes(data)
         return pca

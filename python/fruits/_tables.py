@@ -1,8 +1,11 @@
 """Tables in and out: `fruits.featurize` and `fruits.read`, and the helpers that
 turn pandas / pyarrow / path lists into what the Rust core takes."""
 
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import pyarrow as pa
 
@@ -23,12 +26,12 @@ class Featurized:
     (path, kind, message). ``summary`` is the run's summary when ``out=`` was given.
     """
 
-    def __init__(self, features, errors, summary=None):
+    def __init__(self, features: pa.Table, errors: pa.Table, summary: Optional[dict[str, Any]] = None):
         self.features = features
         self.errors = errors
         self.summary = summary
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[pa.Table]:
         return iter((self.features, self.errors))
 
     def __repr__(self):
@@ -40,7 +43,7 @@ def _table(batches, meta_json):
     return table.replace_schema_metadata({META_KEY: meta_json.encode()})
 
 
-def table_meta(table):
+def table_meta(table: pa.Table) -> dict[str, Any]:
     """The dataset metadata a fruits table carries (dict), or {} for other tables."""
     raw = (table.schema.metadata or {}).get(META_KEY)
     return json.loads(raw) if raw else {}
@@ -61,7 +64,7 @@ def _split_path(path):
     return os.sep, [p for p in path.split(os.sep) if p]
 
 
-def common_root(paths):
+def common_root(paths: Sequence[str]) -> tuple[str, list[str]]:
     """The deepest folder (or s3:// prefix) holding every path with its two
     parent folders (label and, when present, split), and each path relative to it."""
     if not paths:
@@ -112,8 +115,14 @@ def _restore_paths(table, rel_to_original):
     return table.set_column(index, table.schema.field(index), pa.array(paths, pa.string()))
 
 
-def featurize(source, *, precision=None, model=None, batch_size=None, out=None, path_col="path",
-              intra_threads=None, decode_threads=None, max_megapixels=None):
+#: What `featurize` takes: a folder or s3:// prefix, a list of paths, or a table with a path column.
+Source = Union[str, "os.PathLike[str]", Sequence[str], pa.Table, Any]
+
+
+def featurize(source: Source, *, precision: Optional[str] = None, model: Optional[str] = None,
+              batch_size: Optional[int] = None, out: Optional[str] = None, path_col: str = "path",
+              intra_threads: Optional[int] = None, decode_threads: Optional[int] = None,
+              max_megapixels: Optional[float] = None) -> Featurized:
     """Featurises photos with MobileNetV2: one 1280-d vector per photo.
 
     ``source`` is a folder or ``s3://`` prefix (every photo under it; the label
@@ -154,7 +163,7 @@ def featurize(source, *, precision=None, model=None, batch_size=None, out=None, 
                       _restore_paths(_table(errors, meta), originals))
 
 
-def read(location, *, table="features"):
+def read(location: Union[str, "os.PathLike[str]"], *, table: str = "features") -> pa.Table:
     """Reads a committed fruits output (features or reduced, local or ``s3://``)
     as a pyarrow Table; ``table="errors"`` reads its errors table instead.
     ``.to_pandas()`` gives a DataFrame (vectors as numpy arrays)."""
@@ -162,7 +171,7 @@ def read(location, *, table="features"):
     return _table(batches, meta)
 
 
-def feature_table(data, column="features"):
+def feature_table(data: Any, column: str = "features") -> pa.Table:
     """`data` (a fruits Table, a `Featurized`, a pandas DataFrame or pyarrow
     Table with a vector column) as a pyarrow Table whose `column` holds
     fixed-size float32 lists, renamed `features`, as the core reads them."""

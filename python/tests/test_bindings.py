@@ -61,21 +61,27 @@ def test_a_partition_equals_the_cli(photos, cli_run, tmp_path):
 def test_pca_statistics_merge_and_match_the_cli(cli_run, tmp_path):
     features = os.path.join(cli_run, "features")
     files = [f for f, _ in fruits.dataset_parts(features)]
-    whole = fruits.pca_partition_stats(features, files)
+    batches = [b for f in files for b in fruits._native.read_part(features, f)]
+    whole = fruits._native.batch_stats(batches)
     # Split rows across "tasks" differently: the merge gives the same model.
-    parts = [fruits.pca_partition_stats(features, [f]) for f in files]
-    merged = fruits.pca_merge(parts + [fruits.pca_partition_stats(features, [])])
+    parts = [fruits._native.batch_stats(fruits._native.read_part(features, f)) for f in files]
+    halves = [fruits._native.batch_stats(batches[:1]), fruits._native.batch_stats(batches[1:])]
+    assert fruits._native.batch_stats([]) is None
     manifest = json.load(open(os.path.join(features, "_manifest.json")))
     sha = manifest["meta"]["model_sha256"]
-    model_a, a = fruits.pca_fit(whole, str(tmp_path / "a"), sha, features, variance=0.95)
-    model_b, b = fruits.pca_fit(merged, str(tmp_path / "b"), sha, features, variance=0.95)
-    assert a["k"] == b["k"]
+    a = fruits._native.Pca.fit_stats(whole, variance=0.95, features_model_sha256=sha, source=features)
+    b = fruits._native.Pca.fit_stats(fruits.pca_merge(parts), variance=0.95)
+    c = fruits._native.Pca.fit_stats(fruits.pca_merge([h for h in halves if h]), variance=0.95)
+    assert a.k == b.k == c.k
     cli = json.load(open(os.path.join(cli_run, "pca", "pca.json")))
-    assert a["k"] == cli["k"] and a["n"] == cli["n"] == 300
-    k = a["k"]  # the rest are rank-deficient noise (300 rows, 1280 features)
+    assert a.k == cli["k"] and a.n == cli["n"] == 300
+    k = a.k  # the rest are rank-deficient noise (300 rows, 1280 features)
     ref = cli["explained_variance_ratio"][:k]
-    np.testing.assert_allclose(a["explained_variance_ratio"][:k], ref, rtol=1e-9)
-    np.testing.assert_allclose(b["explained_variance_ratio"][:k], ref, rtol=1e-9)
+    for model in (a, b, c):
+        np.testing.assert_allclose(model.explained_variance_ratio[:k], ref, rtol=1e-9)
+    a.save(str(tmp_path / "a"))
+    assert json.load(open(tmp_path / "a" / "pca.json"))["features_model_sha256"] == sha
+    model_a = a.model_bytes()
     # Projecting a part equals the CLI's reduced output.
     out = str(tmp_path / "reduced")
     first_rows = np.cumsum([0] + [rows for _, rows in fruits.dataset_parts(features)])

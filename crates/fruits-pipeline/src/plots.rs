@@ -12,6 +12,10 @@ pub const VARIANCE_PNG: &str = "explained_variance.png";
 /// The sampled rows on the first two components, coloured by class.
 pub const PROJECTION_PNG: &str = "projection.png";
 
+/// Classes named in the projection plot's legend (the largest ones); the
+/// others are drawn grey as "other classes".
+pub const LEGEND_CLASSES: usize = 12;
+
 /// Writes [`VARIANCE_PNG`] and, when k >= 2, [`PROJECTION_PNG`] into `out`.
 /// `points` are (PC1, PC2) of the sampled rows, `labels` their classes; `rows`
 /// is the size of the whole dataset (the title says how many are shown).
@@ -32,23 +36,34 @@ pub fn write_pca_plots(
     if model.k < 2 || points.is_empty() {
         return Ok(());
     }
-    let mut classes: Vec<&str> = labels.iter().map(String::as_str).collect();
-    classes.sort_unstable();
-    classes.dedup();
+    // The largest classes get a colour and a legend entry; the rest are "other".
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for label in labels {
+        *counts.entry(label.as_str()).or_default() += 1;
+    }
+    let total_classes = counts.len();
+    let mut by_size: Vec<(&str, usize)> = counts.into_iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut named: Vec<String> = by_size
+        .iter()
+        .take(LEGEND_CLASSES)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    named.sort();
     let indexed: Vec<(f32, f32, usize)> = points
         .iter()
         .zip(labels)
-        .map(|(&(x, y), label)| (x, y, classes.binary_search(&label.as_str()).unwrap_or(0)))
+        .map(|(&(x, y), label)| {
+            let c = named.binary_search(label).unwrap_or(usize::MAX);
+            (x, y, c)
+        })
         .collect();
     let shown = if indexed.len() as u64 == rows {
         format!("{rows} images")
     } else {
         format!("{} of {rows} images (evenly spaced)", indexed.len())
     };
-    let title = format!(
-        "{shown} on the first two components, {} classes",
-        classes.len()
-    );
+    let title = format!("{shown} on the first two components, {total_classes} classes");
     let axis = |i: usize| {
         format!(
             "PC{} ({:.1}% of the variance)",
@@ -56,7 +71,7 @@ pub fn write_pca_plots(
             model.explained_variance_ratio[i] * 100.0
         )
     };
-    let png = fruits_report::scatter_png(&indexed, classes.len(), &title, (&axis(0), &axis(1)))?;
+    let png = fruits_report::scatter_png(&indexed, &named, &title, (&axis(0), &axis(1)))?;
     out.put(PROJECTION_PNG, png.into())?;
     Ok(())
 }

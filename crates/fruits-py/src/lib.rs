@@ -19,7 +19,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_pyarrow::PyArrowType;
 use arrow_schema::{DataType, Field, Schema};
 use fruits_location::{Location, StorageOptions};
-use fruits_pca::{Keep, PcaModel, PcaStats};
+use fruits_pca::{PcaModel, PcaStats};
 use fruits_pipeline::featurize::DEFAULT_BATCH_SIZE;
 use fruits_pipeline::reduce;
 use fruits_store::{
@@ -27,7 +27,7 @@ use fruits_store::{
     errors_schema, features_schema,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 
 mod classifier;
 mod error;
@@ -235,27 +235,6 @@ fn find_part(ds: &Dataset, file: &str) -> Result<PartInfo> {
         .ok_or_else(|| Error::input(format!("{} names no part {file}", ds.root())))
 }
 
-/// PCA statistics (count, mean, co-moments; `PcaStats::to_bytes`) of the given
-/// parts of the features output `features`: one Spark partition's share.
-#[pyfunction]
-fn pca_partition_stats<'py>(
-    py: Python<'py>,
-    features: &str,
-    files: Vec<String>,
-) -> Result<Bound<'py, PyBytes>> {
-    let root = open(features)?;
-    let bytes = py.detach(|| -> Result<Vec<u8>> {
-        let ds = Dataset::open(&root)?;
-        let mut total = PcaStats::new(ds.manifest().meta.spec.feature_dim);
-        for file in &files {
-            let stats = reduce::part_stats(&ds, &find_part(&ds, file)?)?;
-            total.merge(&stats)?;
-        }
-        Ok(total.to_bytes())
-    })?;
-    Ok(PyBytes::new(py, &bytes))
-}
-
 /// Merges partitions' statistics into the statistics of all their rows.
 #[pyfunction]
 fn pca_merge<'py>(py: Python<'py>, stats: Vec<Vec<u8>>) -> Result<Bound<'py, PyBytes>> {
@@ -270,52 +249,12 @@ fn pca_merge<'py>(py: Python<'py>, stats: Vec<Vec<u8>>) -> Result<Bound<'py, PyB
     Ok(PyBytes::new(py, &total.to_bytes()))
 }
 
-/// Fits a PCA from merged statistics (keep `variance` share, or exactly `k`
-/// components), saves it into `out` as `fruits pca fit` does, and returns
-/// `(model bytes to broadcast, summary dict)`.
-#[pyfunction]
-#[pyo3(signature = (stats, out, features_model_sha256, source, variance=None, k=None))]
-fn pca_fit<'py>(
-    py: Python<'py>,
-    stats: &[u8],
-    out: &str,
-    features_model_sha256: &str,
-    source: &str,
-    variance: Option<f64>,
-    k: Option<usize>,
-) -> Result<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-    let keep = match (k, variance) {
-        (Some(k), _) => Keep::K(k),
-        (None, Some(v)) => Keep::Variance(v),
-        (None, None) => Keep::Variance(reduce::DEFAULT_VARIANCE),
-    };
-    let stats = PcaStats::from_bytes(stats)?;
-    let out = open(out)?;
-    let model = py.detach(|| -> Result<PcaModel> {
-        let model = fruits_pca::fit(&stats, keep)?;
-        fruits_pca::save(&out, &model, features_model_sha256, source)?;
-        Ok(model)
-    })?;
-    let bytes = serde_json::to_vec(&model).map_err(json_err)?;
-    let summary = PyDict::new(py);
-    summary.set_item("n", model.n)?;
-    summary.set_item("d", model.d)?;
-    summary.set_item("k", model.k)?;
-    summary.set_item("variance_kept", model.variance_kept())?;
-    summary.set_item(
-        "explained_variance_ratio",
-        model.explained_variance_ratio.clone(),
-    )?;
-    summary.set_item("fingerprint", model.fingerprint())?;
-    Ok((PyBytes::new(py, &bytes), summary))
-}
-
 /// What [`reduce_partition`] returns: (part file, rows, the part's rows of the
 /// projection plot as (PC1, PC2), their labels).
 type Reduced = (String, u64, Vec<(f32, f32)>, Vec<String>);
 
 /// Projects part `file` of the features output `features` with the PCA in
-/// `model_bytes` (from [`pca_fit`]) into part `index` of the reduced output
+/// `model_bytes` (`Pca.model_bytes`) into part `index` of the reduced output
 /// `out`. Returns `(file, rows, points, labels)`, or None when the part is
 /// empty; `points`/`labels` are the part's rows whose dataset row number
 /// (`first_row` + row in part) is a multiple of `stride` (0: none), for [`pca_plots`].
@@ -433,9 +372,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models_built, m)?)?;
     m.add_function(wrap_pyfunction!(write_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_parts, m)?)?;
-    m.add_function(wrap_pyfunction!(pca_partition_stats, m)?)?;
     m.add_function(wrap_pyfunction!(pca_merge, m)?)?;
-    m.add_function(wrap_pyfunction!(pca_fit, m)?)?;
     m.add_function(wrap_pyfunction!(reduce_partition, m)?)?;
     m.add_function(wrap_pyfunction!(plot_stride, m)?)?;
     m.add_function(wrap_pyfunction!(pca_plots, m)?)?;

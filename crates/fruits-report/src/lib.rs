@@ -165,10 +165,13 @@ pub fn cumulative_variance_png(
     png(rgb, VARIANCE_SIZE, what)
 }
 
-/// Draws points `(x, y, class index)` coloured by class, one hue per class.
+/// Draws points `(x, y, class index)` coloured by class, one hue per class
+/// named in `classes`, with a legend naming them; points whose index is past
+/// `classes` are drawn light grey as "other classes" (a legend of 141 names
+/// would hide the plot: callers name the largest few).
 pub fn scatter_png(
     points: &[(f32, f32, usize)],
-    n_classes: usize,
+    classes: &[String],
     title: &str,
     axes: (&str, &str),
 ) -> Result<Vec<u8>, ReportError> {
@@ -204,14 +207,46 @@ pub fn scatter_png(
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(|e| err(e.to_string()))?;
-    let n = n_classes.max(1) as f64;
+    let n = classes.len().max(1) as f64;
+    // Golden-ratio hue steps keep neighbouring class indices far apart in colour.
+    let colour = |c: usize| {
+        let hue = (c as f64 * 0.618_033_988_75) % 1.0;
+        let light = 0.35 + 0.2 * ((c as f64 / n * 3.0) % 1.0);
+        HSLColor(hue, 0.85, light)
+    };
+    let grey = RGBColor(200, 200, 200);
+    let others: Vec<(f32, f32)> = points
+        .iter()
+        .filter(|p| p.2 >= classes.len())
+        .map(|&(x, y, _)| (x, y))
+        .collect();
+    if !others.is_empty() {
+        chart
+            .draw_series(others.iter().map(|&xy| Circle::new(xy, 2, grey.filled())))
+            .map_err(|e| err(e.to_string()))?
+            .label("other classes")
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, grey.filled()));
+    }
+    for (c, name) in classes.iter().enumerate() {
+        let style = colour(c).filled();
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.2 == c)
+                    .map(|&(x, y, _)| Circle::new((x, y), 2, style)),
+            )
+            .map_err(|e| err(e.to_string()))?
+            .label(name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, style));
+    }
     chart
-        .draw_series(points.iter().map(|&(x, y, c)| {
-            // Golden-ratio hue steps keep neighbouring class indices far apart in colour.
-            let hue = (c as f64 * 0.618_033_988_75) % 1.0;
-            let light = 0.35 + 0.2 * ((c as f64 / n * 3.0) % 1.0);
-            Circle::new((x, y), 2, HSLColor(hue, 0.85, light).filled())
-        }))
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
         .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))?;
     drop(chart);
@@ -360,7 +395,8 @@ mod tests {
         let points: Vec<(f32, f32, usize)> = (0..300)
             .map(|i| (i as f32, (i % 7) as f32, i % 5))
             .collect();
-        let scatter = scatter_png(&points, 5, "test", ("pc1", "pc2")).expect("scatter");
+        let names: Vec<String> = (0..3).map(|i| format!("class {i}")).collect();
+        let scatter = scatter_png(&points, &names, "test", ("pc1", "pc2")).expect("scatter");
         let names: Vec<String> = (0..3).map(|i| format!("class {i}")).collect();
         let confusion =
             confusion_png(&[5, 1, 0, 0, 6, 0, 2, 0, 4], &names, "test").expect("confusion");

@@ -6,8 +6,11 @@ bytes are broadcast once; each Python worker builds its ONNX Runtime session
 on first use and keeps it for every later batch (`fruits.spark.worker`).
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
+from typing import Any, Optional
 
 import pyarrow as pa
 
@@ -105,8 +108,9 @@ def _check_columns(df, *names):
             raise InputError(f"the DataFrame has no column {col!r} (columns: {df.columns})")
 
 
-def featurize(df, *, path_col="path", content_col=None, root=None, precision=None, model=None,
-              batch_size=_native.DEFAULT_BATCH_SIZE, intra_threads=1, decode_threads=1):
+def featurize(df: Any, *, path_col: str = "path", content_col: Optional[str] = None, root: Optional[str] = None,
+              precision: Optional[str] = None, model: Optional[str] = None,
+              batch_size: int = _native.DEFAULT_BATCH_SIZE, intra_threads: int = 1, decode_threads: int = 1) -> Any:
     """Featurises the photos of a Spark DataFrame: one output row per input row,
     with columns ``path, label, split, sha256, width, height, features
     (array<float>), error_kind, error``. A photo that cannot be read or decoded
@@ -143,9 +147,10 @@ def featurize(df, *, path_col="path", content_col=None, root=None, precision=Non
     return df.select(*[c for c in (path_col, content_col) if c]).mapInArrow(run, FEATURES_DDL)
 
 
-def write_features(spark, source, out, *, path_col="path", content_col=None, root=None, precision=None,
-                   model=None, chunk_images=256, batch_size=_native.DEFAULT_BATCH_SIZE, intra_threads=1,
-                   decode_threads=1):
+def write_features(spark: Any, source: Any, out: str, *, path_col: str = "path", content_col: Optional[str] = None,
+                   root: Optional[str] = None, precision: Optional[str] = None, model: Optional[str] = None,
+                   chunk_images: int = 256, batch_size: int = _native.DEFAULT_BATCH_SIZE, intra_threads: int = 1,
+                   decode_threads: int = 1) -> dict[str, Any]:
     """Featurises photos on the cluster into the fruits output `out` (folder or
     s3:// prefix): the layout ``fruits featurize`` writes, readable by every
     command and by `fruits.read`. Each Spark partition becomes one part written
@@ -254,7 +259,7 @@ def _spark_table(table):
 _DDL = {pa.string(): "string", pa.int32(): "int", pa.int64(): "long", pa.list_(pa.float32()): "array<float>"}
 
 
-def read(spark, location):
+def read(spark: Any, location: str) -> Any:
     """The rows of a fruits output (features or reduced; folder or s3://
     prefix) as a Spark DataFrame, one partition per part, read by the Rust core
     on the executors (no Hadoop S3 connector). Vectors become ``array<float>``,
@@ -281,7 +286,7 @@ class PCAModel:
     def __init__(self, pca):
         self.pca = pca
 
-    def transform(self, df, input_col="features", output_col="pca"):
+    def transform(self, df: Any, input_col: str = "features", output_col: str = "pca") -> Any:
         """`df` with `output_col` (array<float>, k long) added: the projection of
         `input_col`; null where `input_col` is null (photos that failed)."""
         if input_col not in df.columns:
@@ -322,7 +327,8 @@ class PCAModel:
         return f"PCAModel({self.pca!r})"
 
 
-def pca(df, *, variance=None, k=None, input_col="features", model_sha256="", source="a Spark DataFrame"):
+def pca(df: Any, *, variance: Optional[float] = None, k: Optional[int] = None, input_col: str = "features",
+        model_sha256: str = "", source: str = "a Spark DataFrame") -> PCAModel:
     """Fits a PCA on the vectors of `input_col` (rows with null vectors are
     skipped): each partition summarises its rows (count, mean, co-moments in
     f64) in the Rust core, the driver merges the summaries and decomposes. The
@@ -346,7 +352,12 @@ def pca(df, *, variance=None, k=None, input_col="features", model_sha256="", sou
             yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]},
                                              schema=pa.schema([("stats", pa.binary())]))
 
-    partials = [bytes(r.stats) for r in df.select(input_col).mapInArrow(stats, "stats binary").collect()]
+    # One summary per task, a few tasks: each summary holds d x d co-moments in
+    # f64 (13 MB for d = 1280), and one per part of a large output would not fit
+    # the driver (84 parts of the whole sample: 1.1 GB, measured out of memory).
+    tasks = max(1, min(df.rdd.getNumPartitions(), df.sparkSession.sparkContext.defaultParallelism))
+    summaries = df.select(input_col).coalesce(tasks).mapInArrow(stats, "stats binary")
+    partials = [bytes(r.stats) for r in summaries.collect()]
     if not partials:
         raise InputError(f"no rows with a {input_col!r} vector to fit a PCA on")
     merged = _native.pca_merge(partials)

@@ -9,9 +9,9 @@ of the installed package is imported once per worker process and kept.
 import fruits
 
 # One featurizer per Python worker, keyed by the model and settings it was built with.
-_FEATURIZER = {}
+_FEATURIZER: dict[tuple, fruits.Featurizer] = {}
 # One PCA per Python worker, keyed by its bytes' digest.
-_PCA = {}
+_PCA: dict[str, fruits._native.Pca] = {}
 
 
 def featurizer(broadcast, source, settings, digest):
