@@ -138,7 +138,7 @@ with open(os.path.join(out, "names.json"), "w") as f:
 types = ", ".join(f"{g['InstanceCount']} x {g['InstanceType']}" for g in cluster["Instances"]["InstanceGroups"])
 print(f"rendered into {out}: {cluster['ReleaseLabel']}, {arch}, {types}", file=sys.stderr)
 print(f"upload to s3://{values['ARTIFACT_BUCKET']}/fruits/: {wheel}, bootstrap.sh, job.py, "
-      "mobilenetv2-12-dequant-fp32.onnx" + (f", wheelhouse-{arch}/" if env["WHEELHOUSE"] == "1" else ""),
+      "mobilenetv2-12-int8.onnx" + (f", wheelhouse-{arch}/" if env["WHEELHOUSE"] == "1" else ""),
       file=sys.stderr)
 EOF
 

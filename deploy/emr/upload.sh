@@ -9,7 +9,7 @@
 # s3://ARTIFACT_BUCKET/fruits/  <- the wheel (--wheel, default: the WHEEL given to
 #                                  render.sh; its name must be the rendered one),
 #                                  deploy/emr/bootstrap.sh, python/fruits/spark/job.py,
-#                                  mobilenetv2-12-dequant-fp32.onnx (--model, default
+#                                  mobilenetv2-12-int8.onnx (--model, default
 #                                  $FRUITS_MODELS_DIR or ../shared/models next to the
 #                                  repository), and with WHEELHOUSE=1 wheelhouse-ARCH/
 #                                  (--wheelhouse, default target/wheels/wheelhouse-ARCH/)
@@ -24,7 +24,7 @@ source "$here/lib.sh"
 dir="$root/target/emr"
 photos=""
 wheel=""
-model="${FRUITS_MODELS_DIR:-$root/../shared/models}/mobilenetv2-12-dequant-fp32.onnx"
+model="${FRUITS_MODELS_DIR:-$root/../shared/models}/mobilenetv2-12-int8.onnx"
 wheelhouse=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -45,7 +45,7 @@ artifacts="s3://$ARTIFACT_BUCKET/fruits"
 [[ -f "$wheel" ]] || die "no wheel at '$wheel': build it with deploy/emr/build-wheel.sh, or pass --wheel"
 [[ "$(basename "$wheel")" == "$WHEEL_NAME" ]] \
   || die "the wheel is $(basename "$wheel") but cluster.json installs $WHEEL_NAME: render again with WHEEL=$wheel"
-[[ -f "$model" ]] || die "no model at '$model': pass --model PATH/mobilenetv2-12-dequant-fp32.onnx"
+[[ -f "$model" ]] || die "no model at '$model': pass --model PATH/mobilenetv2-12-int8.onnx"
 [[ -z "$photos" || -d "$photos" ]] || die "--photos $photos is not a folder"
 if [[ -n "$photos" && ! -d "$photos/Training" && ! -d "$photos/Test" ]]; then
   log "warning: $photos has neither Training/ nor Test/; the job reads INPUT_PREFIX/{Training,Test}/<class>/*.jpg"
@@ -56,7 +56,7 @@ if [[ "$WHEELHOUSE" == 1 && ! -d "$wheelhouse" ]]; then
 fi
 
 srcs=("$wheel" "$here/bootstrap.sh" "$root/python/fruits/spark/job.py" "$model")
-dests=("$artifacts/$WHEEL_NAME" "$artifacts/bootstrap.sh" "$artifacts/job.py" "$artifacts/mobilenetv2-12-dequant-fp32.onnx")
+dests=("$artifacts/$WHEEL_NAME" "$artifacts/bootstrap.sh" "$artifacts/job.py" "$artifacts/mobilenetv2-12-int8.onnx")
 put() {
   awsr s3 cp --sse AES256 --only-show-errors "${srcs[$1]}" "${dests[$1]}"
   log "${dests[$1]} <- ${srcs[$1]}"

@@ -11,7 +11,8 @@ from fruits.errors import InputError
 
 #: The precisions of the shared models, and their files.
 MODEL_FILES = {"fp32": _native.FP32_MODEL_FILE, "int8": _native.INT8_MODEL_FILE}
-DEFAULT_PRECISION = "fp32"
+#: The precision used when none is named (the Rust crates' default).
+DEFAULT_PRECISION = next(p for p, f in MODEL_FILES.items() if f == _native.DEFAULT_MODEL_FILE)
 
 
 def onnxruntime_library():

@@ -147,6 +147,7 @@ class Classifier:
         pca: Optional[str] = None,
         cv: Optional[int] = None,
         cv_c: Optional[list[float]] = None,
+        colour: bool = True,
     ) -> Classifier: ...
     @staticmethod
     def load(location: str) -> Classifier: ...

@@ -136,7 +136,7 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     prefix), also writes the same Parquet output as ``fruits featurize`` and
     resumes an interrupted run there: photos already done are skipped.
 
-    ``precision`` is ``"fp32"`` (default) or ``"int8"`` and picks the shared
+    ``precision`` is ``"int8"`` (default) or ``"fp32"`` and picks the shared
     model file; ``model`` names another ONNX file (path or s3:// URL).
 
     >>> features, errors = fruits.featurize("../shared/data/fruits-360-sample/Test")

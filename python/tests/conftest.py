@@ -15,7 +15,8 @@ from fruits.spark.local_cluster import LocalCluster
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.environ.get("FRUITS_SAMPLE_DIR", os.path.join(ROOT, "..", "shared", "data", "fruits-360-sample"))
 MODELS = os.environ.get("FRUITS_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
-FP32 = os.path.join(MODELS, "mobilenetv2-12-dequant-fp32.onnx")
+# The default image model (int8), the one `fruits run` uses without flags.
+MODEL = os.path.join(MODELS, "mobilenetv2-12-int8.onnx")
 
 
 def fruits_bin():

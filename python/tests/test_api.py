@@ -55,7 +55,7 @@ def test_featurize_a_folder_equals_the_cli(featurized, cli_run):
     assert errors.column("kind").to_pylist() == ["unsupported_format"]
     # The metadata travels with the table: which model made the vectors.
     assert "fruits.meta" in {k.decode() for k in features.schema.metadata}
-    assert features.to_pandas().shape == (300, 7)
+    assert features.to_pandas().shape == (300, 8)  # ..., features, colour
 
 
 def test_featurize_with_out_writes_the_cli_output_and_resumes(photos, featurized, tmp_path):
@@ -136,7 +136,7 @@ def test_pca_fits_like_the_cli_from_a_location_a_table_and_pandas(cli_run, featu
     assert abs(from_location.variance_kept_ - sum(cli["explained_variance_ratio"][:k])) < 1e-9
     # transform equals the CLI's reduced output (up to each component's sign).
     reduced = by_path(from_location.transform(featurized.features))
-    assert reduced.column_names == ["path", "label", "split", "sha256", "width", "height", "pca"]
+    assert reduced.column_names == ["path", "label", "split", "sha256", "width", "height", "colour", "pca"]
     ref = by_path(fruits.read(os.path.join(cli_run, "reduced")))
     np.testing.assert_allclose(np.abs(vectors(reduced, "pca")), np.abs(vectors(ref, "pca")), atol=1e-4)
     # save / load, and the plots.

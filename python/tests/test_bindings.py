@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import fruits
-from conftest import FP32
+from conftest import MODEL
 
 
 def read_output(folder, column):
@@ -32,7 +32,7 @@ def test_list_images_matches_the_layout(photos):
 
 
 def test_a_partition_equals_the_cli(photos, cli_run, tmp_path):
-    featurizer = fruits.Featurizer(open(FP32, "rb").read(), FP32)
+    featurizer = fruits.Featurizer(open(MODEL, "rb").read(), MODEL)
     before = fruits.models_built()
     listing = fruits.list_images(photos)
     out = str(tmp_path / "features")

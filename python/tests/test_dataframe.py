@@ -9,7 +9,7 @@ import pytest
 
 import fruits
 import fruits.spark
-from conftest import FP32
+from conftest import MODEL
 from garage import Garage
 
 
@@ -34,7 +34,7 @@ def spark(cluster, garage):
     builder = (SparkSession.builder.master(cluster.url).appName("fruits-dataframe-tests")
                .config("spark.python.worker.reuse", "true")
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-               .config("spark.executorEnv.FRUITS_MODELS_DIR", os.path.dirname(FP32)))
+               .config("spark.executorEnv.FRUITS_MODELS_DIR", os.path.dirname(MODEL)))
     for key, value in garage.env().items():
         builder = builder.config(f"spark.executorEnv.{key}", value)
     session = builder.getOrCreate()
@@ -56,8 +56,9 @@ def cli_vectors(cli_run, photos, prefix):
 
 def test_featurize_a_binary_file_dataframe_equals_the_cli(spark, photos, cli_run):
     df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(photos)
-    out = fruits.spark.featurize(df, model=FP32).cache()
-    assert out.columns == ["path", "label", "split", "sha256", "width", "height", "features", "error_kind", "error"]
+    out = fruits.spark.featurize(df, model=MODEL).cache()
+    assert out.columns == ["path", "label", "split", "sha256", "width", "height", "features", "colour",
+                           "error_kind", "error"]
     rows = out.collect()
     assert len(rows) == 301  # one row per input row, the broken photo included
     bad = [r for r in rows if r["error"] is not None]
@@ -101,7 +102,7 @@ def test_featurize_a_path_column_builds_one_model_per_worker(spark, photos, cli_
     paths = [os.path.join(photos, p) for p in table.column("path").to_pylist()]
     df = spark.createDataFrame([(p,) for p in paths], "photo string").repartition(6)
     before = models_built_per_worker(spark)
-    out = fruits.spark.featurize(df, path_col="photo", precision="fp32")  # found in FRUITS_MODELS_DIR
+    out = fruits.spark.featurize(df, path_col="photo")  # the default model, found in FRUITS_MODELS_DIR
     got, x = vectors_by_path(out.collect(), "features")
     ref_paths, y = cli_vectors(cli_run, photos, "")
     assert got == ref_paths
@@ -131,7 +132,7 @@ def test_featurize_reads_photos_from_s3(spark, garage, photos, cli_run):
     table = fruits.read(os.path.join(cli_run, "features")).sort_by("path")
     rels = table.column("path").to_pylist()[:20]
     df = spark.createDataFrame([(f"s3a://photos/in/{p}",) for p in rels], "path string")
-    rows = fruits.spark.featurize(df, model=FP32).collect()
+    rows = fruits.spark.featurize(df, model=MODEL).collect()
     assert [r["error"] for r in rows] == [None] * 20
     assert [r["path"] for r in rows] == [f"s3a://photos/in/{p}" for p in rels]
     assert rows[0]["label"] == table.column("label")[0].as_py()
@@ -152,10 +153,10 @@ def test_write_features_keeps_listing_problems_and_reads_back(spark, photos, tmp
     shutil.copytree(os.path.join(photos, "Test", "Kiwi 1"), folder / "Test" / "Kiwi 1")
     os.symlink(str(tmp_path / "gone.jpg"), folder / "Test" / "Kiwi 1" / "broken-link.jpg")
     out = str(tmp_path / "spark-features")
-    summary = fruits.spark.write_features(spark, str(folder), out, model=FP32, chunk_images=10)
+    summary = fruits.spark.write_features(spark, str(folder), out, model=MODEL, chunk_images=10)
     assert summary["rows"] == 30 and summary["errors"] == 2 and summary["chunks"] == 4
     cli = str(tmp_path / "cli-features")
-    proc = subprocess.run([fruits_bin(), "featurize", str(folder), "--out", cli, "--model", FP32],
+    proc = subprocess.run([fruits_bin(), "featurize", str(folder), "--out", cli, "--model", MODEL],
                           capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr  # 3: some photos failed
     mine = fruits.read(out, table="errors").sort_by("path")
@@ -176,7 +177,7 @@ def test_write_features_from_a_binary_file_dataframe(spark, photos, tmp_path):
     df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(
         os.path.join(photos, "Training", "Banana 1"))
     out = str(tmp_path / "features")
-    summary = fruits.spark.write_features(spark, df.repartition(3), out, model=FP32)
+    summary = fruits.spark.write_features(spark, df.repartition(3), out, model=MODEL)
     assert summary["rows"] == 30 and summary["errors"] == 0 and summary["parts"] == 3
     table = fruits.read(out)
     assert set(table.column("label").to_pylist()) == {"Banana 1"}

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FP32
+from conftest import MODEL
 from fruits.spark.local_cluster import LocalCluster
 from garage import Garage
 
@@ -46,7 +46,7 @@ def finish(proc, summary):
 
 def run_job(cluster, photos, out, *extra):
     summary = os.path.join(os.path.dirname(out), os.path.basename(out) + "-summary.json")
-    return finish(start_job(cluster, photos, out, summary, "--model", FP32, "--chunk-images", "40", *extra), summary)
+    return finish(start_job(cluster, photos, out, summary, "--model", MODEL, "--chunk-images", "40", *extra), summary)
 
 
 def assert_same_features(out, cli_run, fs=None):
@@ -96,7 +96,7 @@ def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(photos, cli_run, t
     features = os.path.join(out, "features")
     with LocalCluster(tmp_path / "cluster", workers=2) as cluster:
         # 16 chunks of about 19 photos: each task runs for seconds, so the kill lands inside one.
-        proc = start_job(cluster, photos, out, summary, "--model", FP32, "--chunk-images", "20")
+        proc = start_job(cluster, photos, out, summary, "--model", MODEL, "--chunk-images", "20")
         deadline = time.time() + 600
         def parts():
             return [f for f in os.listdir(features) if f.startswith("part-")] if os.path.isdir(features) else []
@@ -139,7 +139,7 @@ def test_the_job_reads_photos_and_model_from_s3_and_writes_results_there(cluster
     garage.bucket("results")
     s3 = garage.filesystem()
     pafs.copy_files(photos, "photos/fruits-360", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=s3)
-    pafs.copy_files(FP32, "photos/models/mobilenetv2.onnx", source_filesystem=pafs.LocalFileSystem(),
+    pafs.copy_files(MODEL, "photos/models/mobilenetv2.onnx", source_filesystem=pafs.LocalFileSystem(),
                     destination_filesystem=s3)
     env = garage.env()
     summary = os.path.join(garage.base, "summary.json")

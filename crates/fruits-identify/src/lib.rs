@@ -119,8 +119,9 @@ pub struct Prediction {
     pub height: u32,
 }
 
-/// A photo decoded and prepared for the model.
-pub type Prepared = (Vec<f32>, ImageInfo);
+/// A photo decoded and prepared for the model: its tensor, its size as
+/// decoded, and its colour descriptor.
+pub type Prepared = (Vec<f32>, ImageInfo, Vec<f32>);
 
 /// From photo bytes to an answer: the image model, its preprocessing, the
 /// classifier and the fruit catalogue, loaded once and shared by every request.
@@ -188,7 +189,15 @@ impl Identifier {
     /// Decodes and prepares one photo into a model input tensor (the pixel
     /// limit is checked from the header, before decoding).
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ImageError> {
-        self.preprocessing.preprocess(bytes, &self.limits)
+        let mut tensor = vec![0.0; self.preprocessing.tensor_len()];
+        let mut colour = vec![0.0; fruits_image::COLOUR_BINS];
+        let info = self.preprocessing.preprocess_with_colour(
+            bytes,
+            &self.limits,
+            &mut tensor,
+            Some(&mut colour),
+        )?;
+        Ok((tensor, info, colour))
     }
 
     /// Identifies prepared photos (tensors from [`prepare`](Self::prepare)) in
@@ -202,16 +211,20 @@ impl Identifier {
             return Ok(Vec::new());
         }
         let mut batch = Vec::with_capacity(tensors.len() * self.model.input_len());
-        for (t, _) in tensors {
+        let mut colour = Vec::new();
+        for (t, _, c) in tensors {
             batch.extend_from_slice(t);
+            if self.classifier.file.colour_bins > 0 {
+                colour.extend_from_slice(c);
+            }
         }
         let features = self.model.run(&batch)?;
-        let proba = self.classifier.proba_from_features(&features)?;
+        let proba = self.classifier.proba_from_features(&features, &colour)?;
         let classes = self.classifier.classes();
         let predictions: Vec<Prediction> = proba
             .chunks_exact(classes.len().max(1))
             .zip(tensors)
-            .map(|(p, (_, info))| Prediction {
+            .map(|(p, (_, info, _))| Prediction {
                 top: fruits_classify::top_k(p, top)
                     .into_iter()
                     .map(|(i, probability)| Candidate {

@@ -126,6 +126,7 @@ mod tests {
             feature_dim: 4,
             input_size: 224,
             preprocessing: fruits_image::Preprocessing::default(),
+            colour_bins: fruits_image::COLOUR_BINS,
         }
     }
 

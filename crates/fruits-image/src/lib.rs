@@ -10,7 +10,10 @@
 //! Dimensions are read from the header before any pixel is decoded, so a
 //! decompression bomb is refused without allocating its pixels.
 
+mod colour;
 mod jpeg_scan;
+
+pub use colour::{COLOUR_BINS, colour_histogram};
 
 use std::io::Cursor;
 
@@ -171,6 +174,20 @@ impl Preprocessing {
         limits: &DecodeLimits,
         out: &mut [f32],
     ) -> Result<ImageInfo, ImageError> {
+        self.preprocess_with_colour(bytes, limits, out, None)
+    }
+
+    /// Like [`preprocess_into`](Self::preprocess_into), also writing the
+    /// photo's colour descriptor ([`colour_histogram`] of the model's input
+    /// crop, [`COLOUR_BINS`] values) into `colour` when given: the decoded
+    /// pixels are at hand, so it costs a pass over 224 x 224 pixels.
+    pub fn preprocess_with_colour(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        out: &mut [f32],
+        colour: Option<&mut [f32]>,
+    ) -> Result<ImageInfo, ImageError> {
         assert_eq!(
             out.len(),
             self.tensor_len(),
@@ -183,6 +200,9 @@ impl Preprocessing {
         };
         let resized = self.resize(rgb)?;
         self.normalise(resized.buffer(), out);
+        if let Some(colour) = colour {
+            colour.copy_from_slice(&colour_histogram(resized.buffer()));
+        }
         Ok(info)
     }
 

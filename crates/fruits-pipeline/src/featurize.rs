@@ -26,7 +26,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use crossbeam_channel::bounded;
-use fruits_image::{DecodeLimits, Preprocessing};
+use fruits_image::{COLOUR_BINS, DecodeLimits, Preprocessing};
 use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::FeatureModel;
 use fruits_store::{
@@ -147,6 +147,8 @@ struct Decoded {
     sha256: [u8; 32],
     width: u32,
     height: u32,
+    /// The colour descriptor, [`COLOUR_BINS`] values.
+    colour: Vec<f32>,
 }
 
 /// A batch leaving the decode stage: `tensors` holds one slot per entry, filled for the successes.
@@ -180,14 +182,16 @@ fn load_one(
     let bytes = bytes.as_ref().map_err(Clone::clone)?;
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
     // A decoder bug on a hostile file must cost one image, not the run.
+    let mut colour = vec![0f32; COLOUR_BINS];
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        pre.preprocess_into(bytes, limits, slot)
+        pre.preprocess_with_colour(bytes, limits, slot, Some(&mut colour))
     }));
     match outcome {
         Ok(Ok(info)) => Ok(Decoded {
             sha256,
             width: info.width,
             height: info.height,
+            colour,
         }),
         Ok(Err(e)) => Err(ItemError {
             kind: ErrorKind::from(&e),
@@ -211,6 +215,7 @@ pub fn feature_spec(model: &FeatureModel, pre: &Preprocessing) -> FeatureSpec {
         feature_dim: info.feature_dim,
         input_size: info.input_size,
         preprocessing: pre.clone(),
+        colour_bins: COLOUR_BINS,
     }
 }
 
@@ -427,6 +432,7 @@ where
                                 d.width,
                                 d.height,
                                 f,
+                                &d.colour,
                             )?;
                             ok += 1;
                         }

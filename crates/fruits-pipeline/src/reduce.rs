@@ -346,8 +346,9 @@ pub fn transform_dataset(
 }
 
 /// The schema of a reduced output's parts: `path`, `label`, `split` as in a
-/// features part, and the `k`-long `pca` vector.
-pub fn reduced_schema(k: usize) -> arrow_schema::SchemaRef {
+/// features part, the `k`-long `pca` vector, and the `colour` descriptor when
+/// the features had one (`colour_bins` > 0).
+pub fn reduced_schema(k: usize, colour_bins: usize) -> arrow_schema::SchemaRef {
     let features = fruits_store::features_schema(0);
     let mut fields: Vec<Field> = [columns::PATH, columns::LABEL, columns::SPLIT]
         .iter()
@@ -359,6 +360,11 @@ pub fn reduced_schema(k: usize) -> arrow_schema::SchemaRef {
         DataType::FixedSizeList(item, k as i32),
         false,
     ));
+    if colour_bins > 0
+        && let Ok(colour) = features.field_with_name(columns::COLOUR)
+    {
+        fields.push(colour.clone());
+    }
     Arc::new(Schema::new(fields))
 }
 
@@ -427,7 +433,18 @@ pub fn project_batch(
         columns.push(column.clone());
     }
     columns.push(Arc::new(list));
-    RecordBatch::try_new(reduced_schema(model.k), columns)
+    // The colour descriptor travels with the projection: a classifier trained
+    // on a reduced output uses it as one trained on the features does.
+    let colour = batch.column_by_name(columns::COLOUR).filter(|c| {
+        matches!(c.data_type(), DataType::FixedSizeList(_, n) if *n as usize == fruits_image::COLOUR_BINS)
+    });
+    let bins = if let Some(c) = colour {
+        columns.push(c.clone());
+        fruits_image::COLOUR_BINS
+    } else {
+        0
+    };
+    RecordBatch::try_new(reduced_schema(model.k, bins), columns)
         .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 

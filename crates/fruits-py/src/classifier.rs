@@ -61,11 +61,12 @@ impl Classifier {
     /// Trains on the rows of `split` of the features or reduced output at
     /// `location`, as `fruits train` does. PCA: `pca` (a saved PCA's folder)
     /// for reduced data, else fitted keeping `variance` or `k`, or none with
-    /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows.
+    /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows. The
+    /// photos' colour descriptors go beside the features unless `colour` is false.
     #[staticmethod]
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None))]
+    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true))]
     fn train(
         py: Python<'_>,
         location: &str,
@@ -78,6 +79,7 @@ impl Classifier {
         pca: Option<String>,
         cv: Option<usize>,
         cv_c: Option<Vec<f64>>,
+        colour: bool,
     ) -> Result<Classifier> {
         let root = open(location)?;
         let choice = match (pca, no_pca, k, variance) {
@@ -107,7 +109,7 @@ impl Classifier {
         });
         let bundle = py.detach(|| {
             let ds = Dataset::open(&root)?;
-            train_dataset(&ds, split.as_deref(), choice, &config, cv.as_ref())
+            train_dataset(&ds, split.as_deref(), choice, &config, cv.as_ref(), colour)
         })?;
         Ok(Classifier::new(bundle))
     }

@@ -97,9 +97,10 @@ impl From<fruits_classify::ClassifyError> for Error {
         use fruits_classify::ClassifyError as C;
         let class = match &e {
             C::Storage(s) => storage_class(s),
-            C::WrongImageModel { .. } | C::WrongFeatures { .. } | C::WrongPca { .. } => {
-                "ModelMismatch"
-            }
+            C::WrongImageModel { .. }
+            | C::WrongFeatures { .. }
+            | C::WrongPca { .. }
+            | C::NoColour { .. } => "ModelMismatch",
             _ => "InputError",
         };
         Error::new(class, e)

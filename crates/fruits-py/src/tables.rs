@@ -295,7 +295,10 @@ pub fn read_dataset(py: Python<'_>, location: &str, table: &str) -> Result<(Batc
         PartKind::Features if meta.pca_fingerprint.is_some() => {
             // A reduced output: its schema is the first part's; none means no rows.
             or_empty(batches, || {
-                RecordBatch::new_empty(fruits_pipeline::reduce::reduced_schema(dim))
+                RecordBatch::new_empty(fruits_pipeline::reduce::reduced_schema(
+                    dim,
+                    meta.spec.colour_bins,
+                ))
             })
         }
         PartKind::Features => or_empty(batches, || RecordBatch::new_empty(features_schema(dim))),

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use fruits_identify::Prepared;
 use fruits_identify::{Identifier, Prediction};
-use fruits_image::ImageInfo;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 struct Job {
-    tensor: (Vec<f32>, ImageInfo),
+    tensor: Prepared,
     reply: oneshot::Sender<Result<Prediction, ApiError>>,
 }
 
@@ -24,7 +24,7 @@ pub struct Handle {
 
 impl Handle {
     /// Identifies one prepared photo, in whatever batch it lands in.
-    pub async fn identify(&self, tensor: (Vec<f32>, ImageInfo)) -> Result<Prediction, ApiError> {
+    pub async fn identify(&self, tensor: Prepared) -> Result<Prediction, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job { tensor, reply })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow_array::builder::{FixedSizeBinaryBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use fruits_image::{ImageError, Preprocessing};
+use fruits_image::{COLOUR_BINS, ImageError, Preprocessing};
 use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,8 @@ pub mod columns {
     pub const FEATURES: &str = "features";
     /// The PCA projection of a reduced output.
     pub const PCA: &str = "pca";
+    /// The photo's colour descriptor (`fruits_image::colour_histogram`).
+    pub const COLOUR: &str = "colour";
     /// Why a photo failed (errors table): an [`ErrorKind`](crate::ErrorKind).
     pub const KIND: &str = "kind";
     /// What went wrong, for people (errors table).
@@ -55,6 +57,10 @@ pub struct FeatureSpec {
     /// How photos were prepared.
     #[serde(with = "preprocessing_field")]
     pub preprocessing: Preprocessing,
+    /// Length of the `colour` descriptor stored beside each vector; 0 for
+    /// outputs written before it existed (they have no `colour` column).
+    #[serde(default)]
+    pub colour_bins: usize,
 }
 
 impl FeatureSpec {
@@ -67,6 +73,7 @@ impl FeatureSpec {
             && self.feature_dim == other.feature_dim
             && self.input_size == other.input_size
             && self.preprocessing == other.preprocessing
+            && self.colour_bins == other.colour_bins
     }
 }
 
@@ -165,7 +172,7 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
     for pair in kv {
         if let (Some(key), Some(value)) = (pair.key.strip_prefix(KV_PREFIX), pair.value.as_ref()) {
             let v = match key {
-                "feature_dim" | "input_size" => serde_json::from_str(value).ok()?,
+                "feature_dim" | "input_size" | "colour_bins" => serde_json::from_str(value).ok()?,
                 "preprocessing" if value.starts_with('{') => serde_json::from_str(value).ok()?,
                 _ => serde_json::Value::String(value.clone()),
             };
@@ -286,7 +293,18 @@ impl From<&ImageError> for ErrorKind {
     }
 }
 
-/// Schema of a features part with `dim`-long vectors.
+fn float_list(name: &str, len: usize) -> Field {
+    Field::new(
+        name,
+        DataType::FixedSizeList(
+            Arc::new(Field::new("item", DataType::Float32, false)),
+            len as i32,
+        ),
+        false,
+    )
+}
+
+/// Schema of a features part with `dim`-long vectors and the colour descriptor.
 pub fn features_schema(dim: usize) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(columns::PATH, DataType::Utf8, false),
@@ -295,14 +313,8 @@ pub fn features_schema(dim: usize) -> SchemaRef {
         Field::new(columns::SHA256, DataType::FixedSizeBinary(32), false),
         Field::new(columns::WIDTH, DataType::UInt32, false),
         Field::new(columns::HEIGHT, DataType::UInt32, false),
-        Field::new(
-            "features",
-            DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, false)),
-                dim as i32,
-            ),
-            false,
-        ),
+        float_list(columns::FEATURES, dim),
+        float_list(columns::COLOUR, COLOUR_BINS),
     ]))
 }
 
@@ -326,6 +338,7 @@ pub struct FeatureRows {
     width: UInt32Builder,
     height: UInt32Builder,
     features: Vec<f32>,
+    colour: Vec<f32>,
     /// First and last path of the part, for logs and the manifest.
     len: usize,
 }
@@ -342,11 +355,13 @@ impl FeatureRows {
             width: UInt32Builder::new(),
             height: UInt32Builder::new(),
             features: Vec::new(),
+            colour: Vec::new(),
             len: 0,
         }
     }
 
-    /// Appends one row. `features` must hold exactly `dim` values.
+    /// Appends one row. `features` must hold exactly `dim` values and
+    /// `colour` [`COLOUR_BINS`].
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
@@ -357,11 +372,13 @@ impl FeatureRows {
         width: u32,
         height: u32,
         features: &[f32],
+        colour: &[f32],
     ) -> Result<(), StoreError> {
-        if features.len() != self.dim {
+        if features.len() != self.dim || colour.len() != COLOUR_BINS {
             return Err(StoreError::Arrow(format!(
-                "{path}: feature vector has {} values, expected {}",
+                "{path}: {} feature values and {} colour values, expected {} and {COLOUR_BINS}",
                 features.len(),
+                colour.len(),
                 self.dim
             )));
         }
@@ -374,6 +391,7 @@ impl FeatureRows {
         self.width.append_value(width);
         self.height.append_value(height);
         self.features.extend_from_slice(features);
+        self.colour.extend_from_slice(colour);
         self.len += 1;
         Ok(())
     }
@@ -393,7 +411,11 @@ impl FeatureRows {
         let schema = features_schema(self.dim);
         let values = Float32Array::from(std::mem::take(&mut self.features));
         let item = Arc::new(Field::new("item", DataType::Float32, false));
-        let list = FixedSizeListArray::try_new(item, self.dim as i32, Arc::new(values), None)
+        let list =
+            FixedSizeListArray::try_new(item.clone(), self.dim as i32, Arc::new(values), None)
+                .map_err(|e| StoreError::Arrow(e.to_string()))?;
+        let colour = Float32Array::from(std::mem::take(&mut self.colour));
+        let colour = FixedSizeListArray::try_new(item, COLOUR_BINS as i32, Arc::new(colour), None)
             .map_err(|e| StoreError::Arrow(e.to_string()))?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.path.finish()),
@@ -403,6 +425,7 @@ impl FeatureRows {
             Arc::new(self.width.finish()),
             Arc::new(self.height.finish()),
             Arc::new(list),
+            Arc::new(colour),
         ];
         self.len = 0;
         RecordBatch::try_new(schema, columns).map_err(|e| StoreError::Arrow(e.to_string()))

@@ -16,6 +16,7 @@ fn meta() -> DatasetMeta {
         feature_dim: 4,
         input_size: 224,
         preprocessing: Preprocessing::default(),
+        colour_bins: fruits_image::COLOUR_BINS,
     })
 }
 
@@ -31,6 +32,7 @@ fn rows(paths: &[&str]) -> FeatureRows {
             100,
             100,
             &[v, v + 0.5, -v, 1e-7],
+            &[1.0 / fruits_image::COLOUR_BINS as f32; fruits_image::COLOUR_BINS],
         )
         .expect("push");
     }
@@ -85,20 +87,19 @@ fn parts_scan_and_manifest() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(export_csv(&ds, PartKind::Features, &mut csv)?, 2);
     let text = String::from_utf8(csv)?;
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("path,label,split,sha256,width,height,f0,f1,f2,f3")
+    // The vectors spread over columns: features f0.., then the colour descriptor.
+    let header = lines.next().ok_or("header")?;
+    assert!(
+        header.starts_with("path,label,split,sha256,width,height,f0,f1,f2,f3,colour0,colour1,"),
+        "{header}"
     );
-    assert_eq!(
-        lines.next(),
-        Some(
-            format!(
-                "a.jpg,Kiwi,Test,{},100,100,0.0,0.5,-0.0,1e-7",
-                "00".repeat(32)
-            )
-            .as_str()
-        )
+    assert_eq!(header.split(',').count(), 6 + 4 + 128);
+    let row = lines.next().ok_or("row")?;
+    let start = format!(
+        "a.jpg,Kiwi,Test,{},100,100,0.0,0.5,-0.0,1e-7,",
+        "00".repeat(32)
     );
+    assert!(row.starts_with(&start), "{row}");
     Ok(())
 }
 
@@ -144,7 +145,12 @@ fn metadata_of_older_outputs_reads_back() {
         .map(|(k, v)| KeyValue::new(format!("fruits.{k}"), v.clone()))
         .collect();
     let meta = meta_from_kv(&kv).expect("legacy metadata");
-    assert_eq!(meta.spec, self::meta().spec);
+    // Written before colour descriptors: none recorded.
+    let spec = FeatureSpec {
+        colour_bins: 0,
+        ..self::meta().spec
+    };
+    assert_eq!(meta.spec, spec);
     assert_eq!(meta.pca_fingerprint, None);
     // And a manifest of 0.1 with a reduced output's fingerprint.
     let manifest = serde_json::json!({

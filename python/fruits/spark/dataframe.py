@@ -23,7 +23,7 @@ from fruits.spark import worker
 
 #: The columns `featurize` returns, as Spark DDL: one row per input row.
 FEATURES_DDL = ("path string, label string, split string, sha256 string, width int, height int, "
-                "features array<float>, error_kind string, error string")
+                "features array<float>, colour array<float>, error_kind string, error string")
 
 
 def _arrow_type(ddl_type):
@@ -49,11 +49,14 @@ def _rows_in_order(paths, features, errors):
             raise RuntimeError(f"the core returned a row for {path!r}, which was not asked for")
         return queue.pop(0)
 
-    f = features.to_pydict() if features.num_rows else None
+    f = features.drop_columns(["features", "colour"]).to_pydict() if features.num_rows else None
     if f:
         vectors = features.column("features").combine_chunks()
         flat = vectors.flatten().to_numpy(zero_copy_only=False)
         dim = vectors.type.list_size
+        colours = features.column("colour").combine_chunks()
+        colour_flat = colours.flatten().to_numpy(zero_copy_only=False)
+        bins = colours.type.list_size
         for j, path in enumerate(f["path"]):
             i = place(path)
             columns["path"][i] = path
@@ -63,6 +66,7 @@ def _rows_in_order(paths, features, errors):
             columns["width"][i] = f["width"][j]
             columns["height"][i] = f["height"][j]
             columns["features"][i] = flat[j * dim:(j + 1) * dim]
+            columns["colour"][i] = colour_flat[j * bins:(j + 1) * bins]
     for path, kind, message in zip(*(errors.column(c).to_pylist() for c in ("path", "kind", "message"))):
         i = place(path)
         columns["path"][i] = path
@@ -113,7 +117,7 @@ def featurize(df: Any, *, path_col: str = "path", content_col: Optional[str] = N
               batch_size: int = _native.DEFAULT_BATCH_SIZE, intra_threads: int = 1, decode_threads: int = 1) -> Any:
     """Featurises the photos of a Spark DataFrame: one output row per input row,
     with columns ``path, label, split, sha256, width, height, features
-    (array<float>), error_kind, error``. A photo that cannot be read or decoded
+    (array<float>), colour (the colour descriptor, array<float>), error_kind, error``. A photo that cannot be read or decoded
     keeps its row, with null features and the reason in ``error``.
 
     The photos are read from the paths in ``path_col`` (local paths, ``file:``
@@ -123,7 +127,7 @@ def featurize(df: Any, *, path_col: str = "path", content_col: Optional[str] = N
     ``spark.read.format("binaryFile")`` DataFrame works as is (its ``content``
     column is used). Label and split come from each path's folders.
 
-    ``precision`` ("fp32" or "int8") picks the shared model, ``model`` another
+    ``precision`` ("int8", the default, or "fp32") picks the shared model, ``model`` another
     ONNX file (read once on the driver and broadcast). Each Python worker
     builds one ONNX Runtime session with ``intra_threads`` threads.
 

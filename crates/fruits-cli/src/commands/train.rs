@@ -34,8 +34,15 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         folds,
         grid: args.cv_c.clone(),
     });
-    let classifier = train_dataset(&ds, args.split.as_deref(), choice, &config, cv.as_ref())
-        .with_context(|| format!("cannot train on {}", args.data))?;
+    let classifier = train_dataset(
+        &ds,
+        args.split.as_deref(),
+        choice,
+        &config,
+        cv.as_ref(),
+        !args.no_colour,
+    )
+    .with_context(|| format!("cannot train on {}", args.data))?;
     classifier
         .save(&out)
         .with_context(|| format!("cannot save the classifier to {out}"))?;
@@ -66,7 +73,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        let pca = match &classifier.file.pca {
+        let mut pca = match &classifier.file.pca {
             Some(p) => format!(
                 "PCA k = {} ({:.2}% of the variance)",
                 p.k,
@@ -74,6 +81,9 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ),
             None => "no PCA".into(),
         };
+        if classifier.file.colour_bins > 0 {
+            pca.push_str(&format!(" + {} colour values", classifier.file.colour_bins));
+        }
         println!(
             "trained on {} rows x {} features ({pca}), {} classes, C = {}: \
              {} L-BFGS iterations ({}), {:.1} s, training accuracy {:.2}%\nclassifier: {out}",

@@ -182,7 +182,9 @@ fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(raw.join("classifier.json")).expect("read"))
             .expect("json");
-    assert!(file["pca"].is_null() && file["model"]["d"] == 1280);
+    // The raw features and, beside them, the photo's colour descriptor.
+    assert!(file["pca"].is_null() && file["model"]["d"] == 1280 + 128);
+    assert_eq!(file["colour_bins"], 128);
     let out = run(&["evaluate", s(&raw), "--on", s(&reduced)]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("takes raw features"),
@@ -297,7 +299,7 @@ fn bad_requests_are_explained() {
         "--model",
         s(&t.classifier),
         "--image-model",
-        s(&fruits_model::paths::models_dir().join(fruits_model::paths::INT8_MODEL)),
+        s(&fruits_model::paths::models_dir().join(fruits_model::paths::FP32_MODEL)),
         s(&good),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -66,7 +66,8 @@ fn featurises_a_few_classes_deterministically() {
     assert_eq!(ds.manifest().parts.len(), 2);
     assert_eq!(
         ds.manifest().meta.spec.model_sha256,
-        "1258977a06602d965ecf40793ac41ad5cef4fde2d56aa54e361c4709ee65c838"
+        "3faa2bbd550cb191dd54e62eccb905bed80eca1c11c7309980edd2f388dab86f",
+        "the int8 model, the default"
     );
     let schema = ds
         .batches(PartKind::Features, 10)
@@ -340,8 +341,8 @@ fn fatal_errors_say_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/fruits-out"));
 
-    // An output made with the int8 model refuses fp32 features mixed into it.
-    let out = featurize(&input, &out_dir, &["--precision", "int8"]);
+    // An output made with the fp32 model refuses int8 features (the default) mixed into it.
+    let out = featurize(&input, &out_dir, &["--precision", "fp32"]);
     assert!(out.status.success(), "{}", describe(&out));
     let out = featurize(&input, &out_dir, &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -375,14 +376,19 @@ fn csv_export_has_the_same_rows() {
         &header[..7],
         ["path", "label", "split", "sha256", "width", "height", "f0"]
     );
-    assert_eq!(header.len(), 6 + 1280);
+    assert_eq!(
+        header.len(),
+        6 + 1280 + 128,
+        "features, then the colour descriptor"
+    );
+    assert_eq!(header[6 + 1280], "colour0");
     let rows = read_rows(&out_dir);
     let body: Vec<&str> = lines.collect();
     assert_eq!(body.len(), rows.len());
     for line in body {
         let cells: Vec<&str> = line.split(',').collect();
         let row = &rows[cells[0]];
-        let parsed: Vec<f32> = cells[6..]
+        let parsed: Vec<f32> = cells[6..6 + 1280]
             .iter()
             .map(|c| c.parse().expect("float"))
             .collect();

@@ -54,7 +54,7 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    assert_eq!(names, ["path", "label", "split", "pca"]);
+    assert_eq!(names, ["path", "label", "split", "pca", "colour"]);
 
     // --k, show.
     let o = run(&[

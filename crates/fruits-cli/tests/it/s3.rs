@@ -234,7 +234,7 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
     let back_csv = csv(&garage, &admin, &back, &tmp.path().join("f.csv"));
     assert_eq!(back_csv, local_features);
     // The ONNX model itself can come from S3 too.
-    let model_file = fruits_model::paths::models_dir().join(fruits_model::paths::FP32_MODEL);
+    let model_file = fruits_model::paths::models_dir().join(fruits_model::paths::INT8_MODEL);
     let model_bytes = std::fs::read(&model_file).expect("model");
     garage
         .open("s3://photos/models/", &admin)
