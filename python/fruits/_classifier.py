@@ -111,7 +111,10 @@ class Classifier:
     def identify(self, photos: Any, *, top: int = _native.DEFAULT_TOP,
                  image_model: Optional[str] = None) -> Union[dict[str, Any], list[dict[str, Any]]]:
         """What fruit is in `photos`: bytes, a path or an s3:// URL, or a list of
-        them. Each answer is a dict with ``top`` (the `top` most probable
+        them. Each answer is a dict with ``answer`` (the best class, or None when
+        ``not_sure``: its probability is below the classifier's threshold, set by
+        ``fruits train --abstain-below`` or ``fruits evaluate --save-threshold``),
+        ``top`` (the `top` most probable
         classes, best first: ``class``, ``probability``, ``info`` with the
         English and French names, botanical name, family and description),
         ``width`` and ``height``; or ``error`` and ``kind`` for a photo that

@@ -70,6 +70,11 @@ pub struct ClassifierFile {
     /// the) features; 0 when it uses none (bundles from before colour cues).
     #[serde(default)]
     pub colour_bins: usize,
+    /// Below this confidence (top probability) the app answers "not sure"
+    /// instead of a name: set by `fruits train --abstain-below` or `fruits
+    /// evaluate --save-threshold` (the threshold that earns the most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstain_below: Option<f32>,
 }
 
 /// A loaded classifier: features in, class probabilities out.
@@ -120,6 +125,7 @@ impl Classifier {
                 model,
                 training,
                 colour_bins: 0,
+                abstain_below: None,
             },
             pca,
         }
@@ -134,6 +140,11 @@ impl Classifier {
     /// Class names, in index order.
     pub fn classes(&self) -> &[String] {
         &self.file.model.classes
+    }
+
+    /// Whether an answer of confidence `probability` is too unsure to give.
+    pub fn abstains(&self, probability: f32) -> bool {
+        self.file.abstain_below.is_some_and(|t| probability < t)
     }
 
     /// Writes the bundle into folder (or S3 prefix) `dir`.

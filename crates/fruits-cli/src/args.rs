@@ -430,6 +430,11 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_colour: bool,
 
+    /// Answer "not sure" (with the runners-up) when the top probability is
+    /// below P; `fruits evaluate --save-threshold` sets the one that earns most.
+    #[arg(long, value_name = "P", value_parser = share)]
+    pub abstain_below: Option<f64>,
+
     /// The PCA folder that made a reduced DATA [default: the `pca` folder beside
     /// it, as `fruits run` lays them out].
     #[arg(long, value_name = "DIR")]
@@ -488,6 +493,12 @@ pub struct EvaluateArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Record the net-revenue-maximising threshold in the classifier: below
+    /// it, `identify` and `serve` answer "not sure". Evaluate on photos the
+    /// classifier was not trained on.
+    #[arg(long)]
+    pub save_threshold: bool,
 }
 
 /// Flags of the commands that identify photos with a trained classifier.

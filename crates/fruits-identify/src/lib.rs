@@ -111,7 +111,13 @@ pub struct Candidate {
 /// The answer for one photo.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
-    /// The most probable classes, best first.
+    /// What to tell the user: the most probable class, or nothing when the
+    /// classifier is not sure (its confidence is below the bundle's threshold).
+    pub answer: Option<Candidate>,
+    /// True when the confidence is below the classifier's threshold: the app
+    /// says "not sure" and shows `top` as guesses, never a confident name.
+    pub not_sure: bool,
+    /// The most probable classes, best first (the runners-up when not sure).
     pub top: Vec<Candidate>,
     /// Width of the photo as decoded.
     pub width: u32,
@@ -224,17 +230,25 @@ impl Identifier {
         let predictions: Vec<Prediction> = proba
             .chunks_exact(classes.len().max(1))
             .zip(tensors)
-            .map(|(p, (_, info, _))| Prediction {
-                top: fruits_classify::top_k(p, top)
+            .map(|(p, (_, info, _))| {
+                let top: Vec<Candidate> = fruits_classify::top_k(p, top)
                     .into_iter()
                     .map(|(i, probability)| Candidate {
                         class: classes[i].clone(),
                         probability,
                         info: self.catalogue.get(&classes[i]).cloned(),
                     })
-                    .collect(),
-                width: info.width,
-                height: info.height,
+                    .collect();
+                let not_sure = top
+                    .first()
+                    .is_none_or(|best| self.classifier.abstains(best.probability));
+                Prediction {
+                    answer: if not_sure { None } else { top.first().cloned() },
+                    not_sure,
+                    top,
+                    width: info.width,
+                    height: info.height,
+                }
             })
             .collect();
         if predictions.len() != tensors.len() {

@@ -116,16 +116,7 @@ impl Summary {
         batch: &RecordBatch,
         what: &dyn std::fmt::Display,
     ) -> Result<(), PipelineError> {
-        let (values, dim) = vector_column(batch, columns::FEATURES, what)?;
-        let s = self.stats.get_or_insert_with(|| PcaStats::new(dim));
-        if s.dim() != dim {
-            return Err(PipelineError::MixedDimensions {
-                dataset: what.to_string(),
-                first: s.dim(),
-                now: dim,
-            });
-        }
-        s.update(values)?;
+        let (values, dim) = add_features(&mut self.stats, batch, what)?;
         let labels = batch
             .column_by_name(columns::LABEL)
             .and_then(|c| c.as_string_opt::<i32>());
@@ -201,18 +192,29 @@ pub fn fit_batches(
 pub fn batch_stats(batches: &[RecordBatch], what: &str) -> Result<Option<PcaStats>, PipelineError> {
     let mut stats: Option<PcaStats> = None;
     for batch in batches {
-        let (values, dim) = vector_column(batch, columns::FEATURES, &what)?;
-        let s = stats.get_or_insert_with(|| PcaStats::new(dim));
-        if s.dim() != dim {
-            return Err(PipelineError::MixedDimensions {
-                dataset: what.to_string(),
-                first: s.dim(),
-                now: dim,
-            });
-        }
-        s.update(values)?;
+        add_features(&mut stats, batch, &what)?;
     }
     Ok(stats)
+}
+
+/// Adds the `features` of `batch` to `stats` (made at the first batch);
+/// returns the batch's values and their length per row.
+fn add_features<'a>(
+    stats: &mut Option<PcaStats>,
+    batch: &'a RecordBatch,
+    what: &dyn std::fmt::Display,
+) -> Result<(&'a [f32], usize), PipelineError> {
+    let (values, dim) = vector_column(batch, columns::FEATURES, what)?;
+    let s = stats.get_or_insert_with(|| PcaStats::new(dim));
+    if s.dim() != dim {
+        return Err(PipelineError::MixedDimensions {
+            dataset: what.to_string(),
+            first: s.dim(),
+            now: dim,
+        });
+    }
+    s.update(values)?;
+    Ok((values, dim))
 }
 
 /// Fits a PCA on the features of `ds`; returns it with the pass's plot sample.

@@ -28,7 +28,7 @@ pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         None => NetRevenue::default(),
     };
     let home = ctx.open(&args.classifier)?;
-    let classifier = Classifier::load(&home)
+    let mut classifier = Classifier::load(&home)
         .with_context(|| format!("cannot load the classifier {}", args.classifier))?;
     let out = match &args.out {
         Some(spec) => ctx.open(spec)?,
@@ -43,6 +43,17 @@ pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot evaluate on {}", args.on))?;
     for warning in write_evaluation(&eval, classifier.classes(), &out)? {
         eprintln!("warning: chart not written: {warning}");
+    }
+    if args.save_threshold {
+        let threshold = eval.revenue_best.threshold as f32;
+        classifier.file.abstain_below = Some(threshold);
+        classifier
+            .save(&home)
+            .with_context(|| format!("cannot save the threshold into {home}"))?;
+        eprintln!(
+            "saved: below confidence {threshold:.2}, {} answers \"not sure\"",
+            args.classifier
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&eval)?);

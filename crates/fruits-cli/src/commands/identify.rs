@@ -26,9 +26,15 @@ pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match answer {
             Ok(p) => {
                 if args.json {
-                    json.push(serde_json::json!({"photo": photo, "top": p.top, "width": p.width, "height": p.height}));
+                    json.push(serde_json::json!({"photo": photo, "answer": p.answer, "not_sure": p.not_sure,
+                                                 "top": p.top, "width": p.width, "height": p.height}));
                 } else {
                     println!("{photo}:");
+                    if p.not_sure {
+                        println!(
+                            "  not sure (confidence below the classifier's threshold); best guesses:"
+                        );
+                    }
                     for c in &p.top {
                         let about = c
                             .info
@@ -42,7 +48,7 @@ pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default();
                         println!("  {:>6.2}%  {}{about}", c.probability * 100.0, c.class);
                     }
-                    if let Some(info) = p.top.first().and_then(|c| c.info.as_ref()) {
+                    if let Some(info) = p.answer.as_ref().and_then(|c| c.info.as_ref()) {
                         println!("  {}", info.description);
                     }
                 }

@@ -34,7 +34,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         folds,
         grid: args.cv_c.clone(),
     });
-    let classifier = train_dataset(
+    let mut classifier = train_dataset(
         &ds,
         args.split.as_deref(),
         choice,
@@ -43,6 +43,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         !args.no_colour,
     )
     .with_context(|| format!("cannot train on {}", args.data))?;
+    classifier.file.abstain_below = args.abstain_below.map(|p| p as f32);
     classifier
         .save(&out)
         .with_context(|| format!("cannot save the classifier to {out}"))?;

@@ -1,5 +1,8 @@
 //! A real browser (Debian's chromium, headless, driven through chromedriver)
-//! opens the upload page, uploads sample photos and reads the answer.
+//! opens the upload page, uploads sample photos and reads the answer: a
+//! confident answer in English, the same in French after the switch, a
+//! "not sure" answer with the guesses, and an error. Each state is saved as a
+//! screenshot in the test target's tmp folder (`browser-*.png`).
 //!
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them);
 //! FRUITS_CHROMIUM and FRUITS_CHROMEDRIVER override their paths.
@@ -11,7 +14,38 @@ use std::time::{Duration, Instant};
 
 use crate::common::server::Server;
 use crate::common::{test_photo, trained};
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The text of the element with id `id`.
+async fn text_of(browser: &Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("#{id} text: {e}"))
+}
+
+/// Saves a screenshot of the page as `browser-{name}.png`.
+async fn screenshot(browser: &Client, name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{name}.png"));
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(&path, png).expect("save screenshot");
+    path
+}
+
+/// Chooses `file` in the page's photo input, as a phone user picks a photo.
+async fn choose(browser: &Client, file: &std::path::Path) {
+    let input = browser
+        .find(Locator::Id("photo"))
+        .await
+        .expect("file input");
+    input
+        .send_keys(file.to_str().expect("utf-8"))
+        .await
+        .expect("choose the file");
+}
 
 struct Driver(Child);
 
@@ -63,9 +97,19 @@ fn start_driver() -> (Driver, String) {
 fn the_upload_page_identifies_a_photo_in_a_real_browser() {
     let t = trained();
     let server = Server::start(&t.classifier, &[]);
+    // The same classifier with a threshold no answer reaches: always "not sure".
+    let unsure = t.run.join("classifier-unsure");
+    let _ = std::fs::remove_dir_all(&unsure);
+    crate::common::copy_dir(&t.classifier, &unsure);
+    let file = unsure.join("classifier.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    json["abstain_below"] = serde_json::json!(1.5);
+    std::fs::write(&file, json.to_string()).expect("write");
+    let unsure_server = Server::start(&unsure, &[]);
     let (_driver, webdriver) = start_driver();
     let chromium = path_from_env("FRUITS_CHROMIUM", "/usr/bin/chromium");
-    let screenshot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-upload.png");
+    let mut shots = Vec::new();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,7 +124,7 @@ fn the_upload_page_identifies_a_photo_in_a_real_browser() {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-extensions",
-                    "--no-first-run", "--window-size=412,915",
+                    "--no-first-run", "--window-size=412,915", "--lang=en-GB",
                 ],
             }),
         );
@@ -97,39 +141,48 @@ fn the_upload_page_identifies_a_photo_in_a_real_browser() {
         );
 
         // Upload a kiwi the way a phone user picks a photo.
-        let input = browser
-            .find(Locator::Id("photo"))
-            .await
-            .expect("file input");
         let kiwi = test_photo("Kiwi 1").canonicalize().expect("canonical path");
-        input
-            .send_keys(kiwi.to_str().expect("utf-8"))
-            .await
-            .expect("choose the photo");
+        choose(&browser, &kiwi).await;
         browser
             .wait()
             .at_most(Duration::from_secs(60))
             .for_element(Locator::Css("#result:not([hidden])"))
             .await
             .expect("an answer appears");
-        let answer = browser
-            .find(Locator::Id("answer"))
-            .await
-            .expect("answer")
-            .text()
-            .await
-            .expect("text");
+        let answer = text_of(&browser, "answer").await;
         assert!(answer.starts_with("Kiwifruit ("), "{answer:?}");
-        let names = browser
-            .find(Locator::Id("names"))
-            .await
-            .expect("names")
-            .text()
-            .await
-            .expect("text");
+        let names = text_of(&browser, "names").await;
         assert!(names.contains("Actinidia deliciosa"), "{names:?}");
-        let png = browser.screenshot().await.expect("screenshot");
-        std::fs::write(&screenshot, png).expect("save screenshot");
+        assert!(
+            browser
+                .find(Locator::Css("#preview[src^='blob:']"))
+                .await
+                .is_ok(),
+            "the photo's preview is shown"
+        );
+        shots.push(screenshot(&browser, "answer-en").await);
+
+        // The language switch: names and words in French, the same answer.
+        browser
+            .find(Locator::Id("lang"))
+            .await
+            .expect("switch")
+            .click()
+            .await
+            .expect("click");
+        assert_eq!(text_of(&browser, "title").await, "Quel est ce fruit ?");
+        let answer = text_of(&browser, "answer").await;
+        assert!(answer.starts_with("Kiwi ("), "{answer:?}");
+        assert!(text_of(&browser, "names").await.starts_with("Kiwifruit"));
+        shots.push(screenshot(&browser, "answer-fr").await);
+        browser
+            .find(Locator::Id("lang"))
+            .await
+            .expect("switch")
+            .click()
+            .await
+            .expect("click");
+        assert_eq!(text_of(&browser, "title").await, "What fruit is this?");
 
         // A file that is not a photo: the page says why, in words.
         let junk = t
@@ -138,14 +191,7 @@ fn the_upload_page_identifies_a_photo_in_a_real_browser() {
             .expect("canonical")
             .join("not-a-photo.jpg");
         std::fs::write(&junk, b"hello").expect("write");
-        let input = browser
-            .find(Locator::Id("photo"))
-            .await
-            .expect("file input");
-        input
-            .send_keys(junk.to_str().expect("utf-8"))
-            .await
-            .expect("choose the file");
+        choose(&browser, &junk).await;
         browser
             .wait()
             .at_most(Duration::from_secs(30))
@@ -160,7 +206,31 @@ fn the_upload_page_identifies_a_photo_in_a_real_browser() {
             .await
             .expect("text");
         assert!(status.contains("not a supported image"), "{status:?}");
+        shots.push(screenshot(&browser, "error").await);
+
+        // Below the classifier's threshold: "not sure", the guesses, no name as the answer.
+        browser
+            .goto(&unsure_server.at("/"))
+            .await
+            .expect("open the page");
+        choose(&browser, &kiwi).await;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::Css("#result.unsure:not([hidden])"))
+            .await
+            .expect("a not-sure answer appears");
+        assert_eq!(text_of(&browser, "answer").await, "Not sure");
+        assert_eq!(text_of(&browser, "others-title").await, "Best guesses:");
+        let guesses = text_of(&browser, "others").await;
+        assert!(guesses.starts_with("Kiwifruit"), "{guesses:?}");
+        // Every class of the fixture's classifier, best first, none as "the answer".
+        let classes = crate::common::DISTINCT_CLASSES.len().min(5);
+        assert_eq!(guesses.lines().count(), classes, "{guesses:?}");
+        shots.push(screenshot(&browser, "not-sure").await);
         browser.close().await.expect("close");
     });
-    eprintln!("screenshot: {}", screenshot.display());
+    for shot in shots {
+        eprintln!("screenshot: {}", shot.display());
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{DISTINCT_CLASSES, describe, run, test_photo, trained};
+use crate::common::{DISTINCT_CLASSES, copy_dir, describe, run, test_photo, trained};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -354,18 +354,6 @@ fn tampered_classifiers_are_refused_when_loaded() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(path.file_name().expect("name")));
-        } else {
-            std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn cross_validation_chooses_c_on_the_training_rows_only() {
     let t = trained();
@@ -438,4 +426,75 @@ fn cross_validation_chooses_c_on_the_training_rows_only() {
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", describe(&out));
         assert!(err.contains(flag), "{extra:?}: {err}");
     }
+}
+
+#[test]
+fn below_the_bundles_threshold_the_answer_is_not_sure() {
+    let t = trained();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bundle = tmp.path().join("classifier");
+    copy_dir(&t.classifier, &bundle);
+    let photo = test_photo("Kiwi 1");
+    let identify = |bundle: &Path| {
+        let out = run(&["identify", "--model", s(bundle), s(&photo), "--json"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        json(&out)[0].clone()
+    };
+    // No threshold: the best class is the answer.
+    let sure = identify(&bundle);
+    assert_eq!(sure["not_sure"], false);
+    assert_eq!(sure["answer"]["class"], sure["top"][0]["class"]);
+
+    // `evaluate --save-threshold` records the threshold that earns the most.
+    let out = run(&[
+        "evaluate",
+        s(&bundle),
+        "--on",
+        s(&t.run.join("features")),
+        "--split",
+        "Test",
+        "--save-threshold",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let best = json(&out)["revenue_best"]["threshold"]
+        .as_f64()
+        .expect("threshold");
+    let file = bundle.join("classifier.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    let recorded = saved["abstain_below"].as_f64().expect("recorded");
+    assert!((recorded - best).abs() < 1e-6, "{recorded} vs {best}");
+
+    // A threshold above every confidence: "not sure", the guesses, no answer.
+    saved["abstain_below"] = serde_json::json!(1.5);
+    std::fs::write(&file, saved.to_string()).expect("write");
+    let unsure = identify(&bundle);
+    assert_eq!(unsure["not_sure"], true);
+    assert!(unsure["answer"].is_null(), "{unsure}");
+    assert_eq!(unsure["top"][0]["class"], "Kiwi 1");
+    let text = run(&["identify", "--model", s(&bundle), s(&photo)]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("not sure"),
+        "{}",
+        describe(&text)
+    );
+
+    // `train --abstain-below` sets it at training time.
+    let trained_with = tmp.path().join("with-threshold");
+    let out = run(&[
+        "train",
+        s(&t.run.join("features")),
+        "--split",
+        "Training",
+        "--abstain-below",
+        "0.4",
+        "--out",
+        s(&trained_with),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trained_with.join("classifier.json")).expect("read"))
+            .expect("json");
+    assert!((file["abstain_below"].as_f64().expect("set") - 0.4).abs() < 1e-6);
 }

@@ -59,6 +59,20 @@ pub fn copy_subset(dest: &Path, classes: &[&str], per_class: usize) {
 }
 
 /// The `fruits` binary under test.
+/// Copies the folder `src` into `dest` (created), sub-folders included.
+pub fn copy_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read dir") {
+        let entry = entry.expect("entry");
+        let to = dest.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).expect("copy");
+        }
+    }
+}
+
 pub fn fruits() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fruits"));
     cmd.env_remove("FRUITS_MODEL");
