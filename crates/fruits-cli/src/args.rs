@@ -100,6 +100,16 @@ pub enum Command {
     Pca(Pca),
     /// Featurise, fit a PCA and transform, into OUT/features, OUT/pca and OUT/reduced.
     Run(RunArgs),
+    /// Make transformed copies of photos, for training and testing on photos "in the wild".
+    ///
+    /// Each copy of each photo under INPUT: the white studio background (when
+    /// detectable) and the corners a rotation uncovers replaced by a random
+    /// coloured texture, a rotation of up to 40 degrees, a random crop resized
+    /// back, brightness / contrast / hue jitter, blur on half of them, JPEG
+    /// re-compression. Written to OUT in the same folders (labels and splits
+    /// kept) as NAME-augK.jpg, ready for `fruits featurize` (or the Spark job).
+    /// Seeded: the same INPUT and --seed give the same files.
+    Augment(AugmentArgs),
     /// Export an output as another format.
     #[command(subcommand)]
     Export(Export),
@@ -379,6 +389,27 @@ pub struct RunArgs {
     pub featurize: FeaturizeArgs,
     #[command(flatten)]
     pub keep: KeepArgs,
+}
+
+/// Flags of `fruits augment`.
+#[derive(Debug, Clone, Args)]
+pub struct AugmentArgs {
+    /// Folder or s3:// prefix of photos, one folder per class.
+    #[arg(value_name = "INPUT")]
+    pub input: String,
+
+    /// Folder or s3:// prefix for the copies.
+    #[arg(long, short, value_name = "OUT")]
+    pub out: String,
+
+    /// Copies of each photo.
+    #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_COPIES, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub copies: u32,
+
+    /// Seed of the random draws (another seed, other copies).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
 }
 
 /// Export formats.

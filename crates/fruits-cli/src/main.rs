@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Featurize(args) => commands::featurize::run(args, &ctx),
         Command::Pca(pca) => commands::pca::run(pca, &ctx),
         Command::Run(args) => commands::run::run(args, &ctx),
+        Command::Augment(args) => commands::augment::run(args, &ctx),
         Command::Export(export) => commands::export::run(export, &ctx),
         Command::Train(args) => commands::train::run(args, &ctx),
         Command::Evaluate(args) => commands::evaluate::run(args, &ctx),

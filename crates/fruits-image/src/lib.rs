@@ -10,6 +10,7 @@
 //! Dimensions are read from the header before any pixel is decoded, so a
 //! decompression bomb is refused without allocating its pixels.
 
+pub mod augment;
 mod colour;
 mod jpeg_scan;
 

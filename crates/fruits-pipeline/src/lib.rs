@@ -6,6 +6,7 @@
 //! Identifying one photo online lives in `fruits-identify`; this crate is for
 //! datasets.
 
+pub mod augment;
 pub mod classify;
 pub mod featurize;
 pub mod plots;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its flags into library calls and
 //! prints what happened. The work itself lives in the library crates.
 
+pub mod augment;
 pub mod evaluate;
 pub mod export;
 pub mod featurize;

@@ -498,3 +498,79 @@ fn below_the_bundles_threshold_the_answer_is_not_sure() {
             .expect("json");
     assert!((file["abstain_below"].as_f64().expect("set") - 0.4).abs() < 1e-6);
 }
+
+#[test]
+fn augmented_copies_are_reproducible_and_score_like_photos_in_the_wild() {
+    let t = trained();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let test_photos = t.photos.join("Test");
+    let augment = |out: &Path, seed: &str| {
+        let o = run(&[
+            "augment",
+            s(&test_photos),
+            "--out",
+            s(out),
+            "--copies",
+            "2",
+            "--seed",
+            seed,
+        ]);
+        assert!(o.status.success(), "{}", describe(&o));
+    };
+    let files = |dir: &Path| {
+        let mut found = Vec::new();
+        for class in std::fs::read_dir(dir).expect("read") {
+            for f in std::fs::read_dir(class.expect("entry").path()).expect("read") {
+                let f = f.expect("entry").path();
+                found.push((
+                    f.strip_prefix(dir).expect("under").to_path_buf(),
+                    std::fs::read(&f).expect("read"),
+                ));
+            }
+        }
+        found.sort();
+        found
+    };
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    augment(&a, "5");
+    augment(&b, "5");
+    augment(&c, "6");
+    let (fa, fb, fc) = (files(&a), files(&b), files(&c));
+    let originals: usize = std::fs::read_dir(&test_photos)
+        .expect("read")
+        .map(|d| {
+            std::fs::read_dir(d.expect("entry").path())
+                .expect("read")
+                .count()
+        })
+        .sum();
+    assert_eq!(fa.len(), 2 * originals, "two copies of each photo");
+    assert!(fa.iter().all(|(p, _)| p.to_string_lossy().contains("-aug")));
+    assert_eq!(fa, fb, "the same seed makes the same copies");
+    assert_ne!(fa, fc, "another seed, other copies");
+
+    // The copies featurise like any photo, and the classifier trained on studio
+    // photos is scored on them: the robustness figure.
+    let features = tmp.path().join("features");
+    let o = run(&["featurize", s(&a), "--out", s(&features), "--quiet"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let o = run(&[
+        "evaluate",
+        s(&t.classifier),
+        "--on",
+        s(&features),
+        "--out",
+        s(&tmp.path().join("report")),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let report = json(&o);
+    assert_eq!(report["rows"], 2 * originals);
+    let accuracy = report["accuracy"].as_f64().expect("accuracy");
+    assert!((0.0..=1.0).contains(&accuracy));
+    eprintln!("accuracy on augmented Test copies: {accuracy:.3}");
+}

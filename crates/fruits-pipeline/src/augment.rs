@@ -1,0 +1,127 @@
+//! Augmented copies of a folder of photos, for training on photos "in the wild".
+
+use fruits_image::DecodeLimits;
+use fruits_image::augment::{AugmentSettings, augment};
+use fruits_store::Location;
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::PipelineError;
+
+/// Default copies made of each photo.
+pub const DEFAULT_COPIES: u32 = 2;
+
+/// What [`augment_folder`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AugmentSummary {
+    /// Photos found under the input.
+    pub inputs: u64,
+    /// Copies written.
+    pub written: u64,
+    /// Photos that could not be read or decoded: (path, why). They have no copies.
+    pub failed: Vec<(String, String)>,
+    /// Where the copies are.
+    pub output: String,
+}
+
+/// One photo's outcome: copies written, or (path, why) it has none.
+type Outcome = Result<u64, (String, String)>;
+
+/// The copy `k` of the photo at `path`: its own seed, so each copy is
+/// reproducible on its own whatever else the run holds.
+fn copy_seed(seed: u64, path: &str, k: u32) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(path.as_bytes())
+        .chain_update(k.to_le_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// The name of copy `k` of `path`: `Training/Kiwi 1/r_12_100.jpg` ->
+/// `Training/Kiwi 1/r_12_100-aug1.jpg`, in the same folders, so labels and
+/// splits stay what they were.
+pub fn copy_name(path: &str, k: u32) -> String {
+    let (dir, file) = path.rsplit_once('/').map_or(("", path), |(d, f)| (d, f));
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    let name = format!("{stem}-aug{k}.jpg");
+    if dir.is_empty() {
+        name
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Writes `copies` transformed copies ([`augment`]) of every photo under
+/// `input` into `out`, as JPEG files in the same folder layout. Seeded: the same
+/// input, seed and settings give the same files. A photo that cannot be read
+/// or decoded is listed in the summary, not fatal; a storage failure is.
+pub fn augment_folder(
+    input: &Location,
+    out: &Location,
+    copies: u32,
+    seed: u64,
+    limits: &DecodeLimits,
+    settings: &AugmentSettings,
+) -> Result<AugmentSummary, PipelineError> {
+    out.check_writable()?;
+    let listing = fruits_ingest::list_images(input)?;
+    if listing.entries.is_empty() {
+        return Err(PipelineError::NoImages {
+            input: input.to_string(),
+        });
+    }
+    let outcomes: Vec<Result<Outcome, PipelineError>> = listing
+        .entries
+        .par_iter()
+        .map(|entry| {
+            let bytes = match input.get(&entry.path) {
+                Ok(b) => b,
+                Err(e) if e.is_item_level() => return Ok(Err((entry.path.clone(), e.to_string()))),
+                Err(e) => return Err(PipelineError::Storage(e)),
+            };
+            for k in 0..copies {
+                let jpeg = match augment(&bytes, limits, copy_seed(seed, &entry.path, k), settings)
+                {
+                    Ok(j) => j,
+                    Err(e) => return Ok(Err((entry.path.clone(), e.to_string()))),
+                };
+                out.put(&copy_name(&entry.path, k), jpeg.into())?;
+            }
+            Ok(Ok(copies as u64))
+        })
+        .collect();
+    let mut summary = AugmentSummary {
+        inputs: listing.entries.len() as u64,
+        written: 0,
+        failed: Vec::new(),
+        output: out.to_string(),
+    };
+    for outcome in outcomes {
+        match outcome? {
+            Ok(n) => summary.written += n,
+            Err(failure) => summary.failed.push(failure),
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_keep_their_folders_and_have_their_own_seeds() {
+        assert_eq!(
+            copy_name("Training/Kiwi 1/r_12_100.jpg", 1),
+            "Training/Kiwi 1/r_12_100-aug1.jpg"
+        );
+        assert_eq!(copy_name("a.png", 0), "a-aug0.jpg");
+        assert_ne!(copy_seed(1, "a.jpg", 0), copy_seed(1, "a.jpg", 1));
+        assert_ne!(copy_seed(1, "a.jpg", 0), copy_seed(2, "a.jpg", 0));
+        assert_eq!(copy_seed(1, "a.jpg", 0), copy_seed(1, "a.jpg", 0));
+    }
+}
