@@ -119,6 +119,16 @@ def _restore_paths(table, rel_to_original):
 Source = Union[str, "os.PathLike[str]", Sequence[str], pa.Table, Any]
 
 
+def featurize_paths(featurizer, paths):
+    """(features, errors) of the photos at `paths` (local, file:, s3:// or
+    s3a://), read from their common root; path columns as the caller gave them."""
+    root, rels = common_root(paths)
+    batches, errors, meta = featurizer.featurize_paths(root, rels)
+    originals = dict(zip(rels, paths))
+    return (_restore_paths(_table(batches, meta), originals),
+            _restore_paths(_table(errors, meta), originals))
+
+
 def featurize(source: Source, *, precision: Optional[str] = None, model: Optional[str] = None,
               batch_size: Optional[int] = None, out: Optional[str] = None, path_col: str = "path",
               intra_threads: Optional[int] = None, decode_threads: Optional[int] = None,
@@ -155,12 +165,7 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     if out is not None:
         raise InputError("out= writes a resumable output of a folder or s3:// prefix; "
                          "for other sources, write the returned table yourself")
-    paths = _paths_of(source, path_col)
-    root, rels = common_root(paths)
-    batches, errors, meta = f.featurize_paths(root, rels)
-    originals = dict(zip(rels, paths))
-    return Featurized(_restore_paths(_table(batches, meta), originals),
-                      _restore_paths(_table(errors, meta), originals))
+    return Featurized(*featurize_paths(f, _paths_of(source, path_col)))
 
 
 def read(location: Union[str, "os.PathLike[str]"], *, table: str = "features") -> pa.Table:

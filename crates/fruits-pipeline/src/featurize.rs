@@ -701,21 +701,23 @@ fn screen(
     }
     let mut pending = Vec::with_capacity(entries.len());
     for e in entries.into_iter().filter(|e| wanted(&e.path)) {
-        if e.size > config.max_file_bytes {
-            refused.push(
-                &e.path,
-                ErrorKind::FileTooLarge,
-                &format!(
-                    "the file is {:.1} MiB, over the {:.1} MiB limit; it was not read",
-                    e.size as f64 / 1048576.0,
-                    config.max_file_bytes as f64 / 1048576.0
-                ),
-            );
-        } else {
-            pending.push(e);
+        match oversized(&e, config) {
+            Some(why) => refused.push(&e.path, ErrorKind::FileTooLarge, &why),
+            None => pending.push(e),
         }
     }
     (pending, refused)
+}
+
+/// Why `entry` is refused unread for its size, if it is.
+fn oversized(entry: &ImageEntry, config: &FeaturizeConfig) -> Option<String> {
+    (entry.size > config.max_file_bytes).then(|| {
+        format!(
+            "the file is {:.1} MiB, over the {:.1} MiB limit; it was not read",
+            entry.size as f64 / 1048576.0,
+            config.max_file_bytes as f64 / 1048576.0
+        )
+    })
 }
 
 /// Features and errors made in memory by [`featurize_in_memory`].
@@ -771,27 +773,20 @@ pub fn featurize_in_memory(
             // Screened pairwise, so entries and bytes stay one for one
             // (a DataFrame may name one path twice).
             let ImageListing { entries, problems } = listing;
-            let (mut pending, mut bytes) = (Vec::new(), Vec::new());
-            let mut screened = Vec::new();
-            for (entry, photo) in entries.into_iter().zip(all) {
-                let listing = ImageListing {
-                    entries: vec![entry],
-                    problems: Vec::new(),
-                };
-                let (mut ok, refused) = screen(listing, &config, |_| true);
-                if let Some(entry) = ok.pop() {
-                    pending.push(entry);
-                    bytes.push(photo.clone());
-                }
-                screened.push(refused);
-            }
-            let problems = ImageListing {
+            let only_problems = ImageListing {
                 entries: Vec::new(),
                 problems,
             };
-            let (_, mut refused) = screen(problems, &config, |_| true);
-            for mut r in screened.into_iter().filter(|r| !r.is_empty()) {
-                tables.errors.push(r.finish()?);
+            let (_, mut refused) = screen(only_problems, &config, |_| true);
+            let (mut pending, mut bytes) = (Vec::new(), Vec::new());
+            for (entry, photo) in entries.into_iter().zip(all) {
+                match oversized(&entry, &config) {
+                    Some(why) => refused.push(&entry.path, ErrorKind::FileTooLarge, &why),
+                    None => {
+                        pending.push(entry);
+                        bytes.push(photo.clone());
+                    }
+                }
             }
             if !refused.is_empty() {
                 tables.errors.push(refused.finish()?);

@@ -177,7 +177,15 @@ pub fn fit_batches(
     for batch in batches {
         summary.add(batch, &what)?;
     }
-    let pass = summary.finish(&what)?;
+    fit_pass(summary.finish(&what)?, keep, &what)
+}
+
+/// Fits a PCA on the statistics of a pass over `what`; returns it with the pass.
+fn fit_pass(
+    pass: Pass,
+    keep: Keep,
+    what: &dyn std::fmt::Display,
+) -> Result<(PcaModel, Pass), PipelineError> {
     if pass.stats.count() < 2 {
         return Err(PipelineError::TooFewRows {
             dataset: what.to_string(),
@@ -219,14 +227,7 @@ fn add_features<'a>(
 
 /// Fits a PCA on the features of `ds`; returns it with the pass's plot sample.
 pub fn fit_dataset(ds: &Dataset, keep: Keep) -> Result<(PcaModel, Pass), PipelineError> {
-    let pass = stats_of(ds)?;
-    if pass.stats.count() < 2 {
-        return Err(PipelineError::TooFewRows {
-            dataset: ds.root().to_string(),
-            rows: pass.stats.count(),
-        });
-    }
-    Ok((fruits_pca::fit(&pass.stats, keep)?, pass))
+    fit_pass(stats_of(ds)?, keep, ds.root())
 }
 
 /// The metadata of an output reduced from `ds` by `model`; fails when the PCA

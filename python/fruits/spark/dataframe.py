@@ -17,7 +17,7 @@ import pyarrow as pa
 import fruits
 from fruits import _native
 from fruits._models import model_path
-from fruits._tables import _restore_paths, common_root, feature_table
+from fruits._tables import feature_table, featurize_paths
 from fruits.errors import InputError
 from fruits.spark import worker
 
@@ -26,12 +26,19 @@ FEATURES_DDL = ("path string, label string, split string, sha256 string, width i
                 "features array<float>, colour array<float>, error_kind string, error string")
 
 
-def _arrow_type(ddl_type):
-    return {"string": pa.string(), "int": pa.int32(), "array<float>": pa.list_(pa.float32())}[ddl_type]
+#: The Spark DDL types these functions exchange, and their Arrow types:
+#: mapInArrow needs the batches' types to be exactly the declared ones.
+_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "binary": pa.binary(),
+          "array<float>": pa.list_(pa.float32())}
+_DDL = {arrow: ddl for ddl, arrow in _TYPES.items()}
 
 
-_FEATURES_SCHEMA = pa.schema([(c.split(" ", 1)[0], _arrow_type(c.split(" ", 1)[1]))
-                              for c in FEATURES_DDL.split(", ")])
+def arrow_schema(ddl):
+    """The pyarrow schema of a Spark DDL string of the `_TYPES` columns."""
+    return pa.schema([(name, _TYPES[kind]) for name, kind in (c.split(" ", 1) for c in ddl.split(", "))])
+
+
+_FEATURES_SCHEMA = arrow_schema(FEATURES_DDL)
 
 
 def _rows_in_order(paths, features, errors):
@@ -91,11 +98,7 @@ def _featurized(featurizer, paths, contents, root):
     if root is not None:
         f, e, _ = featurizer.featurize_paths(root, paths)
         return pa.Table.from_batches(f), pa.Table.from_batches(e)
-    base, rels = common_root(paths)
-    f, e, _ = featurizer.featurize_paths(base, rels)
-    originals = dict(zip(rels, paths))
-    return (_restore_paths(pa.Table.from_batches(f), originals),
-            _restore_paths(pa.Table.from_batches(e), originals))
+    return featurize_paths(featurizer, paths)
 
 
 def _batch_inputs(batch, content):
@@ -238,9 +241,7 @@ def write_features(spark: Any, source: Any, out: str, *, path_col: str = "path",
 
 _WRITE_DDL = ("chunk int, part string, part_rows long, errors string, error_rows long, meta string, "
               "pid int, models_built long")
-_WRITE_SCHEMA = pa.schema([("chunk", pa.int32()), ("part", pa.string()), ("part_rows", pa.int64()),
-                           ("errors", pa.string()), ("error_rows", pa.int64()), ("meta", pa.string()),
-                           ("pid", pa.int32()), ("models_built", pa.int64())])
+_WRITE_SCHEMA = arrow_schema(_WRITE_DDL)
 
 
 def _spark_table(table):
@@ -258,9 +259,6 @@ def _spark_table(table):
         columns.append(col)
         fields.append(pa.field(field.name, col.type))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
-
-
-_DDL = {pa.string(): "string", pa.int32(): "int", pa.int64(): "long", pa.list_(pa.float32()): "array<float>"}
 
 
 def read(spark: Any, location: str) -> Any:

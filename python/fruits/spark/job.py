@@ -22,13 +22,6 @@ import fruits.spark
 _REDUCE_RESULT = "chunk int, part string, rows long, sample string"
 
 
-def _arrow_schema(ddl):
-    """The pyarrow schema of a Spark DDL string of int/long/string/binary columns:
-    mapInArrow needs the batches' types to be exactly the declared ones."""
-    types = {"int": pa.int32(), "long": pa.int64(), "string": pa.string(), "binary": pa.binary()}
-    return pa.schema([(name, types[kind]) for name, kind in (c.split() for c in ddl.split(", "))])
-
-
 def _child(root, name):
     return root.rstrip("/") + "/" + name
 
@@ -39,7 +32,7 @@ def _task_each(spark, count, compute, ddl):
 
     The tasks' inputs are `spark.range` rows, plain JVM rows: a DataFrame made from
     a Python RDD would start a second Python worker beside every task's."""
-    schema = _arrow_schema(ddl)
+    schema = fruits.spark.dataframe.arrow_schema(ddl)
 
     def tasks(batches):
         for batch in batches:
