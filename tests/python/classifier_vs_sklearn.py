@@ -11,7 +11,7 @@ Projects the features with the classifier's own PCA (pca.json +
 components.parquet), puts the stored colour descriptors beside the projection
 when the classifier uses them, fits scikit-learn's StandardScaler + LogisticRegression
 (C=1, lbfgs, multinomial) on the Training rows, and checks:
-- fruits' Test accuracy is at least 98.0% (the issue's target);
+- fruits' Test accuracy is at least 99.0% and its macro-F1 at least 0.99 (issue 17's targets);
 - it is within 0.3 points of scikit-learn's on the same projection;
 - fruits' PCA keeps the same k as scikit-learn's PCA(0.95) on the Training rows.
 Prints one line per check and a closing 'N passed, N failed' line.
@@ -79,7 +79,10 @@ def main():
 
     report = json.load(open(report_path))
     acc = report["accuracy"]
-    check("accuracy-target", acc >= 0.98, f"fruits Test accuracy {acc:.4%} on {report['rows']} rows (target 98.0%)")
+    # Issue 17's targets with the defaults (int8 features + colour cues): 99.02% and 0.9903 measured.
+    check("accuracy-target", acc >= 0.99, f"fruits Test accuracy {acc:.4%} on {report['rows']} rows (target 99.0%)")
+    f1 = report["macro_f1"]
+    check("macro-f1-target", f1 >= 0.99, f"fruits Test macro-F1 {f1:.4f} (target 0.99)")
     check("accuracy-vs-sklearn", abs(acc - sk_acc) <= 0.003,
           f"fruits {acc:.4%} vs scikit-learn LogisticRegression(C=1) {sk_acc:.4%} (fitted in {seconds:.1f} s)")
     print(f"classifier-vs-sklearn: {sum(results)} passed, {len(results) - sum(results)} failed")

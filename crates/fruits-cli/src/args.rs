@@ -293,6 +293,19 @@ pub struct FeaturizeArgs {
     #[arg(long)]
     pub retry_errors: bool,
 
+    /// Also featurise N augmented copies of each Training photo (photos as in
+    /// the wild: the files `fruits augment` would write, made in memory, rows
+    /// named `...-aug0.jpg`): a classifier trained on them holds up on photos
+    /// off the studio background. Every photo gets copies when the input has
+    /// no Training/Test folders. Resume with the same N and seed.
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub augment: u32,
+
+    /// Seed of the augmented copies' random draws.
+    #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_SEED, value_name = "N")]
+    pub augment_seed: u64,
+
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -408,7 +421,7 @@ pub struct AugmentArgs {
     pub copies: u32,
 
     /// Seed of the random draws (another seed, other copies).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_SEED, value_name = "N")]
     pub seed: u64,
 }
 

@@ -1,8 +1,12 @@
 //! Augmented copies of a folder of photos, for training on photos "in the wild".
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
 use fruits_image::DecodeLimits;
 use fruits_image::augment::{AugmentSettings, augment};
-use fruits_store::Location;
+use fruits_ingest::ImageEntry;
+use fruits_store::{ErrorKind, Location};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -11,6 +15,103 @@ use crate::PipelineError;
 
 /// Default copies made of each photo.
 pub const DEFAULT_COPIES: u32 = 2;
+
+/// Default seed of the random draws.
+pub const DEFAULT_SEED: u64 = 0;
+/// The split whose photos get copies while featurising: copies of test photos
+/// would only blur what an evaluation measures.
+pub const DEFAULT_SPLIT: &str = "Training";
+
+/// Augmented copies made in memory while featurising (`fruits featurize
+/// --augment N`): the same files `fruits augment` writes, featurised without
+/// being stored, each a row named as the file would be (`...-aug0.jpg`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Augmentation {
+    /// Copies of each photo.
+    pub copies: u32,
+    /// Seed of the random draws, as `fruits augment --seed`.
+    pub seed: u64,
+    /// Only photos of this split get copies; every photo when the input has no split folders.
+    pub split: String,
+    /// How far the transformations go.
+    pub settings: AugmentSettings,
+}
+
+impl Augmentation {
+    /// `copies` copies of each training photo, drawn from `seed`, default transformations.
+    pub fn new(copies: u32, seed: u64) -> Augmentation {
+        Augmentation {
+            copies,
+            seed,
+            split: DEFAULT_SPLIT.to_string(),
+            settings: AugmentSettings::default(),
+        }
+    }
+
+    /// Adds the copies' entries to `entries`, each right after its photo (so
+    /// the photo is read while it is still in the page cache), and returns where
+    /// each copy comes from.
+    pub(crate) fn expand(&self, entries: &mut Vec<ImageEntry>) -> CopySources {
+        let any_split = entries.iter().any(|e| e.split.is_some());
+        let mut sources = CopySources::default();
+        let mut all = Vec::with_capacity(entries.len());
+        for entry in entries.drain(..) {
+            let wanted = !any_split || entry.split.as_deref() == Some(self.split.as_str());
+            let copies: Vec<ImageEntry> = if wanted {
+                (0..self.copies)
+                    .map(|k| {
+                        let path = copy_name(&entry.path, k);
+                        sources.0.insert(path.clone(), (entry.path.clone(), k));
+                        ImageEntry {
+                            path,
+                            ..entry.clone()
+                        }
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            all.push(entry);
+            all.extend(copies);
+        }
+        *entries = all;
+        sources
+    }
+
+    /// The copy `k` of the photo `source`'s `bytes`, as the file `fruits augment` writes.
+    pub(crate) fn copy(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        k: u32,
+        limits: &DecodeLimits,
+    ) -> Result<Bytes, (ErrorKind, String)> {
+        augment(
+            bytes,
+            limits,
+            copy_seed(self.seed, source, k),
+            &self.settings,
+        )
+        .map(Bytes::from)
+        .map_err(|e| {
+            (
+                ErrorKind::from(&e),
+                format!("augmented copy of {source}: {e}"),
+            )
+        })
+    }
+}
+
+/// Where each augmented copy comes from: its row path -> (the photo's path, copy number).
+#[derive(Debug, Default)]
+pub(crate) struct CopySources(HashMap<String, (String, u32)>);
+
+impl CopySources {
+    /// The photo and copy number of the row `path`, when it is a copy.
+    pub(crate) fn get(&self, path: &str) -> Option<(&str, u32)> {
+        self.0.get(path).map(|(s, k)| (s.as_str(), *k))
+    }
+}
 
 /// What [`augment_folder`] did.
 #[derive(Debug, Clone, Serialize)]

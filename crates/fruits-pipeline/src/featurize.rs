@@ -38,6 +38,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
+use crate::augment::{Augmentation, CopySources};
 
 /// Default images per inference call: small batches keep MobileNetV2's
 /// activations in cache (measured in the README's featurize benchmark).
@@ -75,6 +76,8 @@ pub struct FeaturizeConfig {
     pub retry_errors: bool,
     /// Stop (as if interrupted) after this many batches; for tests of resuming.
     pub stop_after_batches: Option<usize>,
+    /// Augmented copies of the training photos to featurise beside them.
+    pub augment: Option<Augmentation>,
 }
 
 impl Default for FeaturizeConfig {
@@ -88,6 +91,7 @@ impl Default for FeaturizeConfig {
             max_file_bytes: DEFAULT_MAX_FILE_MIB << 20,
             retry_errors: false,
             stop_after_batches: None,
+            augment: None,
         }
     }
 }
@@ -204,6 +208,29 @@ fn load_one(
     }
 }
 
+/// The augmented copy `k` of `source` from its bytes; a decoder crash costs
+/// the copy, not the run, as in [`load_one`].
+fn make_copy(
+    bytes: &Result<Bytes, ItemError>,
+    augmentation: &Augmentation,
+    source: &str,
+    k: u32,
+    limits: &DecodeLimits,
+) -> Result<Bytes, ItemError> {
+    let bytes = bytes.as_ref().map_err(Clone::clone)?;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        augmentation.copy(bytes, source, k, limits)
+    }));
+    match outcome {
+        Ok(Ok(copy)) => Ok(copy),
+        Ok(Err((kind, message))) => Err(ItemError { kind, message }),
+        Err(_) => Err(ItemError {
+            kind: ErrorKind::Panic,
+            message: format!("the image decoder crashed making a copy of {source}"),
+        }),
+    }
+}
+
 /// What features `model` makes from photos prepared by `pre`: the contract
 /// every part, manifest and classifier bundle records.
 pub fn feature_spec(model: &FeatureModel, pre: &Preprocessing) -> FeatureSpec {
@@ -292,13 +319,23 @@ pub enum Photos<'a> {
     Given(&'a [Bytes]),
 }
 
+/// What one run of the stages works on.
+#[derive(Clone, Copy)]
+struct Work<'a> {
+    /// Where the bytes come from.
+    photos: Photos<'a>,
+    /// The entries to featurise, in order.
+    pending: &'a [ImageEntry],
+    /// Which of them are augmented copies, and of what.
+    sources: &'a CopySources,
+}
+
 /// Runs fetch -> decode -> inference -> gather over `pending`, in input order,
 /// calling `flush` with the gathered rows and errors every `part_rows` inputs
 /// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
 /// an output) and [`featurize_partition`] (one part per Spark partition).
 fn run_stages<F>(
-    input: Photos<'_>,
-    pending: &[ImageEntry],
+    work: Work<'_>,
     model: &FeatureModel,
     config: &FeaturizeConfig,
     progress: &dyn Progress,
@@ -308,6 +345,11 @@ fn run_stages<F>(
 where
     F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError> + Send,
 {
+    let Work {
+        photos: input,
+        pending,
+        sources,
+    } = work;
     let dim = model.info().feature_dim;
     let pre = &config.preprocessing;
     let limits = &config.limits;
@@ -321,7 +363,16 @@ where
     let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
     let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
     let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
-    let keys: Vec<String> = pending.iter().map(|e| e.path.clone()).collect();
+    // An augmented copy is made from its photo's bytes.
+    let keys: Vec<String> = pending
+        .iter()
+        .map(|e| {
+            sources
+                .get(&e.path)
+                .map_or(&e.path[..], |(source, _)| source)
+        })
+        .map(str::to_string)
+        .collect();
     let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
     let stopped_early = AtomicBool::new(false);
 
@@ -390,7 +441,16 @@ where
                     tensors
                         .par_chunks_mut(tensor_len)
                         .zip(fetched.bytes.par_iter())
-                        .map(|(slot, bytes)| load_one(bytes, pre, limits, slot))
+                        .zip(fetched.entries.par_iter())
+                        .map(|((slot, bytes), entry)| {
+                            match (sources.get(&entry.path), &config.augment) {
+                                (Some((source, k)), Some(augmentation)) => {
+                                    let copy = make_copy(bytes, augmentation, source, k, limits);
+                                    load_one(&copy, pre, limits, slot)
+                                }
+                                _ => load_one(bytes, pre, limits, slot),
+                            }
+                        })
                         .collect()
                 });
                 let batch = DecodedBatch {
@@ -597,6 +657,8 @@ pub fn featurize_entries(
         .filter(|p| !config.retry_errors || p.kind == PartKind::Features)
         .flat_map(|p| p.paths.iter().map(String::as_str))
         .collect();
+    let mut listing = listing;
+    let sources = augment_listing(config, &mut listing);
     let total = (listing.entries.len() + listing.problems.len()) as u64;
     let (pending, mut refused) = screen(listing, config, |path| !done.contains(path));
     let refused_count = refused.len() as u64;
@@ -623,15 +685,12 @@ pub fn featurize_entries(
         seq += 1;
         Ok(())
     };
-    let outcome = run_stages(
-        Photos::At(input),
-        &pending,
-        model,
-        config,
-        progress,
-        cancel,
-        flush,
-    )?;
+    let work = Work {
+        photos: Photos::At(input),
+        pending: &pending,
+        sources: &sources,
+    };
+    let outcome = run_stages(work, model, config, progress, cancel, flush)?;
     let (featurised, failed) = (outcome.featurised, outcome.failed + refused_count);
     let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
 
@@ -683,6 +742,14 @@ pub fn featurize_entries(
         output: out.to_string(),
         run,
     })
+}
+
+/// Adds the augmented copies `config` asks for to `listing`.
+fn augment_listing(config: &FeaturizeConfig, listing: &mut ImageListing) -> CopySources {
+    match &config.augment {
+        Some(augmentation) => augmentation.expand(&mut listing.entries),
+        None => CopySources::default(),
+    }
 }
 
 /// Splits a listing into the entries to featurise (those `wanted` says are
@@ -756,11 +823,18 @@ pub fn featurize_in_memory(
     let cancel = AtomicBool::new(false);
     match photos {
         Photos::At(_) => {
+            let mut listing = listing;
+            let sources = augment_listing(&config, &mut listing);
             let (pending, mut refused) = screen(listing, &config, |_| true);
             if !refused.is_empty() {
                 tables.errors.push(refused.finish()?);
             }
-            run_in_memory(photos, &pending, model, &config, &cancel, &mut tables)?;
+            let work = Work {
+                photos,
+                pending: &pending,
+                sources: &sources,
+            };
+            run_in_memory(work, model, &config, &cancel, &mut tables)?;
         }
         Photos::Given(all) => {
             if all.len() != listing.entries.len() {
@@ -791,22 +865,19 @@ pub fn featurize_in_memory(
             if !refused.is_empty() {
                 tables.errors.push(refused.finish()?);
             }
-            run_in_memory(
-                Photos::Given(&bytes),
-                &pending,
-                model,
-                &config,
-                &cancel,
-                &mut tables,
-            )?;
+            let work = Work {
+                photos: Photos::Given(&bytes),
+                pending: &pending,
+                sources: &CopySources::default(),
+            };
+            run_in_memory(work, model, &config, &cancel, &mut tables)?;
         }
     }
     Ok(tables)
 }
 
 fn run_in_memory(
-    photos: Photos<'_>,
-    pending: &[ImageEntry],
+    work: Work<'_>,
     model: &FeatureModel,
     config: &FeaturizeConfig,
     cancel: &AtomicBool,
@@ -822,7 +893,7 @@ fn run_in_memory(
         }
         Ok(())
     };
-    run_stages(photos, pending, model, config, &NoProgress, cancel, flush)?;
+    run_stages(work, model, config, &NoProgress, cancel, flush)?;
     Ok(())
 }
 
@@ -870,15 +941,12 @@ pub fn featurize_partition(
         Ok(())
     };
     let cancel = AtomicBool::new(false);
-    let outcome = run_stages(
-        Photos::At(input),
-        entries,
-        model,
-        &config,
-        &NoProgress,
-        &cancel,
-        flush,
-    )?;
+    let work = Work {
+        photos: Photos::At(input),
+        pending: entries,
+        sources: &CopySources::default(),
+    };
+    let outcome = run_stages(work, model, &config, &NoProgress, &cancel, flush)?;
     let Gathered { part, errors } = written;
     Ok(PartitionResult {
         part,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow_array::builder::{FixedSizeBinaryBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use fruits_image::augment::AugmentError;
 use fruits_image::{COLOUR_BINS, ImageError, Preprocessing};
 use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
@@ -214,11 +215,13 @@ pub enum ErrorKind {
     NotAFile,
     /// A name that is not valid UTF-8 (shown with U+FFFD).
     NonUtf8Name,
+    /// An augmented copy (`--augment`) could not be encoded.
+    Encode,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Empty,
         ErrorKind::UnsupportedFormat,
         ErrorKind::TooLarge,
@@ -233,6 +236,7 @@ impl ErrorKind {
         ErrorKind::Unreadable,
         ErrorKind::NotAFile,
         ErrorKind::NonUtf8Name,
+        ErrorKind::Encode,
     ];
 
     /// The name stored in the `kind` column.
@@ -252,6 +256,7 @@ impl ErrorKind {
             ErrorKind::Unreadable => "unreadable",
             ErrorKind::NotAFile => "not_a_file",
             ErrorKind::NonUtf8Name => "non_utf8_name",
+            ErrorKind::Encode => "encode",
         }
     }
 
@@ -289,6 +294,15 @@ impl From<&ImageError> for ErrorKind {
             ImageError::Decode(_) => ErrorKind::Decode,
             ImageError::Truncated(_) => ErrorKind::Truncated,
             ImageError::Resize(_) => ErrorKind::Resize,
+        }
+    }
+}
+
+impl From<&AugmentError> for ErrorKind {
+    fn from(e: &AugmentError) -> Self {
+        match e {
+            AugmentError::Image(e) => ErrorKind::from(e),
+            AugmentError::Encode(_) => ErrorKind::Encode,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use fruits_image::{DecodeLimits, Preprocessing};
+use fruits_pipeline::augment::Augmentation;
 use fruits_pipeline::{FeaturizeConfig, Summary};
 
 use crate::args::FeaturizeArgs;
@@ -27,6 +28,7 @@ pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
         max_file_bytes: args.max_file_mib << 20,
         retry_errors: args.retry_errors,
         stop_after_batches: args.stop_after_batches,
+        augment: (args.augment > 0).then(|| Augmentation::new(args.augment, args.augment_seed)),
     })
 }
 

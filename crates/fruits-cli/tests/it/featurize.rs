@@ -409,3 +409,60 @@ fn help_explains_every_flag() {
     assert!(out.status.success());
     insta::assert_snapshot!("featurize_help", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    copy_subset(&input, &CLASSES, 3);
+    let copies = tmp.path().join("copies");
+    let o = run(&[
+        "augment",
+        input.to_str().expect("utf-8"),
+        "--out",
+        copies.to_str().expect("utf-8"),
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let from_files = tmp.path().join("from-files");
+    let o = featurize(&copies, &from_files, &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+
+    let in_memory = tmp.path().join("in-memory");
+    let flags = ["--augment", "2", "--augment-seed", "5", "--json"];
+    let o = featurize(&input, &in_memory, &flags);
+    assert!(o.status.success(), "{}", describe(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json summary");
+    // 9 photos per split; two copies of each Training photo only.
+    assert_eq!(summary["inputs"], 18 + 2 * 9);
+    assert_eq!(summary["featurised"], 18 + 2 * 9);
+
+    let rows = read_rows(&in_memory);
+    let (made, originals): (Vec<_>, Vec<_>) = rows.iter().partition(|(p, _)| p.contains("-aug"));
+    assert_eq!((made.len(), originals.len()), (18, 18));
+    assert!(
+        made.iter()
+            .all(|(_, r)| r.split.as_deref() == Some("Training"))
+    );
+    // The copies are the very files `fruits augment` writes: same bytes, same features.
+    let want = read_rows(&from_files);
+    let made: std::collections::BTreeMap<String, Row> = made
+        .into_iter()
+        .map(|(p, r)| (p.clone(), r.clone()))
+        .collect();
+    let want = want
+        .into_iter()
+        .filter(|(p, _)| made.contains_key(p))
+        .collect();
+    assert_rows_match(&made, &want);
+
+    // Resuming finds every copy done, as any photo.
+    let o = featurize(&input, &in_memory, &flags);
+    assert!(o.status.success(), "{}", describe(&o));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json summary");
+    assert_eq!(
+        (again["featurised"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(36))
+    );
+}
