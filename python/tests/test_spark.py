@@ -44,48 +44,11 @@ def finish(proc, summary):
     return json.load(open(summary)), log
 
 
-def run_job(cluster, photos, out, *extra):
-    summary = os.path.join(os.path.dirname(out), os.path.basename(out) + "-summary.json")
-    return finish(start_job(cluster, photos, out, summary, "--model", MODEL, "--chunk-images", "40", *extra), summary)
-
-
 def assert_same_features(out, cli_run, fs=None):
     paths, x = read_output(f"{out}/features", "features", fs)
     ref_paths, y = read_output(os.path.join(cli_run, "features"), "features")
     assert paths == ref_paths
     np.testing.assert_allclose(x, y, atol=1e-5, rtol=0)
-
-
-def test_the_job_gives_the_cli_results_and_loads_the_model_once_per_worker(cluster, photos, cli_run, tmp_path):
-    out = str(tmp_path / "spark")
-    summary, log = run_job(cluster, photos, out)
-    assert summary["rows"] == 300 and summary["errors"] == 1 and summary["chunks"] == 8
-
-    assert_same_features(out, cli_run)
-    manifest = json.load(open(os.path.join(out, "features", "_manifest.json")))
-    assert [p["file"] for p in manifest["parts"]] == [f"part-r000-{i:05}.parquet" for i in range(8)]
-    # Image 90 in path order (Test/Kiwi 1/zz...) is in chunk 2 = images 75..111.
-    assert manifest["error_parts"] == [{"file": "errors-r000-00002.parquet", "rows": 1}]
-    errors = pq.read_table(os.path.join(out, "features", "errors-r000-00002.parquet")).to_pylist()
-    assert [e["path"] for e in errors] == ["Test/Kiwi 1/zz-not-a-photo.jpg"]
-
-    mine = json.load(open(os.path.join(out, "pca", "pca.json")))
-    ref = json.load(open(os.path.join(cli_run, "pca", "pca.json")))
-    assert mine["k"] == ref["k"] and mine["n"] == ref["n"]
-    k = ref["k"]
-    np.testing.assert_allclose(mine["explained_variance"][:k], ref["explained_variance"][:k], rtol=1e-6)
-    _, zm = read_output(os.path.join(out, "reduced"), "pca")
-    _, zr = read_output(os.path.join(cli_run, "reduced"), "pca")
-    np.testing.assert_allclose(np.abs(zm), np.abs(zr), atol=1e-4)
-    # The driver drew the CLI's two plots from the rows the projection tasks kept.
-    for name in ("explained_variance.png", "projection.png"):
-        assert open(os.path.join(out, "pca", name), "rb").read(8) == PNG
-
-    # 8 chunks ran on executor Python workers; each built its model once.
-    workers = summary["workers"]
-    assert workers, summary
-    assert all(built == 1 for _, built in workers), f"(pid, models built): {workers}"
-    assert len({pid for pid, _ in workers}) <= 2, f"one reused Python worker per executor: {workers}"
 
 
 def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(photos, cli_run, tmp_path):
@@ -132,9 +95,12 @@ def garage(tmp_path):
     server.stop()
 
 
-def test_the_job_reads_photos_and_model_from_s3_and_writes_results_there(cluster, garage, photos, cli_run):
-    """Input, model and output on the S3-compatible server; driver and executors reach it
-    through the Rust storage layer with credentials from the environment (no Hadoop S3A)."""
+def test_the_job_reads_photos_and_model_from_s3_gives_the_cli_results_and_loads_the_model_once(
+        cluster, garage, photos, cli_run):
+    """Input, model and output on the S3-compatible server, as on EMR; driver and executors
+    reach it through the Rust storage layer with credentials from the environment (no Hadoop
+    S3A). The results are the CLI's, and each executor's Python worker builds the model once.
+    (Local paths are the worker-kill test's.)"""
     garage.bucket("photos")
     garage.bucket("results")
     s3 = garage.filesystem()
@@ -144,21 +110,36 @@ def test_the_job_reads_photos_and_model_from_s3_and_writes_results_there(cluster
     env = garage.env()
     summary = os.path.join(garage.base, "summary.json")
     proc = start_job(cluster, "s3://photos/fruits-360/", "s3://results/run", summary,
-                     "--model", "s3://photos/models/mobilenetv2.onnx", "--chunk-images", "100",
+                     "--model", "s3://photos/models/mobilenetv2.onnx", "--chunk-images", "40",
                      env=env, conf=[f"spark.executorEnv.{k}={v}" for k, v in env.items()])
     result, _ = finish(proc, summary)
-    assert result["rows"] == 300 and result["errors"] == 1 and result["chunks"] == 4
+    assert result["rows"] == 300 and result["errors"] == 1 and result["chunks"] == 8
 
     assert_same_features("results/run", cli_run, s3)
+    with s3.open_input_stream("results/run/features/_manifest.json") as f:
+        manifest = json.load(f)
+    assert [p["file"] for p in manifest["parts"]] == [f"part-r000-{i:05}.parquet" for i in range(8)]
+    # Image 90 in path order (Test/Kiwi 1/zz...) is in chunk 2 = images 75..111.
+    assert manifest["error_parts"] == [{"file": "errors-r000-00002.parquet", "rows": 1}]
+    errors = pq.read_table("results/run/features/errors-r000-00002.parquet", filesystem=s3).to_pylist()
+    assert [e["path"] for e in errors] == ["Test/Kiwi 1/zz-not-a-photo.jpg"]
+
     ref = json.load(open(os.path.join(cli_run, "pca", "pca.json")))
     with s3.open_input_stream("results/run/pca/pca.json") as f:
         mine = json.load(f)
-    assert mine["k"] == ref["k"]
-    np.testing.assert_allclose(mine["explained_variance"][:ref["k"]], ref["explained_variance"][:ref["k"]], rtol=1e-6)
-    paths, _ = read_output("results/run/reduced", "pca", s3)
-    assert len(paths) == 300
-    with s3.open_input_stream("results/run/pca/projection.png") as f:
-        assert f.read(8) == PNG
-    with s3.open_input_stream("results/run/features/_manifest.json") as f:
-        errors = json.load(f)["error_parts"]
-    assert sum(e["rows"] for e in errors) == 1
+    assert mine["k"] == ref["k"] and mine["n"] == ref["n"]
+    k = ref["k"]
+    np.testing.assert_allclose(mine["explained_variance"][:k], ref["explained_variance"][:k], rtol=1e-6)
+    _, zm = read_output("results/run/reduced", "pca", s3)
+    _, zr = read_output(os.path.join(cli_run, "reduced"), "pca")
+    np.testing.assert_allclose(np.abs(zm), np.abs(zr), atol=1e-4)
+    # The driver drew the CLI's two plots from the rows the projection tasks kept.
+    for name in ("explained_variance.png", "projection.png"):
+        with s3.open_input_stream(f"results/run/pca/{name}") as f:
+            assert f.read(8) == PNG
+
+    # 8 chunks ran on executor Python workers; each built its model once.
+    workers = result["workers"]
+    assert workers, result
+    assert all(built == 1 for _, built in workers), f"(pid, models built): {workers}"
+    assert len({pid for pid, _ in workers}) <= 2, f"one reused Python worker per executor: {workers}"
