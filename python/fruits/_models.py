@@ -75,10 +75,11 @@ class Featurizer:
     """The image model built once from its file's bytes; featurises one partition at a time."""
 
     def __init__(self, model_bytes, source, intra_threads=1, batch_size=_native.DEFAULT_BATCH_SIZE, decode_threads=1,
-                 max_megapixels=_native.DEFAULT_MAX_MEGAPIXELS):
+                 max_megapixels=_native.DEFAULT_MAX_MEGAPIXELS, **augment):
+        # augment / augment_seed: augmented copies of the Training photos (fruits.featurize).
         self._inner = _native.Featurizer(
             model_bytes, source, intra_threads=intra_threads, batch_size=batch_size,
-            decode_threads=decode_threads, max_megapixels=max_megapixels, ort_lib=onnxruntime_library(),
+            decode_threads=decode_threads, max_megapixels=max_megapixels, ort_lib=onnxruntime_library(), **augment,
         )
 
     def meta_json(self):
@@ -99,7 +100,7 @@ _CACHE: dict[tuple, Featurizer] = {}
 
 
 def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, decode_threads=None,
-               max_megapixels=None, model_bytes=None):
+               max_megapixels=None, model_bytes=None, augment=0, augment_seed=None):
     """A featurizer for these settings, built once per process and reused.
     On one machine the defaults split the cores as `fruits featurize` does."""
     path = model_path(precision, model)
@@ -108,7 +109,10 @@ def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, 
         intra_threads=intra_threads or cores(),
         decode_threads=decode_threads or _native.DEFAULT_DECODE_THREADS,
         max_megapixels=max_megapixels or _native.DEFAULT_MAX_MEGAPIXELS,
+        augment=augment,
     )
+    if augment_seed is not None:
+        settings["augment_seed"] = augment_seed
     if model_bytes is None:
         model_bytes = bytes(_native.read_bytes(path))
     key = (path, hashlib.sha256(model_bytes).hexdigest(), tuple(sorted(settings.items())))

@@ -132,7 +132,8 @@ def featurize_paths(featurizer, paths):
 def featurize(source: Source, *, precision: Optional[str] = None, model: Optional[str] = None,
               batch_size: Optional[int] = None, out: Optional[str] = None, path_col: str = "path",
               intra_threads: Optional[int] = None, decode_threads: Optional[int] = None,
-              max_megapixels: Optional[float] = None) -> Featurized:
+              max_megapixels: Optional[float] = None, augment: int = 0,
+              augment_seed: Optional[int] = None) -> Featurized:
     """Featurises photos with MobileNetV2: one 1280-d vector per photo.
 
     ``source`` is a folder or ``s3://`` prefix (every photo under it; the label
@@ -149,12 +150,18 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     ``precision`` is ``"int8"`` (default) or ``"fp32"`` and picks the shared
     model file; ``model`` names another ONNX file (path or s3:// URL).
 
+    ``augment=N`` also featurises N augmented copies of each ``Training``
+    photo (every photo when there are no split folders), as ``fruits
+    featurize --augment N``: photos as in the wild, rows named ``...-aug0.jpg``;
+    ``augment_seed`` picks other draws.
+
     >>> features, errors = fruits.featurize("../shared/data/fruits-360-sample/Test")
     >>> features.num_rows, features.schema.field("features").type
-    (4176, FixedSizeListType(fixed_size_list<item: float not null>[1280]))
+    (13839, FixedSizeListType(fixed_size_list<item: float not null>[1280]))
     """
     f = featurizer(precision=precision, model=model, batch_size=batch_size, intra_threads=intra_threads,
-                   decode_threads=decode_threads, max_megapixels=max_megapixels)
+                   decode_threads=decode_threads, max_megapixels=max_megapixels, augment=augment,
+                   augment_seed=augment_seed)
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         if out is not None:

@@ -73,6 +73,24 @@ def test_featurize_with_out_writes_the_cli_output_and_resumes(photos, featurized
     assert proc.returncode == 0, proc.stderr
 
 
+def test_featurize_with_augmented_copies_equals_the_cli(photos, tmp_path):
+    """augment=N adds the copies `fruits featurize --augment N` makes: Training photos only."""
+    features, errors = fruits.featurize(photos, augment=1, augment_seed=5)
+    out = str(tmp_path / "cli")
+    proc = subprocess.run([fruits_bin(), "featurize", photos, "--out", out, "--quiet", "--augment", "1",
+                           "--augment-seed", "5"], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr  # the broken photo
+    cli = by_path(fruits.read(out))
+    mine = by_path(features)
+    assert mine.num_rows == cli.num_rows == 300 + 150
+    copies = [p for p in mine.column("path").to_pylist() if "-aug0" in p]
+    assert len(copies) == 150 and all(p.startswith("Training/") for p in copies)
+    for name in ("path", "label", "split", "sha256"):
+        assert mine.column(name).to_pylist() == cli.column(name).to_pylist(), name
+    np.testing.assert_allclose(vectors(mine), vectors(cli), atol=1e-5, rtol=0)
+    assert errors.num_rows == 1
+
+
 def test_featurize_paths_from_a_list_and_a_dataframe(photos, featurized):
     wanted = sorted(featurized.features.column("path").to_pylist())[:4]
     paths = [os.path.join(photos, p) for p in wanted] + [os.path.join(photos, "Test", "Kiwi 1", "missing.jpg")]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use fruits_image::{DecodeLimits, Preprocessing};
 use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::{FeatureModel, ModelOptions};
+use fruits_pipeline::augment::Augmentation;
 use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, feature_spec};
 use fruits_pipeline::reduce::BATCH_ROWS;
 use fruits_pipeline::{FeaturizeConfig, Photos, Tables};
@@ -61,7 +62,7 @@ impl Featurizer {
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
     #[new]
-    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None))]
+    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None, augment=0, augment_seed=fruits_pipeline::augment::DEFAULT_SEED))]
     fn new(
         py: Python<'_>,
         model_bytes: &[u8],
@@ -71,6 +72,8 @@ impl Featurizer {
         decode_threads: usize,
         max_megapixels: f64,
         ort_lib: Option<std::path::PathBuf>,
+        augment: u32,
+        augment_seed: u64,
     ) -> Result<Self> {
         if batch_size == 0
             || decode_threads == 0
@@ -95,6 +98,7 @@ impl Featurizer {
                 decode_threads,
                 preprocessing: Preprocessing::default(),
                 limits: DecodeLimits::megapixels(max_megapixels),
+                augment: (augment > 0).then(|| Augmentation::new(augment, augment_seed)),
                 ..FeaturizeConfig::default()
             },
         })
