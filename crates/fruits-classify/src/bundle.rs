@@ -38,6 +38,11 @@ pub struct TrainingInfo {
     /// it was given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cv: Option<crate::CvReport>,
+    /// Training rows that were augmented copies (`--augment`, `fruits
+    /// augment`): 0 for a classifier that has only seen photos as taken in the
+    /// studio, which scores far lower on photos taken in the wild.
+    #[serde(default)]
+    pub augmented_rows: u64,
 }
 
 /// The PCA step as `classifier.json` records it.

@@ -1,6 +1,6 @@
 //! Augmented copies of a folder of photos, for training on photos "in the wild".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use fruits_image::DecodeLimits;
@@ -50,17 +50,21 @@ impl Augmentation {
 
     /// Adds the copies' entries to `entries`, each right after its photo (so
     /// the photo is read while it is still in the page cache), and returns where
-    /// each copy comes from.
+    /// each copy comes from. A copy whose name a listed file already has (the
+    /// files of an earlier `fruits augment` into the same folder) is left out:
+    /// each path is one row.
     pub(crate) fn expand(&self, entries: &mut Vec<ImageEntry>) -> CopySources {
         let any_split = entries.iter().any(|e| e.split.is_some());
+        let listed: HashSet<String> = entries.iter().map(|e| e.path.clone()).collect();
         let mut sources = CopySources::default();
         let mut all = Vec::with_capacity(entries.len());
         for entry in entries.drain(..) {
             let wanted = !any_split || entry.split.as_deref() == Some(self.split.as_str());
             let copies: Vec<ImageEntry> = if wanted {
                 (0..self.copies)
-                    .map(|k| {
-                        let path = copy_name(&entry.path, k);
+                    .map(|k| (k, copy_name(&entry.path, k)))
+                    .filter(|(_, path)| !listed.contains(path))
+                    .map(|(k, path)| {
                         sources.0.insert(path.clone(), (entry.path.clone(), k));
                         ImageEntry {
                             path,
@@ -156,6 +160,14 @@ pub fn copy_name(path: &str, k: u32) -> String {
     }
 }
 
+/// Whether the row `path` is an augmented copy (named by [`copy_name`]).
+pub fn is_copy(path: &str) -> bool {
+    let file = path.rsplit_once('/').map_or(path, |(_, f)| f);
+    file.strip_suffix(".jpg")
+        .and_then(|stem| stem.rsplit_once("-aug"))
+        .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Writes `copies` transformed copies ([`augment`]) of every photo under
 /// `input` into `out`, as JPEG files in the same folder layout. Seeded: the same
 /// input, seed and settings give the same files. A photo that cannot be read
@@ -214,6 +226,47 @@ pub fn augment_folder(
 mod tests {
     use super::*;
 
+    fn entry(path: &str, split: Option<&str>) -> ImageEntry {
+        ImageEntry {
+            path: path.to_string(),
+            size: 1,
+            label: "Kiwi".to_string(),
+            split: split.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_training_photos_get_copies_each_after_its_photo_and_names_stay_unique() {
+        let mut entries = vec![
+            entry("Training/Kiwi/a.jpg", Some("Training")),
+            entry("Training/Kiwi/a-aug1.jpg", Some("Training")),
+            entry("Test/Kiwi/b.jpg", Some("Test")),
+        ];
+        let sources = Augmentation::new(2, 0).expand(&mut entries);
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "Training/Kiwi/a.jpg",
+                "Training/Kiwi/a-aug0.jpg",
+                // a-aug1.jpg is a listed file: no copy of that name is made.
+                "Training/Kiwi/a-aug1.jpg",
+                "Training/Kiwi/a-aug1-aug0.jpg",
+                "Training/Kiwi/a-aug1-aug1.jpg",
+                "Test/Kiwi/b.jpg",
+            ]
+        );
+        assert_eq!(
+            sources.get("Training/Kiwi/a-aug0.jpg"),
+            Some(("Training/Kiwi/a.jpg", 0))
+        );
+        assert_eq!(sources.get("Training/Kiwi/a-aug1.jpg"), None);
+        // Without split folders, every photo gets copies.
+        let mut flat = vec![entry("Kiwi/c.jpg", None)];
+        Augmentation::new(1, 0).expand(&mut flat);
+        assert_eq!(flat.len(), 2);
+    }
+
     #[test]
     fn copies_keep_their_folders_and_have_their_own_seeds() {
         assert_eq!(
@@ -221,6 +274,9 @@ mod tests {
             "Training/Kiwi 1/r_12_100-aug1.jpg"
         );
         assert_eq!(copy_name("a.png", 0), "a-aug0.jpg");
+        assert!(is_copy("Training/Kiwi 1/r_12_100-aug1.jpg") && is_copy("a-aug10.jpg"));
+        assert!(!is_copy("Training/Kiwi 1/r_12_100.jpg") && !is_copy("a-aug.jpg"));
+        assert!(!is_copy("a-aug1.png") && !is_copy("x-aug1/b.jpg.png"));
         assert_ne!(copy_seed(1, "a.jpg", 0), copy_seed(1, "a.jpg", 1));
         assert_ne!(copy_seed(1, "a.jpg", 0), copy_seed(2, "a.jpg", 0));
         assert_eq!(copy_seed(1, "a.jpg", 0), copy_seed(1, "a.jpg", 0));

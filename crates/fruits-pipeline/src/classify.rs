@@ -12,6 +12,7 @@ use fruits_store::{Dataset, columns};
 use serde::Serialize;
 
 use crate::PipelineError;
+use crate::augment::is_copy;
 use crate::reduce::{BATCH_ROWS, pca_beside, vector_column};
 
 /// The vectors of one split of a dataset, with labels and paths.
@@ -150,6 +151,7 @@ pub fn train_dataset(
         (choice, false) => choice,
     };
     let mut rows = read_rows(ds, split)?;
+    let augmented_rows = rows.paths.iter().filter(|p| is_copy(p)).count() as u64;
     if !colour {
         rows.colour.clear();
         rows.colour_bins = 0;
@@ -216,6 +218,7 @@ pub fn train_dataset(
         c: config.c,
         report,
         cv: cv_report,
+        augmented_rows,
     };
     Ok(Classifier::new(features, pca, model, training).with_colour(bins))
 }

@@ -34,9 +34,17 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let ctx = ctx.clone();
     let max_megapixels = args.max_megapixels;
     let load = move || {
-        classifier
+        let identifier = classifier
             .load(&ctx, max_megapixels)
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("{e:#}"))?;
+        if identifier.classifier().file.training.augmented_rows == 0 {
+            eprintln!(
+                "note: this classifier has only seen studio photos (no augmented copies): photos \
+                 taken in the wild score far lower; for the app, train it on `fruits run PHOTOS \
+                 --out OUT --augment 4` (docs/service.md)"
+            );
+        }
+        Ok(identifier)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

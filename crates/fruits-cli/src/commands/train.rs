@@ -85,6 +85,10 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         if classifier.file.colour_bins > 0 {
             pca.push_str(&format!(" + {} colour values", classifier.file.colour_bins));
         }
+        let augmented = classifier.file.training.augmented_rows;
+        if augmented > 0 {
+            pca.push_str(&format!("; {augmented} of the rows are augmented copies"));
+        }
         println!(
             "trained on {} rows x {} features ({pca}), {} classes, C = {}: \
              {} L-BFGS iterations ({}), {:.1} s, training accuracy {:.2}%\nclassifier: {out}",

@@ -465,4 +465,20 @@ fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
         (again["featurised"].as_u64(), again["skipped"].as_u64()),
         (Some(0), Some(36))
     );
+
+    // The classifier records how many of its training rows were copies (0 makes
+    // `fruits serve` say it has only seen studio photos).
+    let classifier = tmp.path().join("classifier");
+    let o = run(&[
+        "train",
+        in_memory.to_str().expect("utf-8"),
+        "--split",
+        "Training",
+        "--out",
+        classifier.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let training: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(training["augmented_rows"], 18);
 }
