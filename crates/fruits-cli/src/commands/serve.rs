@@ -44,7 +44,7 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                  --out OUT --augment 4` (docs/service.md)"
             );
         }
-        Ok(identifier)
+        Ok::<_, String>(identifier)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
