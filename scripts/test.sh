@@ -127,6 +127,11 @@ await "the virtualenv" "$venv_pid" "$tmp/venv.log"
 fruits=$CARGO_TARGET_DIR/debug/fruits
 sample=${FRUITS_SAMPLE_DIR:-../shared/data/fruits-360-sample}
 run=$CARGO_TARGET_DIR/test-run
+# Runs $2... and prints its wall and CPU time labelled $1 (on stderr): the side-by-side
+# phase below shares 2 cores, and CPU time tells which part holds them, which waits.
+timed() {
+  /usr/bin/time -f "$1: %e s wall, %U s user, %S s system" "${@:2}"
+}
 # The whole job on the whole sample, checked against NumPy and scikit-learn:
 # `fruits run`, then train on Training with the default settings, evaluate on
 # Test, and check the accuracy targets and scikit-learn's logistic regression
@@ -134,7 +139,7 @@ run=$CARGO_TARGET_DIR/test-run
 whole_sample() {
   rm -rf "$run"
   echo "== the whole sample: fruits run (at $((SECONDS - started)) s)"
-  "$fruits" run "$sample" --out "$run" --quiet &&
+  timed "fruits run" "$fruits" run "$sample" --out "$run" --quiet &&
     "$venv/bin/python" tests/python/pca_vs_sklearn.py "$run" &&
     echo "== the whole sample: train + evaluate (at $((SECONDS - started)) s)" &&
     "$fruits" train "$run/features" --split Training --out "$run/classifier" &&
@@ -153,14 +158,16 @@ whole_sample() {
 # Runs pytest on one folder with the binary, the sample and the venv's tools
 # (the AWS CLI) at hand, its output into the file $2 (and on the terminal with
 # --tee); returns pytest's status.
+# Each runner's slowest tests are printed, so the side-by-side phase below can be read.
+pytest_args=(-q -p no:cacheprovider --durations=8)
 run_pytest() {
   local rc=0
   if [[ ${3:-} == --tee ]]; then
     FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-      "$venv/bin/pytest" -q -p no:cacheprovider "$1" 2>&1 | tee "$2" || rc=$?
+      timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" 2>&1 | tee "$2" || rc=$?
   else
     FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-      "$venv/bin/pytest" -q -p no:cacheprovider "$1" >"$2" 2>&1 || rc=$?
+      timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1 || rc=$?
   fi
   return "$rc"
 }
