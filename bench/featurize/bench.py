@@ -5,10 +5,12 @@ sample in sorted path order), alternating runs so machine noise hits both, for
 fp32 and int8. Prints images/s (median of --repeat runs, model load and output
 writing included: end to end), the ratio, peak RSS of each process, and how
 far the reference's features are from fruits' (to show the work is the same).
-The reference runs at batch 16, 32 and 64 and the ratio is taken against its
-fastest: a reference at its best settings, not at ours.
+The reference runs at batch 16, 32 and 64 (--reference-batches) and the ratio
+is taken against its fastest: a reference at its best settings, not at ours.
+fruits runs at its default batch and at the --fruits-batches sizes (64).
 
 usage: python3 bench/featurize/bench.py [--images 2000] [--repeat 3] [--full]
+       [--reference-batches 16,32,64] [--fruits-batches 64]
 Run it through scripts/bench-featurize.sh, which builds fruits and the venv.
 """
 
@@ -22,8 +24,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# The reference's batch sizes tried; its fastest is the one compared against.
-REFERENCE_BATCHES = (16, 32, 64)
+# The reference's batch sizes tried by default; its fastest is the one compared against.
+REFERENCE_BATCHES = "16,32,64"
+# fruits' batch sizes timed beside its default (the default itself is always run).
+FRUITS_BATCHES = "64"
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
@@ -67,6 +71,10 @@ def main():
     ap.add_argument("--models", default=os.environ.get("FRUITS_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models")))
     ap.add_argument("--fruits", default=os.path.join(ROOT, "target", "release", "fruits"))
     ap.add_argument("--full", action="store_true", help="also featurise the whole sample once, to show RSS stays flat")
+    ap.add_argument("--reference-batches", default=REFERENCE_BATCHES,
+                    help="comma-separated batch sizes for the reference; its fastest is compared against")
+    ap.add_argument("--fruits-batches", default=FRUITS_BATCHES,
+                    help="comma-separated batch sizes for fruits, timed beside its default")
     args = ap.parse_args()
 
     test_root = os.path.join(args.sample, "Test")
@@ -93,10 +101,12 @@ def main():
             runners = {
                 "fruits (default batch)": lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
                                                        "--quiet", "--model", model],
-                "fruits --batch-size 64": lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
-                                                       "--quiet", "--model", model, "--batch-size", "64"],
             }
-            for b in REFERENCE_BATCHES:
+            for b in (int(x) for x in args.fruits_batches.split(",") if x):
+                runners[f"fruits --batch-size {b}"] = (
+                    lambda out, b=b: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
+                                      "--quiet", "--model", model, "--batch-size", str(b)])
+            for b in (int(x) for x in args.reference_batches.split(",") if x):
                 runners[f"python reference (b{b})"] = (
                     lambda out, b=b: [sys.executable, os.path.join(HERE, "reference.py"), "--batch", str(b), model, out, "-"])
             times = {name: [] for name in runners}
