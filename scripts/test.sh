@@ -110,15 +110,13 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # (`maturin develop`) resolves fewer features and compiled ~90 crates again (12 min).
 step "build + clippy"
 cargo build --workspace --lib --tests --profile test --locked
-step "cargo test (Garage built)"
+step "setup made in the background (Garage, the virtualenv, podman)"
 await "scripts/install-garage.sh" "$garage_pid" "$tmp/garage.log"
-cargo test --workspace --locked 2>&1 | tee "$log"
-# One closing line for the whole workspace: cargo prints one per test binary.
-read -r rust_passed rust_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
-echo "cargo: $rust_passed passed, $rust_failed failed"
-
-step "python venv (made in the background)"
 await "the virtualenv" "$venv_pid" "$tmp/venv.log"
+await scripts/setup-containers.sh "$containers_pid" "$tmp/containers.log"
+# shellcheck disable=SC1091
+source "$tmp/containers.env"
+
 # The binary `cargo test` already built for the end-to-end tests (test profile:
 # dependencies at opt-level 3), not a new build: the run is bound by ONNX
 # Runtime and the decoders (measured 88 vs 86 images/s for release), and any
@@ -156,20 +154,12 @@ whole_sample() {
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
 # Runs pytest on one folder with the binary, the sample and the venv's tools
-# (the AWS CLI) at hand, its output into the file $2 (and on the terminal with
-# --tee); returns pytest's status.
+# (the AWS CLI) at hand, its output into the file $2; returns pytest's status.
 # Each runner's slowest tests are printed, so the side-by-side phase below can be read.
 pytest_args=(-q -p no:cacheprovider --durations=8)
 run_pytest() {
-  local rc=0
-  if [[ ${3:-} == --tee ]]; then
-    FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-      timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" 2>&1 | tee "$2" || rc=$?
-  else
-    FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-      timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1 || rc=$?
-  fi
-  return "$rc"
+  FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+    timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1
 }
 # Adds the counts of the pytest run on folder $1 (output $2, status $3) to the totals.
 count_pytest() {
@@ -188,27 +178,45 @@ echo "$PWD/python" >"$site/fruits.pth"
 # linted by parliament, the SageMaker container built and run with podman, and
 # its deploy script against moto with a real local registry. podman, runc and
 # the base image come from scripts/setup-containers.sh (Debian's packages).
-# python/tests, the cloud rehearsals and the whole sample run side by side:
-# the first two mostly wait (JVM start-ups, moto, podman, the registry), which
-# the whole sample's inference fills; the outputs of the two in the background
-# are printed when they are done. Measured in the README (CI times).
+# cargo test, python/tests, the cloud rehearsals and the whole sample run side
+# by side: the pytest runs mostly wait (JVM start-ups, moto, podman, the
+# registry), which the whole sample's inference and cargo's tests fill; the
+# outputs of the three in the background are printed when they are done.
+# Measured in the README (CI times).
 py_passed=0
 py_failed=0
-step "python/tests, with the whole sample and tests/cloud beside it"
-await scripts/setup-containers.sh "$containers_pid" "$tmp/containers.log"
-# shellcheck disable=SC1091
-source "$tmp/containers.env"
+step "cargo test, with python/tests, tests/cloud and the whole sample beside it"
+py_log=$tmp/python.log
 sample_log=$tmp/sample.log
 cloud_log=$tmp/cloud.log
-whole_sample >"$sample_log" 2>&1 &
-sample_pid=$!
+# The longest first: python/tests (Spark's JVMs) sets the phase's length.
+run_pytest python/tests "$py_log" &
+py_pid=$!
 run_pytest tests/cloud "$cloud_log" &
 cloud_pid=$!
-py_rc=0
-run_pytest python/tests "$log" --tee || py_rc=$?
-count_pytest python/tests "$log" "$py_rc"
+whole_sample >"$sample_log" 2>&1 &
+sample_pid=$!
+cargo_rc=0
+cargo test --workspace --locked 2>&1 | tee "$log" || cargo_rc=$?
+# One closing line for the whole workspace: cargo prints one per test binary;
+# a cargo that failed before its tests (a build error) counts as one failure.
+read -r rust_passed rust_failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$log")
+if [[ $cargo_rc -ne 0 && $rust_failed -eq 0 ]]; then rust_failed=1; fi
+echo "cargo: $rust_passed passed, $rust_failed failed"
 
-step "the whole sample (ran beside python/tests)"
+step "python/tests (ran beside cargo test)"
+py_rc=0
+wait "$py_pid" || py_rc=$?
+cat "$py_log"
+count_pytest python/tests "$py_log" "$py_rc"
+
+step "tests/cloud (ran beside cargo test)"
+cloud_rc=0
+wait "$cloud_pid" || cloud_rc=$?
+cat "$cloud_log"
+count_pytest tests/cloud "$cloud_log" "$cloud_rc"
+
+step "the whole sample (ran beside cargo test)"
 sample_rc=0
 wait "$sample_pid" || sample_rc=$?
 cat "$sample_log"
@@ -218,12 +226,6 @@ if [[ $sample_rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi
 echo "the whole sample: $passed passed, $failed failed"
 py_passed=$((py_passed + passed))
 py_failed=$((py_failed + failed))
-
-step "tests/cloud (ran beside python/tests)"
-cloud_rc=0
-wait "$cloud_pid" || cloud_rc=$?
-cat "$cloud_log"
-count_pytest tests/cloud "$cloud_log" "$cloud_rc"
 
 # One closing line for everything above (each runner prints its own too).
 step "done"
