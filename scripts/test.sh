@@ -154,12 +154,13 @@ whole_sample() {
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
 # Runs pytest on one folder with the binary, the sample and the venv's tools
-# (the AWS CLI) at hand, its output into the file $2; returns pytest's status.
-# Each runner's slowest tests are printed, so the side-by-side phase below can be read.
+# (the AWS CLI) at hand, its output into the file $2, pytest's own arguments
+# after that; returns pytest's status. Each run's slowest tests are printed, so
+# the side-by-side phase below can be read.
 pytest_args=(-q -p no:cacheprovider --durations=8)
 run_pytest() {
   FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-    timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1
+    timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "${@:3}" "$1" >"$2" 2>&1
 }
 # Adds the counts of the pytest run on folder $1 (output $2, status $3) to the totals.
 count_pytest() {
@@ -189,8 +190,9 @@ step "cargo test, with python/tests, tests/cloud and the whole sample beside it"
 py_log=$tmp/python.log
 sample_log=$tmp/sample.log
 cloud_log=$tmp/cloud.log
-# The longest first: python/tests (Spark's JVMs) sets the phase's length.
-run_pytest python/tests "$py_log" &
+# The longest first: python/tests (Spark's JVMs), in two processes (pytest-xdist):
+# the Spark cluster's modules in one, the rest in the other (python/tests/conftest.py).
+run_pytest python/tests "$py_log" -n 2 --dist loadgroup &
 py_pid=$!
 run_pytest tests/cloud "$cloud_log" &
 cloud_pid=$!

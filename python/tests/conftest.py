@@ -12,6 +12,25 @@ import pytest
 
 from fruits.spark.local_cluster import LocalCluster
 
+# The modules that use the session's Spark cluster; test_dataframe's driver is
+# stopped before test_spark's jobs take the cluster's cores, so they run in one
+# process, in this order.
+CLUSTER_MODULES = ("test_dataframe", "test_spark")
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs it):
+    one group per module, so module fixtures are made once, and one group for
+    the cluster's modules; those go first, being the longest (about 4 minutes
+    of the ~6 one after the other), so the other worker takes the rest beside them."""
+    def group(item):
+        module = item.module.__name__
+        return "spark-cluster" if module in CLUSTER_MODULES else module
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: group(item) != "spark-cluster")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.environ.get("FRUITS_SAMPLE_DIR", os.path.join(ROOT, "..", "shared", "data", "fruits-360-sample"))
 MODELS = os.environ.get("FRUITS_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
