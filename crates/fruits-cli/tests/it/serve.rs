@@ -51,6 +51,27 @@ fn metrics(server: &Server) -> String {
         .expect("text")
 }
 
+/// Waits (up to 30 s) until `/metrics` shows an identification in flight or answered.
+fn wait_for_a_request(server: &Server) {
+    let taken = |page: &str| {
+        page.lines().any(|l| {
+            (l.starts_with("fruits_in_flight ") || l.starts_with("fruits_requests_total{"))
+                && l.rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(|n| n >= 1.0)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !taken(&metrics(server)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request reached the server in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn answer(r: Response) -> (StatusCode, Value) {
     let status = r.status();
     let text = r.text().expect("body");
@@ -336,7 +357,10 @@ fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
             })
             .collect();
         started.wait();
-        std::thread::sleep(Duration::from_millis(30));
+        // SIGTERM once the server has taken a request (in flight or answered):
+        // a fixed sleep lost the race on a loaded machine, every client still
+        // connecting when the listener closed.
+        wait_for_a_request(&server);
         let end = server.terminate();
         let statuses: Vec<_> = handles
             .into_iter()
