@@ -190,9 +190,7 @@ step "cargo test, with python/tests, tests/cloud and the whole sample beside it"
 py_log=$tmp/python.log
 sample_log=$tmp/sample.log
 cloud_log=$tmp/cloud.log
-# The longest first: python/tests (Spark's JVMs), in two processes (pytest-xdist):
-# the Spark cluster's modules in one, the rest in the other (python/tests/conftest.py).
-run_pytest python/tests "$py_log" -n 2 --dist loadgroup &
+run_pytest python/tests "$py_log" &
 py_pid=$!
 run_pytest tests/cloud "$cloud_log" &
 cloud_pid=$!

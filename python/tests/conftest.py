@@ -12,30 +12,19 @@ import pytest
 
 from fruits.spark.local_cluster import LocalCluster
 
-# The modules that use the session's Spark cluster; test_dataframe's driver is
-# stopped before test_spark's jobs take the cluster's cores, so they run in one
-# process, in this order.
-CLUSTER_MODULES = ("test_dataframe", "test_spark")
-
-
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs it):
-    one group per module, so module fixtures are made once, and one group for
-    the cluster's modules; those go first, being the longest (about 4 minutes
-    of the ~6 one after the other), so the other worker takes the rest beside them."""
-    def group(item):
-        module = item.module.__name__
-        return "spark-cluster" if module in CLUSTER_MODULES else module
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: group(item) != "spark-cluster")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.environ.get("FRUITS_SAMPLE_DIR", os.path.join(ROOT, "..", "shared", "data", "fruits-360-sample"))
 MODELS = os.environ.get("FRUITS_MODELS_DIR", os.path.join(ROOT, "..", "shared", "models"))
 # The default image model (int8), the one `fruits run` uses without flags.
 MODEL = os.path.join(MODELS, "mobilenetv2-12-int8.onnx")
+
+# Every JVM these tests start (the cluster's master, workers and executors, the
+# drivers, the notebook's local Spark) lives for seconds to a minute: without
+# the optimising JIT compiler (C1 only) and with the serial collector they
+# spend about a third less CPU (python/tests alone: 178 -> 128 s of CPU, 163 ->
+# 137 s), which the tests run beside them in scripts/test.sh get instead.
+# A JAVA_TOOL_OPTIONS of the caller's own is kept.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
 def fruits_bin():
