@@ -5,12 +5,13 @@ sample in sorted path order), alternating runs so machine noise hits both, for
 fp32 and int8. Prints images/s (median of --repeat runs, model load and output
 writing included: end to end), the ratio, peak RSS of each process, and how
 far the reference's features are from fruits' (to show the work is the same).
-The reference runs at batch 16, 32 and 64 (--reference-batches) and the ratio
-is taken against its fastest: a reference at its best settings, not at ours.
-fruits runs at its default batch and at the --fruits-batches sizes (64).
+The reference runs at batch 4, 8, 16, 32 and 64 (--reference-batches) and the
+ratio is taken against its fastest: a reference at its best settings, not at
+ours. fruits runs at its default batch (4) and at the --fruits-batches sizes
+(16, 64).
 
 usage: python3 bench/featurize/bench.py [--images 2000] [--repeat 3] [--full]
-       [--reference-batches 16,32,64] [--fruits-batches 64]
+       [--precisions fp32,int8] [--reference-batches 4,8,16,32,64] [--fruits-batches 16,64]
 Run it through scripts/bench-featurize.sh, which builds fruits and the venv.
 """
 
@@ -25,9 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The reference's batch sizes tried by default; its fastest is the one compared against.
-REFERENCE_BATCHES = "16,32,64"
+REFERENCE_BATCHES = "4,8,16,32,64"
 # fruits' batch sizes timed beside its default (the default itself is always run).
-FRUITS_BATCHES = "64"
+FRUITS_BATCHES = "16,64"
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
@@ -73,6 +74,7 @@ def main():
     ap.add_argument("--full", action="store_true", help="also featurise the whole sample once, to show RSS stays flat")
     ap.add_argument("--reference-batches", default=REFERENCE_BATCHES,
                     help="comma-separated batch sizes for the reference; its fastest is compared against")
+    ap.add_argument("--precisions", default="fp32,int8", help="comma-separated: fp32, int8 or both")
     ap.add_argument("--fruits-batches", default=FRUITS_BATCHES,
                     help="comma-separated batch sizes for fruits, timed beside its default")
     args = ap.parse_args()
@@ -87,6 +89,7 @@ def main():
             os.symlink(os.path.join(test_root, rel), os.path.join(inp, rel))
         files = "\n".join(os.path.join(inp, rel) for rel in rels)
         models = {"fp32": "mobilenetv2-12-dequant-fp32.onnx", "int8": "mobilenetv2-12-int8.onnx"}
+        models = {p: f for p, f in models.items() if p in args.precisions.split(",")}
         print(f"featurize benchmark: {len(rels)} images (first of Test, sorted), {os.cpu_count()} cores, "
               f"median of {args.repeat} alternating runs, end to end incl. model load and Parquet output\n")
         header = f"{'precision':<9} {'runner':<28} {'images/s':>9} {'peak RSS':>10} {'vs reference':>13}"
@@ -141,9 +144,10 @@ def main():
             print(f"{'':<9} features fruits vs reference: max |diff| {max(diffs):.4f}, "
                   f"min cosine {min(coss):.5f}, median cosine {statistics.median(coss):.6f}; "
                   f"target fruits >= {targets[precision]:.2f}x reference")
-        print(f"\nint8 vs fp32, side by side: fruits {default_rates['int8'] / default_rates['fp32']:.2f}x "
-              f"(target 1.8x), the reference's best {best_ref_rates['int8'] / best_ref_rates['fp32']:.2f}x: "
-              "what the int8 model itself gains in ONNX Runtime here")
+        if len(models) == 2:
+            print(f"\nint8 vs fp32, side by side: fruits {default_rates['int8'] / default_rates['fp32']:.2f}x "
+                  f"(target 1.8x), the reference's best {best_ref_rates['int8'] / best_ref_rates['fp32']:.2f}x: "
+                  "what the int8 model itself gains in ONNX Runtime here")
         if args.full:
             total = sum(len(fs) for _, _, fs in os.walk(args.sample) if fs)
             out = os.path.join(work, "full")

@@ -266,7 +266,7 @@ pub struct FeaturizeArgs {
     pub model: ModelArgs,
 
     /// Images per inference call. Small batches keep activations in cache and
-    /// memory low; see the README's benchmark.
+    /// memory low; measured in docs/performance.md.
     #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_name = "N", value_parser = count(1, MAX_BATCH))]
     pub batch_size: usize,
 

@@ -41,8 +41,10 @@ use crate::PipelineError;
 use crate::augment::{Augmentation, CopySources};
 
 /// Default images per inference call: small batches keep MobileNetV2's
-/// activations in cache (measured in the README's featurize benchmark).
-pub const DEFAULT_BATCH_SIZE: usize = 16;
+/// activations in cache. Measured (docs/performance.md, release build, 2,000
+/// photos): batch 4 against 16 gave fp32 +7% to +9% and int8 the same, with
+/// fp32's peak memory 178 instead of 330 MiB; batch 2 was slower again.
+pub const DEFAULT_BATCH_SIZE: usize = 4;
 /// Default rows per Parquet part: the unit of work kept when a run is interrupted.
 pub const DEFAULT_PART_ROWS: usize = 2048;
 /// Default largest input file, in MiB: far above any photo (a 100-megapixel
