@@ -117,7 +117,7 @@ await scripts/setup-containers.sh "$containers_pid" "$tmp/containers.log"
 # shellcheck disable=SC1091
 source "$tmp/containers.env"
 
-# The binary `cargo test` already built for the end-to-end tests (test profile:
+# The binary the build above made for the end-to-end tests (test profile:
 # dependencies at opt-level 3), not a new build: the run is bound by ONNX
 # Runtime and the decoders (measured 88 vs 86 images/s for release), and any
 # other build (release, or `cargo build` without dev-dependencies' features) is
@@ -154,18 +154,20 @@ whole_sample() {
 # bindings against `fruits run` and the job on a Spark standalone cluster it starts
 # on 127.0.0.1 (master + 2 workers, separate JVMs from pyspark's spark-class; Java 17).
 # Runs pytest on one folder with the binary, the sample and the venv's tools
-# (the AWS CLI) at hand, its output into the file $2, pytest's own arguments
-# after that; returns pytest's status. Each run's slowest tests are printed, so
-# the side-by-side phase below can be read.
+# (the AWS CLI) at hand, its output into the file $2; returns pytest's status.
+# Each run's slowest tests are printed, so the side-by-side phase below can be read.
 pytest_args=(-q -p no:cacheprovider --durations=8)
 run_pytest() {
   FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
-    timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "${@:3}" "$1" >"$2" 2>&1
+    timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1
 }
-# Adds the counts of the pytest run on folder $1 (output $2, status $3) to the totals.
-count_pytest() {
-  local passed failed
-  read -r passed failed < <(pytest_counts "$2" "$3")
+# Waits for the pytest run on folder $1 (pid $2, output $3), prints its output
+# and adds its counts to the totals.
+finish_pytest() {
+  local rc=0 passed failed
+  wait "$2" || rc=$?
+  cat "$3"
+  read -r passed failed < <(pytest_counts "$3" "$rc")
   echo "$1: $passed passed, $failed failed"
   py_passed=$((py_passed + passed))
   py_failed=$((py_failed + failed))
@@ -205,16 +207,10 @@ if [[ $cargo_rc -ne 0 && $rust_failed -eq 0 ]]; then rust_failed=1; fi
 echo "cargo: $rust_passed passed, $rust_failed failed"
 
 step "python/tests (ran beside cargo test)"
-py_rc=0
-wait "$py_pid" || py_rc=$?
-cat "$py_log"
-count_pytest python/tests "$py_log" "$py_rc"
+finish_pytest python/tests "$py_pid" "$py_log"
 
 step "tests/cloud (ran beside cargo test)"
-cloud_rc=0
-wait "$cloud_pid" || cloud_rc=$?
-cat "$cloud_log"
-count_pytest tests/cloud "$cloud_log" "$cloud_rc"
+finish_pytest tests/cloud "$cloud_pid" "$cloud_log"
 
 step "the whole sample (ran beside cargo test)"
 sample_rc=0

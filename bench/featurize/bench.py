@@ -101,14 +101,13 @@ def main():
         default_rates, best_ref_rates = {}, {}
         for precision, model_file in models.items():
             model = os.path.join(args.models, model_file)
-            runners = {
-                "fruits (default batch)": lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
-                                                       "--quiet", "--model", model],
-            }
+            def fruits(*extra, model=model):
+                return lambda out: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
+                                    "--quiet", "--model", model, *extra]
+
+            runners = {"fruits (default batch)": fruits()}
             for b in (int(x) for x in args.fruits_batches.split(",") if x):
-                runners[f"fruits --batch-size {b}"] = (
-                    lambda out, b=b: [args.fruits, "featurize", os.path.dirname(inp), "--out", out,
-                                      "--quiet", "--model", model, "--batch-size", str(b)])
+                runners[f"fruits --batch-size {b}"] = fruits("--batch-size", str(b))
             for b in (int(x) for x in args.reference_batches.split(",") if x):
                 runners[f"python reference (b{b})"] = (
                     lambda out, b=b: [sys.executable, os.path.join(HERE, "reference.py"), "--batch", str(b), model, out, "-"])

@@ -21,8 +21,8 @@ MODEL = os.path.join(MODELS, "mobilenetv2-12-int8.onnx")
 # Every JVM these tests start (the cluster's master, workers and executors, the
 # drivers, the notebook's local Spark) lives for seconds to a minute: without
 # the optimising JIT compiler (C1 only) and with the serial collector they
-# spend about a third less CPU (python/tests alone: 178 -> 128 s of CPU, 163 ->
-# 137 s), which the tests run beside them in scripts/test.sh get instead.
+# spend over a quarter less CPU (python/tests alone: 178 -> 128 s of CPU, 163 ->
+# 137 s of wall), which the tests run beside them in scripts/test.sh get instead.
 # A JAVA_TOOL_OPTIONS of the caller's own is kept.
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
