@@ -45,18 +45,23 @@ class Classifier:
     def train(cls, data: str, *, split: Optional[str] = "Training", C: float = _native.DEFAULT_C,
               max_iter: int = _native.DEFAULT_MAX_ITER, variance: Optional[float] = None, k: Optional[int] = None,
               pca: Optional[str] = None, no_pca: bool = False, cv: Optional[int] = None,
-              cv_C: Optional[Sequence[float]] = None, colour: bool = True) -> Classifier:
+              cv_C: Optional[Sequence[float]] = None, colour: bool = True,
+              studio_head: bool = True) -> Classifier:
         """Trains on the rows of `split` (None: every row) of the features or
         reduced output at `data`. The PCA is fitted on those rows keeping
         `variance` (default 95%) or `k` components, or taken from `pca` (a saved
         PCA's folder, for reduced data), or skipped with ``no_pca=True``.
         With ``cv=K``, C is chosen among `cv_C` by K-fold cross-validation on the
         training rows (never on other splits). The photos' colour descriptors
-        (stored beside the features) go beside the PCA unless ``colour=False``."""
+        (stored beside the features) go beside the PCA unless ``colour=False``.
+        When the rows mix photos with augmented copies, a second head trained on
+        the originals alone answers for photos a gate sees as taken in the
+        studio, unless ``studio_head=False``."""
         native = _native.Classifier.train(_location(data, "train"), split=split, c=float(C), max_iter=max_iter,
                                           variance=variance, k=k, no_pca=no_pca,
                                           pca=os.fspath(pca) if pca is not None else None,
-                                          cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour)
+                                          cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,
+                                          studio_head=studio_head)
         return cls(native)
 
     @classmethod

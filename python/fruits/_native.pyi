@@ -150,6 +150,7 @@ class Classifier:
         cv: Optional[int] = None,
         cv_c: Optional[list[float]] = None,
         colour: bool = True,
+        studio_head: bool = True,
     ) -> Classifier: ...
     @staticmethod
     def load(location: str) -> Classifier: ...

@@ -3,7 +3,8 @@
 //! ```text
 //! classifier/classifier.json   format, the feature model it expects (sha256, source,
 //!                              output, size, preprocessing), the PCA's fingerprint,
-//!                              scaler, weights, class names, how it was trained
+//!                              scaler, weights, class names, how it was trained, and
+//!                              the studio head with its gate when trained with copies
 //! classifier/pca/              the PCA it projects with (as `fruits pca fit` writes
 //!                              it), absent when trained on raw features
 //! ```
@@ -45,6 +46,33 @@ pub struct TrainingInfo {
     pub augmented_rows: u64,
 }
 
+/// Class names of the studio gate, in index order.
+pub const GATE_CLASSES: [&str; 2] = ["studio", "wild"];
+/// Default studio probability from which the gate sends a photo to the studio
+/// head. High on purpose: the studio head is confidently wrong on photos in the
+/// wild, while the main head loses little on studio photos, so a doubtful
+/// photo goes to the main head.
+pub const DEFAULT_MIN_STUDIO: f32 = 0.9;
+
+/// A second head for photos as taken in the studio (the fruit alone on plain
+/// white), chosen photo by photo by a gate.
+///
+/// A linear head on frozen MobileNetV2 features cannot be best at both kinds
+/// of photo at once: trained with augmented copies ("in the wild") it loses
+/// about a point on studio photos. So a classifier trained with copies keeps
+/// the main head (originals and copies) for photos in the wild, and this head,
+/// trained on the originals alone, for studio photos; the gate, a two-class
+/// softmax on the same inputs trained to tell originals from copies, decides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudioHead {
+    /// Two classes, [`GATE_CLASSES`]: is the photo as taken in the studio?
+    pub gate: SoftmaxModel,
+    /// Photos whose studio probability is at least this go to [`model`](Self::model).
+    pub min_studio: f32,
+    /// The classifier for studio photos, trained on the original photos alone.
+    pub model: SoftmaxModel,
+}
+
 /// The PCA step as `classifier.json` records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PcaStep {
@@ -80,6 +108,10 @@ pub struct ClassifierFile {
     /// evaluate --save-threshold` (the threshold that earns the most).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abstain_below: Option<f32>,
+    /// The studio head and its gate, for a classifier trained with augmented
+    /// copies (absent: [`model`](Self::model) answers for every photo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub studio: Option<StudioHead>,
 }
 
 /// A loaded classifier: features in, class probabilities out.
@@ -131,6 +163,7 @@ impl Classifier {
                 training,
                 colour_bins: 0,
                 abstain_below: None,
+                studio: None,
             },
             pca,
         }
@@ -139,6 +172,12 @@ impl Classifier {
     /// The same classifier, recorded as taking `bins` colour values after the features.
     pub fn with_colour(mut self, bins: usize) -> Classifier {
         self.file.colour_bins = bins;
+        self
+    }
+
+    /// The same classifier, with a studio head and gate ([`StudioHead`]).
+    pub fn with_studio_head(mut self, head: StudioHead) -> Classifier {
+        self.file.studio = Some(head);
         self
     }
 
@@ -181,29 +220,25 @@ impl Classifier {
                 file.format_version
             )));
         }
+        check_model(&file.model, &err)?;
+        if let Some(head) = &file.studio {
+            check_model(&head.gate, &err)?;
+            check_model(&head.model, &err)?;
+            let m = &file.model;
+            if head.gate.classes != GATE_CLASSES
+                || head.gate.d != m.d
+                || head.model.d != m.d
+                || head.model.classes != m.classes
+                || !(0.0..=1.0).contains(&head.min_studio)
+            {
+                return Err(err(
+                    "the studio head or its gate does not match the main model (classes, \
+                     inputs or threshold)"
+                        .into(),
+                ));
+            }
+        }
         let m = &file.model;
-        if m.weights.len() != m.classes.len() * m.d
-            || m.bias.len() != m.classes.len()
-            || m.scaler.mean.len() != m.d
-            || m.scaler.scale.len() != m.d
-        {
-            return Err(err("weights, bias and scaler sizes disagree".into()));
-        }
-        // A zero or non-finite scale divides by zero; non-finite weights make
-        // every probability NaN. Either would serve wrong answers silently.
-        if m.scaler.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
-            || m.scaler.mean.iter().any(|v| !v.is_finite())
-        {
-            return Err(err(
-                "the scaler has a zero, negative or non-finite value (a damaged or edited file)"
-                    .into(),
-            ));
-        }
-        if m.weights.iter().chain(&m.bias).any(|w| !w.is_finite()) {
-            return Err(err(
-                "the weights hold NaN or infinite values (a damaged or edited file)".into(),
-            ));
-        }
         let colour = file.colour_bins;
         let pca = match &file.pca {
             None => {
@@ -291,10 +326,7 @@ impl Classifier {
         features: &[f32],
         colour: &[f32],
     ) -> Result<Vec<f32>, ClassifyError> {
-        match &self.pca {
-            Some(pca) => self.proba(&pca.transform(features)?, colour, InputKind::Reduced),
-            None => self.proba(features, colour, InputKind::Reduced),
-        }
+        self.proba(features, colour, InputKind::Features)
     }
 
     /// Class probabilities for rows of `kind` and their colour descriptors
@@ -305,25 +337,82 @@ impl Classifier {
         colour: &[f32],
         kind: InputKind,
     ) -> Result<Vec<f32>, ClassifyError> {
-        if kind == InputKind::Features {
-            return self.proba_from_features(rows, colour);
+        Ok(self.proba_routed(rows, colour, kind)?.0)
+    }
+
+    /// As [`proba`](Self::proba), with for each row whether the gate sent it
+    /// to the studio head (all false without one).
+    pub fn proba_routed(
+        &self,
+        rows: &[f32],
+        colour: &[f32],
+        kind: InputKind,
+    ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
+        if let (InputKind::Features, Some(pca)) = (kind, &self.pca) {
+            return self.proba_routed(&pca.transform(rows)?, colour, InputKind::Reduced);
         }
         let bins = self.file.colour_bins;
-        if bins == 0 {
-            return self.file.model.predict_proba(rows);
+        let joined;
+        let x = if bins == 0 {
+            rows
+        } else {
+            let d = self.file.model.d - bins;
+            let n = rows.len() / d.max(1);
+            if colour.len() != n * bins || rows.len() != n * d {
+                return Err(ClassifyError::NoColour {
+                    expected: bins,
+                    data: colour.len() / n.max(1),
+                });
+            }
+            joined = append_columns(rows, d, colour, bins);
+            &joined[..]
+        };
+        let mut p = self.file.model.predict_proba(x)?;
+        let n = p.len() / self.classes().len().max(1);
+        let Some(head) = &self.file.studio else {
+            return Ok((p, vec![false; n]));
+        };
+        let k = self.classes().len();
+        let gate = head.gate.predict_proba(x)?;
+        let studio = head.model.predict_proba(x)?;
+        let routed: Vec<bool> = gate
+            .chunks_exact(GATE_CLASSES.len())
+            .map(|g| g[0] >= head.min_studio)
+            .collect();
+        for (i, _) in routed.iter().enumerate().filter(|(_, r)| **r) {
+            p[i * k..(i + 1) * k].copy_from_slice(&studio[i * k..(i + 1) * k]);
         }
-        let d = self.file.model.d - bins;
-        let n = rows.len() / d.max(1);
-        if colour.len() != n * bins || rows.len() != n * d {
-            return Err(ClassifyError::NoColour {
-                expected: bins,
-                data: colour.len() / n.max(1),
-            });
-        }
-        self.file
-            .model
-            .predict_proba(&append_columns(rows, d, colour, bins))
+        Ok((p, routed))
     }
+}
+
+/// Checks one softmax model's sizes and values, as [`Classifier::load`] reads it.
+fn check_model(
+    m: &SoftmaxModel,
+    err: &impl Fn(String) -> ClassifyError,
+) -> Result<(), ClassifyError> {
+    if m.weights.len() != m.classes.len() * m.d
+        || m.bias.len() != m.classes.len()
+        || m.scaler.mean.len() != m.d
+        || m.scaler.scale.len() != m.d
+    {
+        return Err(err("weights, bias and scaler sizes disagree".into()));
+    }
+    // A zero or non-finite scale divides by zero; non-finite weights make
+    // every probability NaN. Either would serve wrong answers silently.
+    if m.scaler.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        || m.scaler.mean.iter().any(|v| !v.is_finite())
+    {
+        return Err(err(
+            "the scaler has a zero, negative or non-finite value (a damaged or edited file)".into(),
+        ));
+    }
+    if m.weights.iter().chain(&m.bias).any(|w| !w.is_finite()) {
+        return Err(err(
+            "the weights hold NaN or infinite values (a damaged or edited file)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Rows of `a` (`da` values each) followed by the rows of `b` (`db` each).
@@ -334,4 +423,111 @@ pub fn append_columns(a: &[f32], da: usize, b: &[f32], db: usize) -> Vec<f32> {
         out.extend_from_slice(y);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Scaler, StopReason};
+
+    /// A softmax model on 2 inputs whose class `j` wins when input `j` is large.
+    fn model(classes: &[&str]) -> SoftmaxModel {
+        let k = classes.len();
+        let mut weights = vec![0.0; k * 2];
+        for j in 0..k.min(2) {
+            weights[j * 2 + j] = 10.0;
+        }
+        SoftmaxModel {
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            d: 2,
+            scaler: Scaler {
+                mean: vec![0.0; 2],
+                scale: vec![1.0; 2],
+            },
+            weights,
+            bias: vec![0.0; k],
+        }
+    }
+
+    fn classifier() -> Classifier {
+        let spec = FeatureSpec {
+            model_sha256: "ab".into(),
+            model_source: "model.onnx".into(),
+            feature_output: "features".into(),
+            feature_dim: 2,
+            input_size: 224,
+            preprocessing: Default::default(),
+            colour_bins: 0,
+        };
+        let report = TrainReport {
+            rows: 4,
+            features: 2,
+            classes: 2,
+            objective: 0.0,
+            iterations: 1,
+            converged: true,
+            stop_reason: StopReason::GradientBelowTolerance,
+            train_accuracy: 1.0,
+            seconds: 0.0,
+        };
+        let training = TrainingInfo {
+            source: "test".into(),
+            split: String::new(),
+            c: 1.0,
+            report,
+            cv: None,
+            augmented_rows: 2,
+        };
+        Classifier::new(spec, None, model(&["apple", "pear"]), training)
+    }
+
+    /// The studio head answers the opposite of the main head, so which one
+    /// answered shows in the result.
+    fn with_head(min_studio: f32) -> Classifier {
+        let mut studio = model(&["apple", "pear"]);
+        studio.weights.swap(0, 2);
+        studio.weights.swap(1, 3);
+        classifier().with_studio_head(StudioHead {
+            gate: model(&GATE_CLASSES),
+            min_studio,
+            model: studio,
+        })
+    }
+
+    #[test]
+    fn the_gate_sends_studio_rows_to_the_studio_head() -> Result<(), ClassifyError> {
+        // Row 0: large first input (the gate says studio; the main head says
+        // apple). Row 1: large second input (wild; pear).
+        let rows = [1.0, 0.0, 0.0, 1.0];
+        let plain = classifier().proba_routed(&rows, &[], InputKind::Reduced)?;
+        assert_eq!(plain.1, vec![false, false]);
+        assert!(plain.0[0] > 0.99 && plain.0[3] > 0.99);
+        let (p, routed) = with_head(0.9).proba_routed(&rows, &[], InputKind::Reduced)?;
+        assert_eq!(routed, vec![true, false]);
+        assert!(p[1] > 0.99, "row 0 answered by the studio head: {p:?}");
+        assert!(p[3] > 0.99, "row 1 answered by the main head: {p:?}");
+        // A gate that is never sure enough leaves every row to the main head.
+        let (_, routed) = with_head(1.0).proba_routed(&rows, &[], InputKind::Reduced)?;
+        assert_eq!(routed, vec![false, false]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_studio_head_survives_the_disk_and_a_damaged_one_is_refused() -> Result<(), ClassifyError> {
+        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let dir = Location::local_path(tmp.path());
+        let bundle = with_head(0.9);
+        bundle.save(&dir)?;
+        let back = Classifier::load(&dir)?;
+        assert_eq!(back.file.studio, bundle.file.studio);
+
+        let mut damaged = with_head(0.9);
+        if let Some(head) = &mut damaged.file.studio {
+            head.model.classes.reverse();
+        }
+        damaged.save(&dir)?;
+        let err = Classifier::load(&dir).expect_err("classes disagree");
+        assert!(matches!(err, ClassifyError::File { .. }), "{err}");
+        Ok(())
+    }
 }

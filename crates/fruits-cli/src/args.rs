@@ -474,6 +474,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_colour: bool,
 
+    /// With augmented copies among the rows, train a single head for every
+    /// photo; by default a second head, trained on the original photos alone,
+    /// answers for photos the gate sees as taken in the studio (plain white).
+    #[arg(long)]
+    pub no_studio_head: bool,
+
     /// Answer "not sure" (with the runners-up) when the top probability is
     /// below P; `fruits evaluate --save-threshold` sets the one that earns most.
     #[arg(long, value_name = "P", value_parser = share)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use arrow_array::cast::AsArray;
-use fruits_classify::bundle::append_columns;
+use fruits_classify::bundle::{DEFAULT_MIN_STUDIO, GATE_CLASSES, StudioHead, append_columns};
 use fruits_classify::cv::{self, CvReport, CvScore};
 use fruits_classify::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
 use fruits_classify::{Classifier, InputKind, TrainConfig, TrainingInfo, argmax, train};
@@ -130,6 +130,10 @@ pub struct CrossValidation {
 /// is chosen by cross-validation on those same rows first (`config.c` is
 /// then not used); a PCA fitted here is fitted again inside each fold, on
 /// that fold's training part only, so no held-out row shapes it.
+///
+/// With `studio_head` and rows that mix original photos with augmented copies,
+/// the bundle also gets a studio head trained on the originals alone and a
+/// gate telling the two apart ([`StudioHead`]).
 pub fn train_dataset(
     ds: &Dataset,
     split: Option<&str>,
@@ -137,6 +141,7 @@ pub fn train_dataset(
     config: &TrainConfig,
     cv: Option<&CrossValidation>,
     colour: bool,
+    studio_head: bool,
 ) -> Result<Classifier, PipelineError> {
     let meta = &ds.manifest().meta;
     let reduced = meta.pca_fingerprint.is_some();
@@ -204,6 +209,12 @@ pub fn train_dataset(
     } else {
         (x, d)
     };
+    let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
+    let studio = if studio_head && augmented_rows > 0 && (augmented_rows as usize) < copies.len() {
+        Some(train_studio_head(&x, d, &y, &classes, &copies, config)?)
+    } else {
+        None
+    };
     let (model, report) = train(&x, d, &y, classes, config)?;
     // The image features the classifier takes: for a reduced output, those
     // its PCA was fitted on.
@@ -220,7 +231,43 @@ pub fn train_dataset(
         cv: cv_report,
         augmented_rows,
     };
-    Ok(Classifier::new(features, pca, model, training).with_colour(bins))
+    let classifier = Classifier::new(features, pca, model, training).with_colour(bins);
+    Ok(match studio {
+        Some(head) => classifier.with_studio_head(head),
+        None => classifier,
+    })
+}
+
+/// The studio head (trained on the rows that are not copies) and its gate
+/// (originals against copies), on the same inputs as the main head.
+fn train_studio_head(
+    x: &[f32],
+    d: usize,
+    y: &[usize],
+    classes: &[String],
+    copies: &[bool],
+    config: &TrainConfig,
+) -> Result<StudioHead, PipelineError> {
+    let (mut studio_x, mut studio_y) = (Vec::new(), Vec::new());
+    for ((row, &label), _) in x.chunks_exact(d).zip(y).zip(copies).filter(|(_, c)| !**c) {
+        studio_x.extend_from_slice(row);
+        studio_y.push(label);
+    }
+    let (model, report) = train(&studio_x, d, &studio_y, classes.to_vec(), config)?;
+    tracing::info!(rows = report.rows, seconds = report.seconds, "studio head");
+    let gate_y: Vec<usize> = copies.iter().map(|&c| usize::from(c)).collect();
+    let gate_classes = GATE_CLASSES.iter().map(|c| c.to_string()).collect();
+    let (gate, report) = train(x, d, &gate_y, gate_classes, config)?;
+    tracing::info!(
+        train_accuracy = report.train_accuracy,
+        seconds = report.seconds,
+        "studio gate"
+    );
+    Ok(StudioHead {
+        gate,
+        min_studio: DEFAULT_MIN_STUDIO,
+        model,
+    })
 }
 
 /// A PCA fitted on the rows `x` (`d` values each), as training fits one.
@@ -316,6 +363,9 @@ pub struct Evaluation {
     pub unknown_labels: Vec<String>,
     /// The most frequent mistakes: (true, predicted, count), largest first.
     pub top_confusions: Vec<(String, String, u64)>,
+    /// Rows the gate sent to the studio head (`None`: the classifier has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub studio_rows: Option<usize>,
     /// Seconds spent reading and scoring.
     pub seconds: f64,
     /// The confusion counts (not in the JSON report: the PNG shows them).
@@ -389,7 +439,7 @@ pub fn evaluate_dataset(
     } else {
         Vec::new()
     };
-    let proba = score_in_chunks(classifier, &x, d, &colour, kind)?;
+    let (proba, studio_rows) = score_in_chunks(classifier, &x, d, &colour, kind)?;
     let mut predicted = Vec::with_capacity(truth.len());
     let mut scored = Vec::with_capacity(truth.len());
     for (p, &t) in proba.chunks_exact(k).zip(&truth) {
@@ -423,21 +473,23 @@ pub fn evaluate_dataset(
         revenue_values: revenue.clone(),
         unknown_labels: unknown.into_iter().collect(),
         top_confusions: mistakes,
+        studio_rows: classifier.file.studio.as_ref().map(|_| studio_rows),
         seconds: started.elapsed().as_secs_f64(),
         confusion,
     })
 }
 
-/// Scores rows a few thousand at a time, so the PCA's centred copy stays small.
+/// Scores rows a few thousand at a time, so the PCA's centred copy stays
+/// small: the probabilities, and how many rows went to the studio head.
 fn score_in_chunks(
     classifier: &Classifier,
     x: &[f32],
     d: usize,
     colour: &[f32],
     kind: InputKind,
-) -> Result<Vec<f32>, PipelineError> {
+) -> Result<(Vec<f32>, usize), PipelineError> {
     let bins = classifier.file.colour_bins;
-    let mut out = Vec::new();
+    let (mut out, mut studio) = (Vec::new(), 0);
     for (i, chunk) in x.chunks(BATCH_ROWS * d).enumerate() {
         let c = if bins > 0 {
             let start = i * BATCH_ROWS * bins;
@@ -445,7 +497,9 @@ fn score_in_chunks(
         } else {
             &[][..]
         };
-        out.extend(classifier.proba(chunk, c, kind)?);
+        let (p, routed) = classifier.proba_routed(chunk, c, kind)?;
+        out.extend(p);
+        studio += routed.iter().filter(|r| **r).count();
     }
-    Ok(out)
+    Ok((out, studio))
 }

@@ -63,10 +63,12 @@ impl Classifier {
     /// for reduced data, else fitted keeping `variance` or `k`, or none with
     /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows. The
     /// photos' colour descriptors go beside the features unless `colour` is false.
+    /// With augmented copies among the rows, a studio head and its gate are
+    /// trained as well unless `studio_head` is false.
     #[staticmethod]
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true))]
+    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true))]
     fn train(
         py: Python<'_>,
         location: &str,
@@ -80,6 +82,7 @@ impl Classifier {
         cv: Option<usize>,
         cv_c: Option<Vec<f64>>,
         colour: bool,
+        studio_head: bool,
     ) -> Result<Classifier> {
         let root = open(location)?;
         let choice = match (pca, no_pca, k, variance) {
@@ -109,7 +112,15 @@ impl Classifier {
         });
         let bundle = py.detach(|| {
             let ds = Dataset::open(&root)?;
-            train_dataset(&ds, split.as_deref(), choice, &config, cv.as_ref(), colour)
+            train_dataset(
+                &ds,
+                split.as_deref(),
+                choice,
+                &config,
+                cv.as_ref(),
+                colour,
+                studio_head,
+            )
         })?;
         Ok(Classifier::new(bundle))
     }

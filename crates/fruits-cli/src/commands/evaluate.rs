@@ -74,6 +74,13 @@ pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// The human summary.
 pub fn describe(e: &Evaluation) -> String {
     let mut text = format!("{}\n", e.headline("rows"));
+    if let Some(studio) = e.studio_rows {
+        text.push_str(&format!(
+            "{studio} of the {} rows went to the studio head (seen as taken in the studio), \
+             the others to the main head\n",
+            e.rows
+        ));
+    }
     let v = &e.revenue_values;
     let a = &e.revenue_always_answer;
     let b = &e.revenue_best;

@@ -41,6 +41,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         &config,
         cv.as_ref(),
         !args.no_colour,
+        !args.no_studio_head,
     )
     .with_context(|| format!("cannot train on {}", args.data))?;
     classifier.file.abstain_below = args.abstain_below.map(|p| p as f32);
@@ -101,6 +102,14 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             r.seconds,
             r.train_accuracy * 100.0
         );
+        if let Some(head) = &classifier.file.studio {
+            println!(
+                "studio head: trained on the {} original photos alone; photos the gate gives a \
+                 studio probability of {} or more go to it, the others to the head above",
+                r.rows as u64 - augmented,
+                head.min_studio
+            );
+        }
     }
     if !r.converged {
         eprintln!(

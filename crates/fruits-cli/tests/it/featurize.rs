@@ -481,4 +481,49 @@ fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
     assert!(o.status.success(), "{}", describe(&o));
     let training: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(training["augmented_rows"], 18);
+
+    // Trained with copies, the bundle carries a studio head and its gate; the
+    // evaluation says how many rows went to it (the studio Test photos are
+    // originals, so the gate should see most of them as taken in the studio).
+    let bundle: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(classifier.join("classifier.json")).expect("classifier.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        bundle["studio"]["gate"]["classes"],
+        serde_json::json!(["studio", "wild"])
+    );
+    let studio_rows = |on: &Path| {
+        let o = run(&[
+            "evaluate",
+            classifier.to_str().expect("utf-8"),
+            "--on",
+            on.to_str().expect("utf-8"),
+            "--split",
+            "Test",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", describe(&o));
+        let eval: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        eval["studio_rows"].as_u64().expect("studio_rows")
+    };
+    // 9 studio Test photos (all 9 went there when written); 18 copies of them.
+    assert!(studio_rows(&in_memory) >= 8);
+    assert_eq!(studio_rows(&from_files), 0);
+    // `--no-studio-head` trains the one head, as before.
+    let o = run(&[
+        "train",
+        in_memory.to_str().expect("utf-8"),
+        "--split",
+        "Training",
+        "--out",
+        classifier.to_str().expect("utf-8"),
+        "--no-studio-head",
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let bundle: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(classifier.join("classifier.json")).expect("classifier.json"),
+    )
+    .expect("json");
+    assert!(bundle.get("studio").is_none(), "{bundle}");
 }
