@@ -89,6 +89,12 @@ def test_featurize_with_augmented_copies_equals_the_cli(photos, tmp_path):
         assert mine.column(name).to_pylist() == cli.column(name).to_pylist(), name
     np.testing.assert_allclose(vectors(mine), vectors(cli), atol=1e-5, rtol=0)
     assert errors.num_rows == 1
+    # Trained on photos and copies, the classifier has a studio head; the Test
+    # photos are studio photos, so the gate sends (nearly) all of them there.
+    report = fruits.Classifier.train(out, split="Training").evaluate(out, split="Test")
+    assert report["studio_rows"] >= 0.9 * report["rows"], report["studio_rows"]
+    single = fruits.Classifier.train(out, split="Training", studio_head=False)
+    assert "studio_rows" not in single.evaluate(out, split="Test")
 
 
 def test_featurize_paths_from_a_list_and_a_dataframe(photos, featurized):
