@@ -469,26 +469,29 @@ fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
     // The classifier records how many of its training rows were copies (0 makes
     // `fruits serve` say it has only seen studio photos).
     let classifier = tmp.path().join("classifier");
-    let o = run(&[
-        "train",
-        in_memory.to_str().expect("utf-8"),
-        "--split",
-        "Training",
-        "--out",
-        classifier.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", describe(&o));
-    let training: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert_eq!(training["augmented_rows"], 18);
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            in_memory.to_str().expect("utf-8"),
+            "--split",
+            "Training",
+            "--out",
+            classifier.to_str().expect("utf-8"),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", describe(&o));
+        let training: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(training["augmented_rows"], 18);
+        let bundle = std::fs::read(classifier.join("classifier.json")).expect("classifier.json");
+        serde_json::from_slice::<serde_json::Value>(&bundle).expect("json")
+    };
 
     // Trained with copies, the bundle carries a studio head and its gate; the
     // evaluation says how many rows went to it (the studio Test photos are
-    // originals, so the gate should see most of them as taken in the studio).
-    let bundle: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(classifier.join("classifier.json")).expect("classifier.json"),
-    )
-    .expect("json");
+    // originals, so the gate should see them as taken in the studio).
+    let bundle = train(&[]);
     assert_eq!(
         bundle["studio"]["gate"]["classes"],
         serde_json::json!(["studio", "wild"])
@@ -511,19 +514,6 @@ fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
     assert!(studio_rows(&in_memory) >= 8);
     assert_eq!(studio_rows(&from_files), 0);
     // `--no-studio-head` trains the one head, as before.
-    let o = run(&[
-        "train",
-        in_memory.to_str().expect("utf-8"),
-        "--split",
-        "Training",
-        "--out",
-        classifier.to_str().expect("utf-8"),
-        "--no-studio-head",
-    ]);
-    assert!(o.status.success(), "{}", describe(&o));
-    let bundle: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(classifier.join("classifier.json")).expect("classifier.json"),
-    )
-    .expect("json");
+    let bundle = train(&["--no-studio-head"]);
     assert!(bundle.get("studio").is_none(), "{bundle}");
 }
