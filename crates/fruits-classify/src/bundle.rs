@@ -367,20 +367,26 @@ impl Classifier {
             joined = append_columns(rows, d, colour, bins);
             &joined[..]
         };
-        let mut p = self.file.model.predict_proba(x)?;
-        let n = p.len() / self.classes().len().max(1);
         let Some(head) = &self.file.studio else {
+            let p = self.file.model.predict_proba(x)?;
+            let n = p.len() / self.classes().len().max(1);
             return Ok((p, vec![false; n]));
         };
-        let k = self.classes().len();
-        let gate = head.gate.predict_proba(x)?;
-        let studio = head.model.predict_proba(x)?;
-        let routed: Vec<bool> = gate
+        let routed: Vec<bool> = head
+            .gate
+            .predict_proba(x)?
             .chunks_exact(GATE_CLASSES.len())
             .map(|g| g[0] >= head.min_studio)
             .collect();
-        for (i, _) in routed.iter().enumerate().filter(|(_, r)| **r) {
-            p[i * k..(i + 1) * k].copy_from_slice(&studio[i * k..(i + 1) * k]);
+        // Each row is scored by the one head the gate picked, not by both.
+        let mut p = Vec::with_capacity(routed.len() * self.classes().len());
+        for (row, &studio) in x.chunks_exact(self.file.model.d.max(1)).zip(&routed) {
+            let model = if studio {
+                &head.model
+            } else {
+                &self.file.model
+            };
+            p.extend(model.predict_proba(row)?);
         }
         Ok((p, routed))
     }

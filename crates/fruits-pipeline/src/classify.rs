@@ -156,7 +156,8 @@ pub fn train_dataset(
         (choice, false) => choice,
     };
     let mut rows = read_rows(ds, split)?;
-    let augmented_rows = rows.paths.iter().filter(|p| is_copy(p)).count() as u64;
+    let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
+    let augmented_rows = copies.iter().filter(|c| **c).count() as u64;
     if !colour {
         rows.colour.clear();
         rows.colour_bins = 0;
@@ -209,7 +210,6 @@ pub fn train_dataset(
     } else {
         (x, d)
     };
-    let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
     let studio = if studio_head && augmented_rows > 0 && (augmented_rows as usize) < copies.len() {
         Some(train_studio_head(&x, d, &y, &classes, &copies, config)?)
     } else {
