@@ -75,10 +75,10 @@ class Featurizer:
     """The image model built once from its file's bytes; featurises one partition at a time."""
 
     def __init__(self, model_bytes, source, intra_threads=1, batch_size=_native.DEFAULT_BATCH_SIZE, decode_threads=1,
-                 max_megapixels=_native.DEFAULT_MAX_MEGAPIXELS, **augment):
+                 max_megapixels=_native.DEFAULT_MAX_MEGAPIXELS, sessions=1, **augment):
         # augment / augment_seed: augmented copies of the Training photos (fruits.featurize).
         self._inner = _native.Featurizer(
-            model_bytes, source, intra_threads=intra_threads, batch_size=batch_size,
+            model_bytes, source, intra_threads=intra_threads, sessions=sessions, batch_size=batch_size,
             decode_threads=decode_threads, max_megapixels=max_megapixels, ort_lib=onnxruntime_library(), **augment,
         )
 
@@ -100,13 +100,15 @@ _CACHE: dict[tuple, Featurizer] = {}
 
 
 def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, decode_threads=None,
-               max_megapixels=None, model_bytes=None, augment=0, augment_seed=None):
+               max_megapixels=None, model_bytes=None, augment=0, augment_seed=None, sessions=None):
     """A featurizer for these settings, built once per process and reused.
     On one machine the defaults split the cores as `fruits featurize` does."""
     path = model_path(precision, model)
+    sessions, intra_threads = _native.throughput_layout(sessions, intra_threads)
     settings = dict(
         batch_size=batch_size or _native.DEFAULT_BATCH_SIZE,
-        intra_threads=intra_threads or cores(),
+        intra_threads=intra_threads,
+        sessions=sessions,
         decode_threads=decode_threads or _native.DEFAULT_DECODE_THREADS,
         max_megapixels=max_megapixels or _native.DEFAULT_MAX_MEGAPIXELS,
         augment=augment,

@@ -38,6 +38,7 @@ __all__ = [
     "read_part",
     "reduce_partition",
     "reduced_meta_json",
+    "throughput_layout",
     "write_manifest",
     "write_part",
 ]
@@ -63,6 +64,7 @@ class Featurizer:
         model_bytes: bytes,
         source: str,
         intra_threads: int = 1,
+        sessions: int = 1,
         batch_size: int = ...,
         decode_threads: int = 1,
         max_megapixels: float = ...,
@@ -176,6 +178,7 @@ class Classifier:
     def file_json(self) -> str: ...
 
 def list_images(root: str) -> pa.RecordBatch: ...
+def throughput_layout(sessions: Optional[int] = None, intra_threads: Optional[int] = None) -> tuple[int, int]: ...
 def list_images_and_problems(root: str) -> tuple[pa.RecordBatch, pa.RecordBatch]: ...
 def models_built() -> int: ...
 def write_manifest(

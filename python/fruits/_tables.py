@@ -133,7 +133,7 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
               batch_size: Optional[int] = None, out: Optional[str] = None, path_col: str = "path",
               intra_threads: Optional[int] = None, decode_threads: Optional[int] = None,
               max_megapixels: Optional[float] = None, augment: int = 0,
-              augment_seed: Optional[int] = None) -> Featurized:
+              augment_seed: Optional[int] = None, sessions: Optional[int] = None) -> Featurized:
     """Featurises photos with MobileNetV2: one 1280-d vector per photo.
 
     ``source`` is a folder or ``s3://`` prefix (every photo under it; the label
@@ -155,13 +155,17 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     featurize --augment N``: photos as in the wild, rows named ``...-aug0.jpg``;
     ``augment_seed`` picks other draws.
 
+    ``sessions`` and ``intra_threads`` split the cores between ONNX Runtime
+    sessions running batches side by side and each one's threads; by default
+    one single-threaded session per core, as ``fruits featurize``.
+
     >>> features, errors = fruits.featurize("../shared/data/fruits-360-sample/Test")
     >>> features.num_rows, features.schema.field("features").type
     (13839, FixedSizeListType(fixed_size_list<item: float not null>[1280]))
     """
     f = featurizer(precision=precision, model=model, batch_size=batch_size, intra_threads=intra_threads,
                    decode_threads=decode_threads, max_megapixels=max_megapixels, augment=augment,
-                   augment_seed=augment_seed)
+                   augment_seed=augment_seed, sessions=sessions)
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         if out is not None:

@@ -107,6 +107,11 @@ def test_featurize_paths_from_a_list_and_a_dataframe(photos, featurized):
     reference = by_path(featurized.features).slice(0, 4)
     np.testing.assert_allclose(vectors(features), vectors(reference), atol=1e-5)
     assert errors.column("path").to_pylist() == paths[4:] and errors.column("kind").to_pylist() == ["io"]
+    # One session of two threads or three of one: the same vectors, in the caller's order.
+    for sessions, threads in ((1, 2), (3, 1)):
+        again, _ = fruits.featurize(paths[:4], sessions=sessions, intra_threads=threads, batch_size=1)
+        assert again.column("path").to_pylist() == paths[:4]
+        np.testing.assert_allclose(vectors(again), vectors(features), atol=1e-5)
     df = pd.DataFrame({"photo": paths[:2]})
     from_df, _ = fruits.featurize(df, path_col="photo")
     np.testing.assert_allclose(vectors(from_df), vectors(features)[:2], atol=1e-6)

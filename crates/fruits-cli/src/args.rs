@@ -236,9 +236,15 @@ pub struct RuntimeArgs {
     )]
     pub models_dir: Option<PathBuf>,
 
-    /// ONNX Runtime intra-op threads [default: number of cores].
+    /// ONNX Runtime intra-op threads of each session [default: featurising,
+    /// 1; identifying, number of cores].
     #[arg(long, value_name = "N", value_parser = count(1, MAX_THREADS))]
     pub intra_threads: Option<usize>,
+
+    /// ONNX Runtime sessions running batches side by side [default:
+    /// featurising, 1 per core (or cores / --intra-threads); identifying, 1].
+    #[arg(long, value_name = "N", value_parser = count(1, MAX_THREADS))]
+    pub sessions: Option<usize>,
 
     /// ONNX Runtime shared library [default: found beside the binary or where
     /// scripts/setup-onnxruntime.sh installs it].

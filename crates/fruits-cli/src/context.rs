@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use fruits_location::StorageOptions;
-use fruits_model::{FeatureModel, ModelOptions, Precision, paths};
+use fruits_model::{FeatureModel, ModelOptions, Precision, ThreadLayout, paths};
 use fruits_store::Location;
 
 use crate::args::{ClassifierArgs, ModelArgs, RuntimeArgs};
@@ -37,10 +37,14 @@ impl RuntimeArgs {
         self.models_dir.clone().unwrap_or_else(paths::models_dir)
     }
 
-    /// ONNX Runtime settings from these flags.
-    pub fn model_options(&self, feature_output: &str) -> ModelOptions {
+    /// ONNX Runtime settings from these flags; `default` splits the cores when
+    /// neither --sessions nor --intra-threads is given
+    /// ([`ThreadLayout::with_overrides`]).
+    pub fn model_options(&self, feature_output: &str, default: ThreadLayout) -> ModelOptions {
+        let layout = default.with_overrides(self.sessions, self.intra_threads, cores());
         ModelOptions {
-            intra_threads: self.intra_threads.unwrap_or_else(cores),
+            intra_threads: layout.intra_threads,
+            sessions: layout.sessions,
             feature_output: feature_output.to_string(),
             runtime_library: self.ort_lib.clone(),
             ..ModelOptions::default()
@@ -62,7 +66,9 @@ impl ModelArgs {
 
     /// Loads the selected model once.
     pub fn load(&self, ctx: &Ctx) -> anyhow::Result<FeatureModel> {
-        let options = self.runtime.model_options(&self.feature_output);
+        let options = self
+            .runtime
+            .model_options(&self.feature_output, ThreadLayout::throughput(cores()));
         fruits_model::load_model(&self.model_path(), &ctx.storage, &options)
             .context("cannot load the image model")
     }
@@ -78,9 +84,10 @@ impl ClassifierArgs {
         let options = fruits_identify::LoadOptions {
             image_model: self.image_model.clone(),
             models_dir: self.runtime.models_dir(),
-            model: self
-                .runtime
-                .model_options(fruits_model::DEFAULT_FEATURE_OUTPUT),
+            model: self.runtime.model_options(
+                fruits_model::DEFAULT_FEATURE_OUTPUT,
+                ThreadLayout::latency(cores()),
+            ),
             limits: fruits_image::DecodeLimits::megapixels(max_megapixels),
         };
         fruits_identify::load(&ctx.open(&self.model)?, &ctx.storage, &options)

@@ -14,7 +14,8 @@ pub use paths::Precision;
 pub use source::load_model;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use ort::session::{OutputSelector, RunOptions, Session, builder::GraphOptimizationLevel};
 use ort::value::{TensorRef, ValueType};
@@ -92,8 +93,14 @@ fn display_paths(paths: &[PathBuf]) -> String {
 /// How to build a session.
 #[derive(Debug, Clone)]
 pub struct ModelOptions {
-    /// Threads ONNX Runtime uses inside one operator (intra-op); 0 lets it choose.
+    /// Threads ONNX Runtime uses inside one operator (intra-op), per session;
+    /// 0 lets it choose.
     pub intra_threads: usize,
+    /// Sessions of the same model that run batches side by side (at least 1).
+    /// Throughput work gives each core its own single-threaded session, since
+    /// the threads of one session wait for each other at every operator (see
+    /// [`ThreadLayout`]).
+    pub sessions: usize,
     /// Whether idle intra-op threads spin. Spinning wastes cores that image
     /// decoding needs when both share a small machine.
     pub spinning: bool,
@@ -115,10 +122,72 @@ impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions {
             intra_threads: 0,
+            sessions: 1,
             spinning: false,
             memory_arena: true,
             feature_output: DEFAULT_FEATURE_OUTPUT.into(),
             runtime_library: None,
+        }
+    }
+}
+
+/// How a process's cores are split between ONNX Runtime sessions and their
+/// intra-op threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadLayout {
+    /// Sessions running batches side by side.
+    pub sessions: usize,
+    /// Intra-op threads of each session.
+    pub intra_threads: usize,
+}
+
+/// The most sessions [`ThreadLayout::throughput`] makes: each holds its own
+/// copy of the weights and activations.
+pub const MAX_DEFAULT_SESSIONS: usize = 8;
+
+impl ThreadLayout {
+    /// For throughput (featurising many photos): one single-threaded session
+    /// per core, up to [`MAX_DEFAULT_SESSIONS`], the cores left over shared
+    /// out as intra-op threads. With batches of 4, the two intra-op threads of
+    /// one session spent 7.5% of the CPU spin-waiting for each other at
+    /// operator ends (profiled); two sessions of one thread each on alternate
+    /// batches have nothing to wait for (measured in docs/performance.md).
+    pub fn throughput(cores: usize) -> ThreadLayout {
+        let cores = cores.max(1);
+        let sessions = cores.min(MAX_DEFAULT_SESSIONS);
+        ThreadLayout {
+            sessions,
+            intra_threads: cores / sessions,
+        }
+    }
+
+    /// For latency (one photo at a time): one session using every core.
+    pub fn latency(cores: usize) -> ThreadLayout {
+        ThreadLayout {
+            sessions: 1,
+            intra_threads: cores.max(1),
+        }
+    }
+
+    /// This layout with the user's choices: both given are taken as they
+    /// are; one given fills the `cores` with the other (`intra_threads` equal
+    /// to the cores means one session, as before sessions existed).
+    pub fn with_overrides(
+        self,
+        sessions: Option<usize>,
+        intra_threads: Option<usize>,
+        cores: usize,
+    ) -> ThreadLayout {
+        let fill = |n: usize| (cores / n.max(1)).max(1);
+        let (sessions, intra_threads) = match (sessions, intra_threads) {
+            (Some(s), Some(t)) => (s, t),
+            (Some(s), None) => (s, fill(s)),
+            (None, Some(t)) => (fill(t), t),
+            (None, None) => (self.sessions, self.intra_threads),
+        };
+        ThreadLayout {
+            sessions: sessions.max(1),
+            intra_threads: intra_threads.max(1),
         }
     }
 }
@@ -144,9 +213,13 @@ pub struct ModelInfo {
 
 /// A loaded model whose feature output can be computed for batches of images.
 pub struct FeatureModel {
-    // `ort` sessions need `&mut` to run; the lock lets one loaded model serve
+    // `ort` sessions need `&mut` to run; the locks let one loaded model serve
     // several threads, which is what the pipeline and the HTTP service need.
-    session: Mutex<Session>,
+    // A call takes whichever session is free.
+    sessions: Vec<Mutex<Session>>,
+    // Where the next call starts looking for a free session, so calls spread
+    // over the sessions instead of all queueing on the first.
+    next: AtomicUsize,
     info: ModelInfo,
 }
 
@@ -187,22 +260,28 @@ impl FeatureModel {
             name: source.to_string(),
             message: e.to_string(),
         };
-        let mut builder = Session::builder(&env)
-            .map_err(load_err)?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| load_err(e.into()))?
-            .with_intra_op_spinning(options.spinning)
-            .map_err(|e| load_err(e.into()))?
-            .with_execution_providers([ort::ep::CPU::default()
-                .with_arena_allocator(options.memory_arena)
-                .build()])
-            .map_err(|e| load_err(e.into()))?;
-        if options.intra_threads > 0 {
-            builder = builder
-                .with_intra_threads(options.intra_threads)
+        let build = || -> Result<Session, ModelError> {
+            let mut builder = Session::builder(&env)
+                .map_err(load_err)?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| load_err(e.into()))?
+                .with_intra_op_spinning(options.spinning)
+                .map_err(|e| load_err(e.into()))?
+                .with_execution_providers([ort::ep::CPU::default()
+                    .with_arena_allocator(options.memory_arena)
+                    .build()])
                 .map_err(|e| load_err(e.into()))?;
-        }
-        let session = builder.commit_from_memory(bytes).map_err(load_err)?;
+            if options.intra_threads > 0 {
+                builder = builder
+                    .with_intra_threads(options.intra_threads)
+                    .map_err(|e| load_err(e.into()))?;
+            }
+            builder.commit_from_memory(bytes).map_err(load_err)
+        };
+        let sessions = (0..options.sessions.max(1))
+            .map(|_| build())
+            .collect::<Result<Vec<_>, _>>()?;
+        let session = &sessions[0];
 
         let inputs = session.inputs();
         let (input_name, input_size) = match inputs {
@@ -250,7 +329,8 @@ impl FeatureModel {
             outputs,
         };
         Ok(FeatureModel {
-            session: Mutex::new(session),
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
             info,
         })
     }
@@ -258,6 +338,26 @@ impl FeatureModel {
     /// The model's identity and shapes.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// How many sessions run batches side by side: callers that want
+    /// throughput run this many batches at once.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A free session, or the next one in turn when all are busy.
+    fn session(&self) -> Result<MutexGuard<'_, Session>, ModelError> {
+        let poisoned = || ModelError::Run("a previous inference panicked".into());
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        for i in 0..self.sessions.len() {
+            match self.sessions[(start + i) % self.sessions.len()].try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        self.sessions[start].lock().map_err(|_| poisoned())
     }
 
     /// Values in one image's input tensor (3 x size x size).
@@ -298,10 +398,7 @@ impl FeatureModel {
             .iter()
             .fold(OutputSelector::no_default(), |sel, name| sel.with(*name));
         let options = RunOptions::new().map_err(run_err)?.with_outputs(selector);
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| ModelError::Run("a previous inference panicked".into()))?;
+        let mut session = self.session()?;
         let outputs = session
             .run_with_options(
                 ort::inputs![self.info.input_name.as_str() => input],
@@ -317,5 +414,39 @@ impl FeatureModel {
                 Ok(data.to_vec())
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_gives_each_core_a_session_and_latency_one_session_all_cores() {
+        let t = |cores| ThreadLayout::throughput(cores);
+        assert_eq!((t(1).sessions, t(1).intra_threads), (1, 1));
+        assert_eq!((t(2).sessions, t(2).intra_threads), (2, 1));
+        assert_eq!((t(32).sessions, t(32).intra_threads), (8, 4));
+        assert_eq!((t(0).sessions, t(0).intra_threads), (1, 1));
+        let l = ThreadLayout::latency(4);
+        assert_eq!((l.sessions, l.intra_threads), (1, 4));
+    }
+
+    #[test]
+    fn a_choice_given_fills_the_cores_with_the_other() {
+        let base = ThreadLayout::throughput(4);
+        let pick = |s, t| {
+            let l = base.with_overrides(s, t, 4);
+            (l.sessions, l.intra_threads)
+        };
+        assert_eq!(pick(None, None), (4, 1));
+        assert_eq!(
+            pick(None, Some(4)),
+            (1, 4),
+            "all cores to one session, as before"
+        );
+        assert_eq!(pick(Some(2), None), (2, 2));
+        assert_eq!(pick(Some(3), Some(3)), (3, 3), "both given: as given");
+        assert_eq!(pick(None, Some(8)), (1, 8));
     }
 }

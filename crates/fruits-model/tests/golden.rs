@@ -95,6 +95,47 @@ fn batches_equal_single_images() {
 }
 
 #[test]
+fn sessions_side_by_side_give_the_answers_of_one() {
+    let pre = Preprocessing::default();
+    let images: Vec<Vec<f32>> = ["cat.bmp", "hot_dog.jpg", "parrot.jpg"]
+        .iter()
+        .map(|name| {
+            pre.preprocess(&test_image(name), &DecodeLimits::default())
+                .expect(name)
+                .0
+        })
+        .collect();
+    let one = fp32();
+    let want: Vec<Vec<f32>> = images.iter().map(|t| one.run(t).expect("run")).collect();
+    let options = ModelOptions {
+        sessions: 2,
+        intra_threads: 1,
+        ..ModelOptions::default()
+    };
+    let two = FeatureModel::load(&paths::models_dir().join(paths::FP32_MODEL), &options)
+        .expect("two sessions");
+    assert_eq!(two.sessions(), 2);
+    assert_eq!(two.info(), one.info());
+    // Four threads on two sessions: calls wait for a free session, none fails,
+    // and each image gets its own features whichever session ran it.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for (t, want) in images.iter().zip(&want) {
+                    let got = two.run(t).expect("run");
+                    let worst = got
+                        .iter()
+                        .zip(want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(worst < 1e-4, "differs by {worst}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn int8_model_has_the_same_interface() {
     let path = paths::models_dir().join(paths::INT8_MODEL);
     let model = FeatureModel::load(&path, &ModelOptions::default()).expect("int8");

@@ -159,6 +159,8 @@ struct Decoded {
 
 /// A batch leaving the decode stage: `tensors` holds one slot per entry, filled for the successes.
 struct DecodedBatch {
+    /// Position in input order, so the writer can put batches back in order.
+    seq: usize,
     entries: Vec<ImageEntry>,
     results: Vec<Result<Decoded, ItemError>>,
     tensors: Vec<f32>,
@@ -166,6 +168,8 @@ struct DecodedBatch {
 
 /// A batch leaving the inference stage.
 struct InferredBatch {
+    /// Position in input order.
+    seq: usize,
     entries: Vec<ImageEntry>,
     results: Vec<Result<Decoded, ItemError>>,
     /// Features of the successes, in order.
@@ -433,7 +437,7 @@ where
 
         // Stage 1: decode, batch by batch, in input order.
         let decoder = s.spawn(|| {
-            for fetched in fetched_rx.iter() {
+            for (seq, fetched) in fetched_rx.iter().enumerate() {
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
@@ -456,6 +460,7 @@ where
                         .collect()
                 });
                 let batch = DecodedBatch {
+                    seq,
                     entries: fetched.entries,
                     results,
                     tensors,
@@ -478,85 +483,117 @@ where
             let mut rows = FeatureRows::new(dim);
             let mut errors = ErrorRows::default();
             let (mut ok, mut failed) = (0u64, 0u64);
-            for batch in inferred_rx.iter() {
-                let mut feats = batch.features.chunks_exact(dim.max(1));
-                for (entry, result) in batch.entries.iter().zip(&batch.results) {
-                    match result {
-                        Ok(d) => {
-                            let f = feats.next().ok_or_else(|| {
-                                PipelineError::Internal("fewer feature vectors than images".into())
-                            })?;
-                            rows.push(
-                                &entry.path,
-                                &entry.label,
-                                entry.split.as_deref(),
-                                &d.sha256,
-                                d.width,
-                                d.height,
-                                f,
-                                &d.colour,
-                            )?;
-                            ok += 1;
-                        }
-                        Err(e) => {
-                            errors.push(&entry.path, e.kind, &e.message);
-                            failed += 1;
+            // Sessions finish batches out of order; rows are written in input
+            // order, holding back a batch until those before it arrived.
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0;
+            for arrived in inferred_rx.iter() {
+                waiting.insert(arrived.seq, arrived);
+                while let Some(batch) = waiting.remove(&next) {
+                    next += 1;
+                    let mut feats = batch.features.chunks_exact(dim.max(1));
+                    for (entry, result) in batch.entries.iter().zip(&batch.results) {
+                        match result {
+                            Ok(d) => {
+                                let f = feats.next().ok_or_else(|| {
+                                    PipelineError::Internal(
+                                        "fewer feature vectors than images".into(),
+                                    )
+                                })?;
+                                rows.push(
+                                    &entry.path,
+                                    &entry.label,
+                                    entry.split.as_deref(),
+                                    &d.sha256,
+                                    d.width,
+                                    d.height,
+                                    f,
+                                    &d.colour,
+                                )?;
+                                ok += 1;
+                            }
+                            Err(e) => {
+                                errors.push(&entry.path, e.kind, &e.message);
+                                failed += 1;
+                            }
                         }
                     }
-                }
-                if rows.len() + errors.len() >= config.part_rows {
-                    flush(&mut rows, &mut errors)?;
+                    if rows.len() + errors.len() >= config.part_rows {
+                        flush(&mut rows, &mut errors)?;
+                    }
                 }
             }
+            // Batches after a gap (a run stopped early) are left out: the
+            // next run does them again.
             flush(&mut rows, &mut errors)?;
             Ok((ok, failed))
         });
 
-        // Stage 2: inference, on this thread.
-        let mut inference_result = Ok(());
-        for (done_batches, batch) in decoded_rx.iter().enumerate() {
-            let good = batch.results.iter().filter(|r| r.is_ok()).count();
-            let features = if good == 0 {
-                Vec::new()
-            } else {
-                let input = if good == batch.results.len() {
-                    batch.tensors
-                } else {
-                    // Compact: the model sees only the images that decoded.
-                    let mut packed = Vec::with_capacity(good * tensor_len);
-                    for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results) {
-                        if r.is_ok() {
-                            packed.extend_from_slice(slot);
-                        }
-                    }
-                    packed
-                };
-                match model.run(&input) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        inference_result = Err(PipelineError::Model(e));
-                        break;
-                    }
+        // Stage 2: inference, one thread per session, each on whole batches.
+        let infer = || -> Result<(), PipelineError> {
+            for batch in decoded_rx.iter() {
+                // Decided by position, not by which session finishes first,
+                // so a test's stop keeps exactly the first k batches.
+                let past_stop = config.stop_after_batches.is_some_and(|k| batch.seq >= k);
+                if past_stop {
+                    stopped_early.store(true, Ordering::Relaxed);
                 }
-            };
-            let n = batch.entries.len() as u64;
-            let inferred = InferredBatch {
-                entries: batch.entries,
-                results: batch.results,
-                features,
-            };
-            if inferred_tx.send(inferred).is_err() {
-                break; // the writer failed; its error is reported below
+                if stopped_early.load(Ordering::Relaxed) {
+                    break;
+                }
+                let good = batch.results.iter().filter(|r| r.is_ok()).count();
+                let features = if good == 0 {
+                    Vec::new()
+                } else {
+                    let input = if good == batch.results.len() {
+                        batch.tensors
+                    } else {
+                        // Compact: the model sees only the images that decoded.
+                        let mut packed = Vec::with_capacity(good * tensor_len);
+                        for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results)
+                        {
+                            if r.is_ok() {
+                                packed.extend_from_slice(slot);
+                            }
+                        }
+                        packed
+                    };
+                    model.run(&input).map_err(|e| {
+                        // The other sessions stop too: the run has failed.
+                        stopped_early.store(true, Ordering::Relaxed);
+                        PipelineError::Model(e)
+                    })?
+                };
+                let n = batch.entries.len() as u64;
+                let inferred = InferredBatch {
+                    seq: batch.seq,
+                    entries: batch.entries,
+                    results: batch.results,
+                    features,
+                };
+                if inferred_tx.send(inferred).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+                progress.advance(n);
+                if cancel.load(Ordering::Relaxed) {
+                    stopped_early.store(true, Ordering::Relaxed);
+                    break;
+                }
             }
-            progress.advance(n);
-            let stop_now = config
-                .stop_after_batches
-                .is_some_and(|k| done_batches + 1 >= k);
-            if stop_now || cancel.load(Ordering::Relaxed) {
-                stopped_early.store(true, Ordering::Relaxed);
-                break;
+            Ok(())
+        };
+        let inference_result = std::thread::scope(|inner| {
+            let workers: Vec<_> = (1..model.sessions()).map(|_| inner.spawn(infer)).collect();
+            let mut result = infer();
+            for worker in workers {
+                let joined = worker
+                    .join()
+                    .map_err(|_| PipelineError::Internal("inference thread panicked".into()))
+                    .and_then(|r| r);
+                result = result.and(joined);
             }
-        }
+            result
+        });
         drop(decoded_rx);
         drop(inferred_tx);
         decoder

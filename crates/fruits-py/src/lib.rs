@@ -64,6 +64,21 @@ pub(crate) fn open(spec: &str) -> Result<Location> {
     Ok(Location::parse(spec, &storage_options())?)
 }
 
+/// How `fruits featurize` splits this machine's cores between ONNX Runtime
+/// sessions and their threads, with the caller's choices applied:
+/// `(sessions, intra_threads)`.
+#[pyfunction]
+#[pyo3(signature = (sessions=None, intra_threads=None))]
+fn throughput_layout(sessions: Option<usize>, intra_threads: Option<usize>) -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = fruits_model::ThreadLayout::throughput(cores).with_overrides(
+        sessions,
+        intra_threads,
+        cores,
+    );
+    (layout.sessions, layout.intra_threads)
+}
+
 /// Every image under `root` (folder or s3:// prefix), sorted by path, as a
 /// RecordBatch of `path` (relative), `size`, `label`, `split` (null outside
 /// Training/Test).
@@ -366,6 +381,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tables::read_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(pca::batch_stats, m)?)?;
     m.add_function(wrap_pyfunction!(list_images, m)?)?;
+    m.add_function(wrap_pyfunction!(throughput_layout, m)?)?;
     m.add_function(wrap_pyfunction!(list_images_and_problems, m)?)?;
     m.add_function(wrap_pyfunction!(write_part, m)?)?;
     m.add_function(wrap_pyfunction!(read_part, m)?)?;

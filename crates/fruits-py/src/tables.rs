@@ -62,12 +62,13 @@ impl Featurizer {
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
     #[new]
-    #[pyo3(signature = (model_bytes, source, intra_threads=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None, augment=0, augment_seed=fruits_pipeline::augment::DEFAULT_SEED))]
+    #[pyo3(signature = (model_bytes, source, intra_threads=1, sessions=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None, augment=0, augment_seed=fruits_pipeline::augment::DEFAULT_SEED))]
     fn new(
         py: Python<'_>,
         model_bytes: &[u8],
         source: &str,
         intra_threads: usize,
+        sessions: usize,
         batch_size: usize,
         decode_threads: usize,
         max_megapixels: f64,
@@ -77,15 +78,17 @@ impl Featurizer {
     ) -> Result<Self> {
         if batch_size == 0
             || decode_threads == 0
+            || sessions == 0
             || max_megapixels.is_nan()
             || max_megapixels <= 0.0
         {
             return Err(Error::input(
-                "batch_size and decode_threads must be at least 1, max_megapixels positive",
+                "batch_size, decode_threads and sessions must be at least 1, max_megapixels positive",
             ));
         }
         let options = ModelOptions {
             intra_threads,
+            sessions,
             runtime_library: ort_lib,
             ..ModelOptions::default()
         };

@@ -77,10 +77,40 @@ fn featurises_a_few_classes_deterministically() {
         .schema();
     insta::assert_snapshot!("features_schema", format!("{schema:#?}"));
 
-    // A second, independent run gives bit-identical features.
-    let out = featurize(&input, &b, &["--batch-size", "16", "--part-rows", "40"]);
+    // A second, independent run gives bit-identical features, also when
+    // three sessions finish batches out of order: rows are written in input
+    // (path) order all the same.
+    let out = featurize(
+        &input,
+        &b,
+        &[
+            "--batch-size",
+            "4",
+            "--part-rows",
+            "40",
+            "--sessions",
+            "3",
+            "--intra-threads",
+            "1",
+        ],
+    );
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(read_rows(&b), rows);
+    let ds = Dataset::open(&fruits_store::Location::local_path(&b)).expect("dataset");
+    let mut in_order = Vec::new();
+    for batch in ds.batches(PartKind::Features, 1000) {
+        let batch = batch.expect("batch");
+        let paths = batch
+            .column_by_name("path")
+            .expect("path")
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("utf8")
+            .clone();
+        in_order.extend(paths.iter().flatten().map(str::to_string));
+    }
+    assert_eq!(in_order.len(), 72);
+    assert!(in_order.is_sorted(), "rows out of input order");
 }
 
 /// Writes the bad-input zoo of the issue into `dir/Test/Mixed`.
