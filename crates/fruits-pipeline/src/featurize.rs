@@ -42,9 +42,12 @@ use crate::augment::{Augmentation, CopySources};
 
 /// Default images per inference call: small batches keep MobileNetV2's
 /// activations in cache. Measured (docs/performance.md, release build, 2,000
-/// photos): batch 4 against 16 gave fp32 +7% to +9% and int8 the same, with
-/// fp32's peak memory 178 instead of 330 MiB; batch 2 was slower again.
-pub const DEFAULT_BATCH_SIZE: usize = 4;
+/// photos): with one single-threaded session per core, batch 2 against 4 gave
+/// fp32 +3% to +9% in three runs and int8 the same (-1% to +2%), peak memory
+/// 197 instead of 246 MiB (fp32); batch 1 was slower (fp32 -3%, int8 -20%).
+/// Before sessions (one session of every core), 4 beat 16 by 7% to 9% and 2
+/// was slower.
+pub const DEFAULT_BATCH_SIZE: usize = 2;
 /// Default rows per Parquet part: the unit of work kept when a run is interrupted.
 pub const DEFAULT_PART_ROWS: usize = 2048;
 /// Default largest input file, in MiB: far above any photo (a 100-megapixel
