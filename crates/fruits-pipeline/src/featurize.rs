@@ -6,12 +6,14 @@
 //! ```text
 //! fetch (bounded concurrent GETs from the input location, in input order)
 //!   --[2 batches]--> decode (rayon pool: hash, decode, resize, normalise into a batch buffer)
-//!   --[2 batches]--> inference (one ONNX Runtime call per batch, intra-op threads)
-//!   --[4 batches]--> writer (gathers rows, writes a Parquet part every `part_rows`)
+//!   --[2 batches]--> inference (one thread per ONNX Runtime session, each on whole batches)
+//!   --[4 batches]--> writer (batches back in input order, a Parquet part every `part_rows`)
 //! ```
 //!
-//! Decoding batch k+1 overlaps inference of batch k. Batches keep input order,
-//! so a clean run writes rows sorted by path. Before starting, the output folder
+//! Decoding batch k+1 overlaps inference of batch k; with several sessions,
+//! batches k and k+1 run side by side and may finish out of order, so the
+//! writer holds a batch back until those before it arrived: a clean run writes
+//! rows sorted by path. Before starting, the output folder
 //! is scanned: inputs found in committed parts (features or errors) are skipped,
 //! which is how an interrupted run resumes and how a grown collection is
 //! featurised incrementally. The manifest is written only when every input is
