@@ -96,19 +96,7 @@ fn featurises_a_few_classes_deterministically() {
     );
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(read_rows(&b), rows);
-    let ds = Dataset::open(&fruits_store::Location::local_path(&b)).expect("dataset");
-    let mut in_order = Vec::new();
-    for batch in ds.batches(PartKind::Features, 1000) {
-        let batch = batch.expect("batch");
-        let paths = batch
-            .column_by_name("path")
-            .expect("path")
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .expect("utf8")
-            .clone();
-        in_order.extend(paths.iter().flatten().map(str::to_string));
-    }
+    let in_order = part_paths(&b, PartKind::Features);
     assert_eq!(in_order.len(), 72);
     assert!(in_order.is_sorted(), "rows out of input order");
 }

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use arrow_array::Array;
-
 use crate::common::*;
 
 /// path -> kind of an output's errors table.
@@ -28,25 +26,13 @@ fn read_rows_or_none(out: &Path) -> Option<usize> {
 
 /// Every path of the manifest's parts, with how often it appears.
 fn manifest_paths(out: &Path) -> BTreeMap<String, usize> {
-    let ds =
-        fruits_store::Dataset::open(&fruits_store::Location::local_path(out)).expect("dataset");
     let mut seen = BTreeMap::new();
     for kind in [
         fruits_store::PartKind::Features,
         fruits_store::PartKind::Errors,
     ] {
-        for batch in ds.batches(kind, 1000) {
-            let batch = batch.expect("batch");
-            let paths = batch
-                .column_by_name("path")
-                .expect("path")
-                .as_any()
-                .downcast_ref::<arrow_array::StringArray>()
-                .expect("utf8")
-                .clone();
-            for i in 0..paths.len() {
-                *seen.entry(paths.value(i).to_string()).or_insert(0) += 1;
-            }
+        for path in part_paths(out, kind) {
+            *seen.entry(path).or_insert(0) += 1;
         }
     }
     seen

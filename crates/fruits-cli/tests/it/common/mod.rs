@@ -162,6 +162,25 @@ pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
     rows
 }
 
+/// The paths of the manifest's parts of `kind`, in the order they are stored.
+pub fn part_paths(dir: &Path, kind: fruits_store::PartKind) -> Vec<String> {
+    let ds =
+        fruits_store::Dataset::open(&fruits_store::Location::local_path(dir)).expect("dataset");
+    let mut paths = Vec::new();
+    for batch in ds.batches(kind, 1000) {
+        let batch = batch.expect("batch");
+        let column = batch
+            .column_by_name("path")
+            .expect("path")
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("utf8")
+            .clone();
+        paths.extend(column.iter().flatten().map(str::to_string));
+    }
+    paths
+}
+
 /// Reads an output's errors table as path -> (kind, message).
 pub fn read_errors(dir: &Path) -> BTreeMap<String, (String, String)> {
     let ds = Dataset::open(&fruits_store::Location::local_path(dir)).expect("open dataset");
