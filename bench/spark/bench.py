@@ -144,7 +144,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each fruits command (median)")
-    ap.add_argument("--chunk-images", type=int, default=250, help="images per Spark task of the fruits job")
+    ap.add_argument("--chunk-images", type=int, default=None,
+                    help="images per Spark task of the fruits job [the job's default]")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--reference-images", type=int, default=2000,
                     help="photos the reference runs on (its rate is extrapolated to --images)")
@@ -199,7 +200,8 @@ def main():
             with PeakMemory("CoarseGrainedExecutorBackend") as peak:
                 times["fruits on Spark"].append(timed(
                     submit + [installed.__file__, "--input", photos, "--output", spark_out, "--model", model,
-                              "--chunk-images", str(args.chunk_images), "--summary", summary,
+                              *(["--chunk-images", str(args.chunk_images)] if args.chunk_images else []),
+                              "--summary", summary,
                               "--intra-threads", str(args.intra_threads),
                               "--decode-threads", str(args.decode_threads)],
                     os.path.join(WORK, "fruits-spark.log"), dict(cluster.env, FRUITS_MODELS_DIR=MODELS)))

@@ -9,6 +9,6 @@
   `fruits-spark` / spark-submit job.py: the same outputs as `fruits run`.
 """
 
-from fruits.spark.dataframe import FEATURES_DDL, PCAModel, featurize, pca, read, write_features
+from fruits.spark.dataframe import DEFAULT_CHUNK_IMAGES, FEATURES_DDL, PCAModel, featurize, pca, read, write_features
 
-__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL"]
+__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL", "DEFAULT_CHUNK_IMAGES"]

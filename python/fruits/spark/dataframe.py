@@ -33,6 +33,13 @@ _TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "binary"
 _DDL = {arrow: ddl for ddl, arrow in _TYPES.items()}
 
 
+
+# Photos per task (and per output part) when the source is a folder or prefix.
+# Each task pays a fixed cost (scheduling, a Python worker's call, a part
+# written and listed): on the whole sample, int8, tasks of 1,000 photos took the
+# job 69.3 s against 96.1 s with 250 (scripts/bench-spark.sh, docs/spark.md).
+DEFAULT_CHUNK_IMAGES = 1024
+
 def arrow_schema(ddl):
     """The pyarrow schema of a Spark DDL string of the `_TYPES` columns."""
     return pa.schema([(name, _TYPES[kind]) for name, kind in (c.split(" ", 1) for c in ddl.split(", "))])
@@ -156,7 +163,7 @@ def featurize(df: Any, *, path_col: str = "path", content_col: Optional[str] = N
 
 def write_features(spark: Any, source: Any, out: str, *, path_col: str = "path", content_col: Optional[str] = None,
                    root: Optional[str] = None, precision: Optional[str] = None, model: Optional[str] = None,
-                   chunk_images: int = 256, batch_size: int = _native.DEFAULT_BATCH_SIZE, intra_threads: int = 1,
+                   chunk_images: int = DEFAULT_CHUNK_IMAGES, batch_size: int = _native.DEFAULT_BATCH_SIZE, intra_threads: int = 1,
                    decode_threads: int = 1) -> dict[str, Any]:
     """Featurises photos on the cluster into the fruits output `out` (folder or
     s3:// prefix): the layout ``fruits featurize`` writes, readable by every

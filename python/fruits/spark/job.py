@@ -42,7 +42,8 @@ def _task_each(spark, count, compute, ddl):
     return spark.range(0, count, numPartitions=max(1, count)).mapInArrow(tasks, ddl).collect()
 
 
-def run(spark, input, output, variance=None, k=None, model=None, precision=None, chunk_images=256,
+def run(spark, input, output, variance=None, k=None, model=None, precision=None,
+        chunk_images=fruits.spark.DEFAULT_CHUNK_IMAGES,
         batch_size=fruits.DEFAULT_BATCH_SIZE, intra_threads=1, decode_threads=1, log=print):
     """Runs the job; returns a summary dict. `output` gets features/, pca/ and reduced/."""
     started = time.perf_counter()
@@ -118,8 +119,10 @@ def main(argv=None):
     ap.add_argument("--model", help=f"ONNX model file or s3:// object [{fruits.DEFAULT_MODEL_FILE} in "
                                     "FRUITS_MODELS_DIR or ../shared/models]")
     ap.add_argument("--precision", choices=sorted(fruits.MODEL_FILES),
-                    help="use the shared model of this precision instead of --model [fp32]")
-    ap.add_argument("--chunk-images", type=int, default=256, help="images per part (task) [256]")
+                    help="use the shared model of this precision instead of --model "
+                         f"[{fruits.DEFAULT_MODEL_FILE}]")
+    ap.add_argument("--chunk-images", type=int, default=fruits.spark.DEFAULT_CHUNK_IMAGES,
+                    help=f"images per part (task) [{fruits.spark.DEFAULT_CHUNK_IMAGES}]")
     ap.add_argument("--batch-size", type=int, default=fruits.DEFAULT_BATCH_SIZE,
                     help=f"images per inference call [{fruits.DEFAULT_BATCH_SIZE}]")
     ap.add_argument("--intra-threads", type=int, default=1, help="ONNX Runtime threads per task [1]")
