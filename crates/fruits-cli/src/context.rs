@@ -26,9 +26,7 @@ impl Ctx {
 
 /// Number of cores available to this process.
 pub fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    fruits_model::available_cores()
 }
 
 impl RuntimeArgs {
@@ -37,11 +35,16 @@ impl RuntimeArgs {
         self.models_dir.clone().unwrap_or_else(paths::models_dir)
     }
 
-    /// ONNX Runtime settings from these flags; `default` splits the cores when
-    /// neither --sessions nor --intra-threads is given
+    /// ONNX Runtime settings from these flags; `default` splits this
+    /// machine's cores when neither --sessions nor --intra-threads is given
     /// ([`ThreadLayout::with_overrides`]).
-    pub fn model_options(&self, feature_output: &str, default: ThreadLayout) -> ModelOptions {
-        let layout = default.with_overrides(self.sessions, self.intra_threads, cores());
+    pub fn model_options(
+        &self,
+        feature_output: &str,
+        default: fn(usize) -> ThreadLayout,
+    ) -> ModelOptions {
+        let cores = cores();
+        let layout = default(cores).with_overrides(self.sessions, self.intra_threads, cores);
         ModelOptions {
             intra_threads: layout.intra_threads,
             sessions: layout.sessions,
@@ -68,7 +71,7 @@ impl ModelArgs {
     pub fn load(&self, ctx: &Ctx) -> anyhow::Result<FeatureModel> {
         let options = self
             .runtime
-            .model_options(&self.feature_output, ThreadLayout::throughput(cores()));
+            .model_options(&self.feature_output, ThreadLayout::throughput);
         fruits_model::load_model(&self.model_path(), &ctx.storage, &options)
             .context("cannot load the image model")
     }
@@ -84,10 +87,9 @@ impl ClassifierArgs {
         let options = fruits_identify::LoadOptions {
             image_model: self.image_model.clone(),
             models_dir: self.runtime.models_dir(),
-            model: self.runtime.model_options(
-                fruits_model::DEFAULT_FEATURE_OUTPUT,
-                ThreadLayout::latency(cores()),
-            ),
+            model: self
+                .runtime
+                .model_options(fruits_model::DEFAULT_FEATURE_OUTPUT, ThreadLayout::latency),
             limits: fruits_image::DecodeLimits::megapixels(max_megapixels),
         };
         fruits_identify::load(&ctx.open(&self.model)?, &ctx.storage, &options)

@@ -131,6 +131,12 @@ impl Default for ModelOptions {
     }
 }
 
+/// Cores available to this process (at least 1): what the default
+/// [`ThreadLayout`]s and decode threads are sized from.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How a process's cores are split between ONNX Runtime sessions and their
 /// intra-op threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

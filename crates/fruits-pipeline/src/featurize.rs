@@ -496,33 +496,9 @@ where
                 waiting.insert(arrived.seq, arrived);
                 while let Some(batch) = waiting.remove(&next) {
                     next += 1;
-                    let mut feats = batch.features.chunks_exact(dim.max(1));
-                    for (entry, result) in batch.entries.iter().zip(&batch.results) {
-                        match result {
-                            Ok(d) => {
-                                let f = feats.next().ok_or_else(|| {
-                                    PipelineError::Internal(
-                                        "fewer feature vectors than images".into(),
-                                    )
-                                })?;
-                                rows.push(
-                                    &entry.path,
-                                    &entry.label,
-                                    entry.split.as_deref(),
-                                    &d.sha256,
-                                    d.width,
-                                    d.height,
-                                    f,
-                                    &d.colour,
-                                )?;
-                                ok += 1;
-                            }
-                            Err(e) => {
-                                errors.push(&entry.path, e.kind, &e.message);
-                                failed += 1;
-                            }
-                        }
-                    }
+                    let (good, bad) = gather(batch, dim, &mut rows, &mut errors)?;
+                    ok += good;
+                    failed += bad;
                     if rows.len() + errors.len() >= config.part_rows {
                         flush(&mut rows, &mut errors)?;
                     }
@@ -623,6 +599,43 @@ where
         failed,
         stopped_early: stopped_early.load(Ordering::Relaxed),
     })
+}
+
+/// Adds one inferred batch to the rows and errors being gathered; returns how
+/// many of its inputs were featurised and how many failed.
+fn gather(
+    batch: InferredBatch,
+    dim: usize,
+    rows: &mut FeatureRows,
+    errors: &mut ErrorRows,
+) -> Result<(u64, u64), PipelineError> {
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let mut feats = batch.features.chunks_exact(dim.max(1));
+    for (entry, result) in batch.entries.iter().zip(&batch.results) {
+        match result {
+            Ok(d) => {
+                let f = feats.next().ok_or_else(|| {
+                    PipelineError::Internal("fewer feature vectors than images".into())
+                })?;
+                rows.push(
+                    &entry.path,
+                    &entry.label,
+                    entry.split.as_deref(),
+                    &d.sha256,
+                    d.width,
+                    d.height,
+                    f,
+                    &d.colour,
+                )?;
+                ok += 1;
+            }
+            Err(e) => {
+                errors.push(&entry.path, e.kind, &e.message);
+                failed += 1;
+            }
+        }
+    }
+    Ok((ok, failed))
 }
 
 /// Refuses settings no run can use.

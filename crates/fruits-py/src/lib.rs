@@ -70,7 +70,7 @@ pub(crate) fn open(spec: &str) -> Result<Location> {
 #[pyfunction]
 #[pyo3(signature = (sessions=None, intra_threads=None))]
 fn throughput_layout(sessions: Option<usize>, intra_threads: Option<usize>) -> (usize, usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = fruits_model::available_cores();
     let layout = fruits_model::ThreadLayout::throughput(cores).with_overrides(
         sessions,
         intra_threads,
@@ -365,9 +365,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add(
         "DEFAULT_DECODE_THREADS",
-        fruits_pipeline::featurize::default_decode_threads(
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        ),
+        fruits_pipeline::featurize::default_decode_threads(fruits_model::available_cores()),
     )?;
     m.add("DEFAULT_C", fruits_classify::DEFAULT_C)?;
     m.add("DEFAULT_MAX_ITER", fruits_classify::DEFAULT_MAX_ITER)?;
