@@ -114,6 +114,15 @@ pub enum StorageError {
         /// What the operating system said.
         error: std::io::Error,
     },
+    /// A local path names something other than a regular file (reading a
+    /// FIFO would block forever).
+    #[error("{} is {what}, not a regular file; only files are read", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead: "a folder", "a FIFO, socket or device".
+        what: &'static str,
+    },
     /// A local file name is not valid UTF-8, so it cannot be a row key.
     #[error("file name {} is not valid UTF-8; rename it to include it", .0.display())]
     NonUtf8Path(PathBuf),
@@ -395,6 +404,7 @@ impl StorageError {
             self,
             StorageError::NotFound { .. }
                 | StorageError::Local { .. }
+                | StorageError::NotAFile { .. }
                 | StorageError::NonUtf8Path(_)
         )
     }

@@ -32,14 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub use error::{Action, CredentialProblem, StorageError};
-pub use local::{ListProblem, ProblemKind, TEMP_MARKER};
+pub use local::{ListProblem, ProblemKind, TEMP_MARKER, read_file};
 
 pub use s3::init_tls;
 
@@ -335,6 +335,26 @@ impl Location {
         StorageError::from_store(action, self.describe(rel), bucket, e)
     }
 
+    /// Whether `other` is this location or lies below it (in the same bucket
+    /// under this prefix, or in this folder once symbolic links and `..` are
+    /// resolved; `other` need not exist yet). A run whose output lies inside
+    /// its input would read its own results back as input on the next run.
+    pub fn contains(&self, other: &Location) -> bool {
+        match (&self.kind, &other.kind) {
+            (Kind::S3 { bucket: a, .. }, Kind::S3 { bucket: b, .. }) => {
+                a == b
+                    && (self.prefix.is_empty()
+                        || other.prefix == self.prefix
+                        || other.prefix.starts_with(&format!("{}/", self.prefix)))
+            }
+            (Kind::Local(a), Kind::Local(b)) => match (resolve(a), resolve(b)) {
+                (Some(a), Some(b)) => b.starts_with(a),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Whether anything exists at or below this location.
     pub fn exists(&self) -> Result<bool, StorageError> {
         if let Kind::Local(path) = &self.kind {
@@ -414,6 +434,15 @@ impl Location {
         Ok(swept)
     }
 
+    /// Removes this local folder if it is empty (S3 has no folders: nothing
+    /// to do). Used after deleting a folder's files; a folder something else
+    /// still holds is left alone.
+    pub fn remove_empty_folder(&self) {
+        if let Kind::Local(path) = &self.kind {
+            let _ = std::fs::remove_dir(path);
+        }
+    }
+
     /// The names of the files directly in this location (not in sub-folders).
     pub fn list_names(&self) -> Result<Vec<String>, StorageError> {
         let mut names = match &self.kind {
@@ -456,14 +485,8 @@ impl Location {
         match &self.kind {
             Kind::Local(path) => {
                 let file = local_join(path, rel);
-                let read = tokio::task::spawn_blocking(move || {
-                    let bytes = std::fs::read(&file);
-                    (file, bytes)
-                })
-                .await;
-                match read {
-                    Ok((_, Ok(bytes))) => Ok(Bytes::from(bytes)),
-                    Ok((file, Err(e))) => Err(StorageError::local(Action::Get, &file, e)),
+                match tokio::task::spawn_blocking(move || local::read_file(&file)).await {
+                    Ok(read) => read.map(Bytes::from),
                     Err(e) => Err(StorageError::Internal(e.to_string())),
                 }
             }
@@ -628,6 +651,21 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// `path` made absolute with symbolic links resolved, for the part that
+/// exists (the rest, not yet created, appended as written).
+fn resolve(path: &Path) -> Option<PathBuf> {
+    let absolute = normalize(&std::path::absolute(path).ok()?);
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p, c| p.join(c)));
+        }
+        rest.push(existing.file_name()?.to_os_string());
+        existing = existing.parent()?;
+    }
+}
+
 /// Undoes object_store's percent-encoding of a key part.
 fn decode(part: &str) -> String {
     percent_encoding::percent_decode_str(part)
@@ -648,6 +686,32 @@ fn local_join(path: &Path, rel: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containment_sees_through_links_and_missing_folders() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir(&photos)?;
+        std::os::unix::fs::symlink(&photos, tmp.path().join("link"))?;
+        let at = |p: &Path| Location::local_path(p);
+        let input = at(&photos);
+        assert!(input.contains(&at(&photos)), "the same folder");
+        assert!(
+            input.contains(&at(&photos.join("out/features"))),
+            "below, not yet made"
+        );
+        assert!(
+            input.contains(&at(&tmp.path().join("link/out"))),
+            "through a link"
+        );
+        assert!(input.contains(&at(&photos.join("a/../b"))));
+        assert!(
+            !input.contains(&at(&tmp.path().join("photos-out"))),
+            "a sibling"
+        );
+        assert!(!input.contains(&at(tmp.path())), "the parent");
+        Ok(())
+    }
 
     #[test]
     fn local_paths_are_normalised() {

@@ -104,6 +104,40 @@ fn relative(root: &Path, path: &Path) -> (String, bool) {
     (parts.join("/"), valid)
 }
 
+/// Reads the regular file `file` whole. Anything else is refused before a
+/// byte is read: a FIFO would block the read until some writer appeared
+/// (forever, for a photo path), a directory or device is not a photo. The
+/// file is opened without blocking and its type checked on the open handle,
+/// so a file swapped for a FIFO after a check cannot slip through.
+pub fn read_file(file: &Path) -> Result<Vec<u8>, StorageError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| StorageError::local(Action::Get, file, e))?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| StorageError::local(Action::Get, file, e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "a FIFO, socket or device"
+        };
+        return Err(StorageError::NotAFile {
+            path: file.to_path_buf(),
+            what,
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    handle
+        .read_to_end(&mut bytes)
+        .map_err(|e| StorageError::local(Action::Get, file, e))?;
+    Ok(bytes)
+}
+
 /// Lists a local folder like an object store would (files only, relative `/`
 /// keys, hidden entries skipped, symbolic links followed), and reports every
 /// entry that cannot be listed as a file instead of failing on it.
@@ -191,6 +225,26 @@ pub(crate) fn list(root: &Path) -> Result<(Vec<FileMeta>, Vec<ListProblem>), Sto
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_are_read() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let fifo = dir.path().join("photo.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        assert!(made.success(), "mkfifo");
+        // Without the check this read would wait for a writer forever.
+        let err = read_file(&fifo).expect_err("a FIFO is not a photo");
+        assert!(matches!(err, StorageError::NotAFile { .. }), "{err}");
+        assert!(
+            err.is_item_level() && err.to_string().contains("FIFO"),
+            "{err}"
+        );
+        let err = read_file(dir.path()).expect_err("a folder is not a photo");
+        assert!(err.to_string().contains("folder"), "{err}");
+        std::fs::write(dir.path().join("a.jpg"), b"abc")?;
+        assert_eq!(read_file(&dir.path().join("a.jpg"))?, b"abc");
+        Ok(())
+    }
 
     #[test]
     fn temporary_names_are_recognised() {
