@@ -61,6 +61,22 @@ pub enum ImageError {
     /// Resizing failed; only happens for degenerate sizes such as 0 pixels wide.
     #[error("cannot resize the image: {0}")]
     Resize(String),
+    /// One side is many times the other (a strip, not a photo): refused from
+    /// the header, before decoding, since its centre crop would be a sliver.
+    #[error(
+        "image is {width}x{height}, one side {ratio:.0} times the other, over the limit of \
+         {limit:.0}; refusing it (is it a photo?)"
+    )]
+    AspectRatio {
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// Long side over short side.
+        ratio: f64,
+        /// The largest ratio accepted.
+        limit: f64,
+    },
 }
 
 impl ImageError {
@@ -73,6 +89,7 @@ impl ImageError {
             ImageError::Decode(_) => "decode",
             ImageError::Truncated(_) => "truncated",
             ImageError::Resize(_) => "resize",
+            ImageError::AspectRatio { .. } => "aspect_ratio",
         }
     }
 }
@@ -107,20 +124,39 @@ impl Default for Preprocessing {
 /// Default of [`DecodeLimits::max_pixels`] for batch featurisation, in megapixels.
 pub const DEFAULT_MAX_MEGAPIXELS: f64 = 100.0;
 
+/// Default of [`DecodeLimits::max_aspect_ratio`]: phone panoramas reach about
+/// 9:1; beyond 16:1 an image is a strip whose centre crop shows almost nothing.
+pub const DEFAULT_MAX_ASPECT_RATIO: f64 = 16.0;
+
 /// What a decoder may be asked to do: guards, not part of the recipe (a
 /// photo within the limits is prepared the same way whatever they are).
+///
+/// Memory for one photo is bounded by these alone: the decoded pixels (3 bytes
+/// a pixel, at most `max_pixels`; the decoder's own buffers at most 8 bytes a
+/// pixel) and the model input, whatever the photo's shape, since resizing
+/// reads the crop window straight into a `size` x `size` image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodeLimits {
     /// Images with more pixels than this are refused before decoding.
     pub max_pixels: u64,
+    /// Images whose long side is more than this many times the short side are
+    /// refused before decoding.
+    pub max_aspect_ratio: f64,
 }
 
 impl DecodeLimits {
-    /// Limits of `megapixels` million pixels.
+    /// Limits of `megapixels` million pixels (and the default aspect ratio).
     pub fn megapixels(megapixels: f64) -> DecodeLimits {
         DecodeLimits {
             max_pixels: (megapixels * 1e6) as u64,
+            max_aspect_ratio: DEFAULT_MAX_ASPECT_RATIO,
         }
+    }
+
+    /// Bytes one photo may hold while decoded: the decoder's buffers (at most 8
+    /// bytes a pixel, for 16-bit RGBA) or, past them, 64 MiB.
+    pub fn max_decode_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(8).max(64 << 20)
     }
 }
 
@@ -218,7 +254,12 @@ impl Preprocessing {
         Ok((out, info))
     }
 
-    /// Resizes to `size` x `size`: square images whole, others via short side then centre crop.
+    /// Resizes to `size` x `size`: square images whole, others as if the short
+    /// side went to `resize_short` and the centre `size` x `size` were cut out.
+    /// The crop window is computed in the source's coordinates and resized
+    /// straight into the model's input, so the work and memory are those of
+    /// the output, whatever the photo's shape (resizing a 20000x1 strip's
+    /// short side up first would take gigabytes).
     fn resize(&self, rgb: RgbImage) -> Result<Image<'static>, ImageError> {
         let (w, h) = rgb.dimensions();
         if w == 0 || h == 0 {
@@ -234,26 +275,26 @@ impl Preprocessing {
         };
         let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
             .map_err(|e| ImageError::Resize(e.to_string()))?;
-        let mut dst = Image::new(rw, rh, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        let mut dst = Image::new(size, size, PixelType::U8x3);
+        let mut options =
+            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        if rw != size || rh != size {
+            // The centre crop of the resized image, with its offset rounded
+            // like torchvision's CenterCrop, mapped back onto the source.
+            let left = ((rw.saturating_sub(size)) as f64 / 2.0).round();
+            let top = ((rh.saturating_sub(size)) as f64 / 2.0).round();
+            let (sx, sy) = (f64::from(w) / f64::from(rw), f64::from(h) / f64::from(rh));
+            options = options.crop(
+                left * sx,
+                top * sy,
+                f64::from(size) * sx,
+                f64::from(size) * sy,
+            );
+        }
         Resizer::new()
             .resize(&src, &mut dst, &options)
             .map_err(|e| ImageError::Resize(e.to_string()))?;
-        if rw == size && rh == size {
-            return Ok(dst);
-        }
-        // Centre crop, rounding the offset like torchvision's CenterCrop.
-        let left = ((rw - size) as f64 / 2.0).round() as usize;
-        let top = ((rh - size) as f64 / 2.0).round() as usize;
-        let row = size as usize * 3;
-        let mut cropped = Vec::with_capacity(row * size as usize);
-        let buf = dst.buffer();
-        for y in top..top + size as usize {
-            let start = (y * rw as usize + left) * 3;
-            cropped.extend_from_slice(&buf[start..start + row]);
-        }
-        Image::from_vec_u8(size, size, cropped, PixelType::U8x3)
-            .map_err(|e| ImageError::Resize(e.to_string()))
+        Ok(dst)
     }
 
     /// Interleaved RGB8 (HWC) to normalised planar CHW f32.
@@ -302,15 +343,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     }
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(ImageError::TooLarge {
-            width,
-            height,
-            mpx: pixels as f64 / 1e6,
-            limit: limits.max_pixels as f64 / 1e6,
-        });
-    }
+    check_header(width, height, limits)?;
     // An end marker appended to half a file, or a header claiming more pixels
     // than the data holds, still decodes (the missing part grey) without this
     // walk. It runs after the pixel budget so a bomb is reported as one.
@@ -324,7 +357,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
     // Even within the pixel budget, bound what a decoder may allocate (16-bit RGBA
     // at the limit is 8 bytes a pixel) so a lying header cannot exhaust memory.
     let mut decoder_limits = Limits::default();
-    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(64 << 20));
+    decoder_limits.max_alloc = Some(limits.max_decode_bytes());
     decoder.set_limits(decoder_limits).map_err(classify)?;
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;
@@ -332,6 +365,36 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageErro
         img.apply_orientation(orientation);
     }
     Ok(to_rgb8(img))
+}
+
+/// Refuses, from the header alone, an image over the pixel budget or of an
+/// absurd shape.
+fn check_header(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), ImageError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(ImageError::TooLarge {
+            width,
+            height,
+            mpx: pixels as f64 / 1e6,
+            limit: limits.max_pixels as f64 / 1e6,
+        });
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if short == 0 {
+        return Err(ImageError::Resize(format!(
+            "image has no pixels ({width}x{height})"
+        )));
+    }
+    let ratio = f64::from(long) / f64::from(short);
+    if ratio > limits.max_aspect_ratio {
+        return Err(ImageError::AspectRatio {
+            width,
+            height,
+            ratio,
+            limit: limits.max_aspect_ratio,
+        });
+    }
+    Ok(())
 }
 
 /// True when the JPEG has an end-of-image marker (FF D9) after its last
@@ -611,6 +674,71 @@ mod tests {
         small[sof + 7..sof + 9].copy_from_slice(&9000u16.to_be_bytes());
         let err = decode(&small, &limits).expect_err("claims 9000x9000");
         assert_eq!(err.kind(), "truncated", "{err}");
+    }
+
+    #[test]
+    fn strips_are_refused_from_the_header_and_resizing_is_bounded_by_the_output() {
+        let p = Preprocessing::default();
+        let strip = encode(RgbImage::new(100_000, 1).into(), ImageFormat::Png);
+        assert!(strip.len() < 2000, "a strip is tiny: {} bytes", strip.len());
+        let err = p
+            .preprocess(&strip, &DecodeLimits::default())
+            .expect_err("a strip is not a photo");
+        assert_eq!(err.kind(), "aspect_ratio", "{err}");
+        assert!(err.to_string().contains("100000x1"), "{err}");
+        // With the ratio limit lifted, the strip is prepared from its crop
+        // window straight into 224 x 224: resizing its short side to 256
+        // first would take 100000 x 256 x 256 x 3 bytes (19.7 GB).
+        let lifted = DecodeLimits {
+            max_aspect_ratio: f64::INFINITY,
+            ..DecodeLimits::default()
+        };
+        let (t, info) = p.preprocess(&strip, &lifted).expect("prepared");
+        assert_eq!(
+            (info.width, info.height, t.len()),
+            (100_000, 1, 3 * 224 * 224)
+        );
+        // Just under the limit, a panorama is a photo.
+        let wide = encode(RgbImage::new(1600, 100).into(), ImageFormat::Png);
+        assert!(p.preprocess(&wide, &DecodeLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn the_crop_window_resize_matches_resizing_then_cropping() {
+        // The recipe as it was computed before: short side to 256, then a
+        // centre crop of the resized image.
+        let mut img = RgbImage::new(301, 187);
+        for (x, y, px) in img.enumerate_pixels_mut() {
+            *px = Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x + y) % 256) as u8,
+            ]);
+        }
+        let pre = Preprocessing::default();
+        let ours = pre.resize(img.clone()).expect("resize");
+        let (w, h) = img.dimensions();
+        let (rw, rh) = (scaled(w, 256, h), 256);
+        let src = Image::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3).expect("src");
+        let mut full = Image::new(rw, rh, PixelType::U8x3);
+        Resizer::new()
+            .resize(
+                &src,
+                &mut full,
+                &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+            )
+            .expect("full resize");
+        let left = ((rw - 224) as f64 / 2.0).round() as usize;
+        let top = ((rh - 224) as f64 / 2.0).round() as usize;
+        let mut worst = 0i32;
+        for y in 0..224 {
+            for x in 0..224 * 3 {
+                let a = i32::from(ours.buffer()[y * 224 * 3 + x]);
+                let b = i32::from(full.buffer()[((y + top) * rw as usize + left) * 3 + x]);
+                worst = worst.max((a - b).abs());
+            }
+        }
+        assert!(worst <= 1, "largest difference {worst}");
     }
 
     #[test]

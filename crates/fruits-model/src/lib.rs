@@ -80,6 +80,9 @@ pub enum ModelError {
     /// Inference failed.
     #[error("inference failed: {0}")]
     Run(String),
+    /// Sessions or threads out of the range any machine can use.
+    #[error("{0}")]
+    BadOptions(String),
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -113,6 +116,26 @@ pub struct ModelOptions {
     pub feature_output: String,
     /// An explicit runtime library, overriding the search in [`runtime::find_runtime`].
     pub runtime_library: Option<PathBuf>,
+}
+
+/// Most sessions, and most intra-op threads per session, anyone may ask for:
+/// far beyond any machine's cores, and low enough that a typo cannot start
+/// thousands of threads (each session also holds its own activations).
+pub const MAX_THREADS: usize = 256;
+
+impl ModelOptions {
+    /// Refuses session and thread counts no machine can use (the bound every
+    /// shell gets: CLI, Python, service).
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.sessions == 0 || self.sessions > MAX_THREADS || self.intra_threads > MAX_THREADS {
+            return Err(ModelError::BadOptions(format!(
+                "sessions must be 1 to {MAX_THREADS} and intra-op threads 0 (automatic) to \
+                 {MAX_THREADS}; got {} sessions of {} threads",
+                self.sessions, self.intra_threads
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The model output that holds the feature vector, unless told otherwise.
@@ -261,6 +284,7 @@ impl FeatureModel {
         source: &str,
         options: &ModelOptions,
     ) -> Result<Self, ModelError> {
+        options.check()?;
         let env = runtime::environment(options.runtime_library.as_deref())?;
         let load_err = |e: ort::Error| ModelError::Load {
             name: source.to_string(),
