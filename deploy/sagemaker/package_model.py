@@ -4,8 +4,8 @@ the archive SageMaker extracts into /opt/ml/model:
 
     model.tar.gz
       classifier.json          the classifier (`fruits train --out`)
-      pca/pca.json             its PCA, when it has one
-      pca/components.parquet
+      pca-<fingerprint>/...    its PCA, when it has one (the folder classifier.json
+                               names; `pca/` in bundles of fruits 0.1)
       mobilenetv2-12-int8.onnx the image model whose sha256 classifier.json records
 
     deploy/sagemaker/package_model.py CLASSIFIER_DIR model.tar.gz [--models-dir DIR]
@@ -68,11 +68,12 @@ def main():
     model = find_model(features["model_source"], features["model_sha256"], args.models_dir)
     members = [(spec_path, "classifier.json")]
     if spec.get("pca"):
+        folder = spec["pca"].get("dir", "pca")
         for name in ("pca.json", "components.parquet"):
-            path = os.path.join(args.classifier, "pca", name)
+            path = os.path.join(args.classifier, folder, name)
             if not os.path.isfile(path):
                 sys.exit(f"package_model.py: {path} is missing: the bundle is incomplete")
-            members.append((path, f"pca/{name}"))
+            members.append((path, f"{folder}/{name}"))
     members.append((model, os.path.basename(model)))
     tmp = args.out + ".tmp"
     with tarfile.open(tmp, "w:gz") as tar:

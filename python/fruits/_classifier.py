@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from fruits import _native
+from fruits import _check, _native
 from fruits._models import cores, onnxruntime_library
 from fruits.errors import InputError
 
@@ -20,12 +20,14 @@ def _location(data, what):
                      f"{type(data).__name__}: write the rows first with fruits.featurize(..., out=...)")
 
 
-def _photo_bytes(photo):
+def _photo(photo, i):
+    """A photo as the extension takes it: its bytes, or its path (read there,
+    a chunk at a time; a path that cannot be read is that photo's error)."""
     if isinstance(photo, (bytes, bytearray, memoryview)):
         return bytes(photo)
-    if isinstance(photo, (str, os.PathLike)):
-        return bytes(_native.read_bytes(os.fspath(photo)))
-    raise InputError(f"a photo is bytes, a path or an s3:// URL; got {type(photo).__name__}")
+    if isinstance(photo, (str, os.PathLike)) and os.fspath(photo):
+        return os.fspath(photo)
+    raise InputError(f"photos[{i}] is {photo!r}: a photo is bytes, a path or an s3:// URL")
 
 
 class Classifier:
@@ -57,6 +59,12 @@ class Classifier:
         When the rows mix photos with augmented copies, a second head trained on
         the originals alone answers for photos a gate sees as taken in the
         studio, unless ``studio_head=False``."""
+        C = _check.positive("C", C, 1e12)
+        max_iter = _check.count("max_iter", max_iter, 1, 1_000_000)
+        k = _check.optional_count("k", k, 1, 1_000_000)
+        cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
+        if variance is not None:
+            variance = _check.positive("variance", variance, 1.0)
         native = _native.Classifier.train(_location(data, "train"), split=split, c=float(C), max_iter=max_iter,
                                           variance=variance, k=k, no_pca=no_pca,
                                           pca=os.fspath(pca) if pca is not None else None,
@@ -103,7 +111,8 @@ class Classifier:
         if isinstance(revenue, dict):
             text = "\n".join(f"{key} = {float(value)}" for key, value in revenue.items())
         elif revenue is not None:
-            text = open(os.fspath(revenue)).read()
+            # Read by the core: a FIFO or a folder is refused, not waited on.
+            text = bytes(_native.read_bytes(_check.path("revenue", revenue))).decode("utf-8")
         report, counts, warnings = self._native.evaluate(_location(data, "evaluate"), split=split,
                                                          out=os.fspath(out) if out else None, revenue_toml=text)
         result = json.loads(report)
@@ -124,9 +133,10 @@ class Classifier:
         English and French names, botanical name, family and description),
         ``width`` and ``height``; or ``error`` and ``kind`` for a photo that
         cannot be decoded. A single photo gives one answer, a list a list."""
+        top = _check.count("top", top, 1, _native.MAX_TOP)
         single = not isinstance(photos, (list, tuple))
         items = [photos] if single else list(photos)
-        answers = json.loads(self._native.identify([_photo_bytes(p) for p in items], top=top,
+        answers = json.loads(self._native.identify([_photo(p, i) for i, p in enumerate(items)], top=top,
                                                    image_model=image_model, intra_threads=cores(),
                                                    ort_lib=onnxruntime_library()))
         return answers[0] if single else answers

@@ -23,6 +23,11 @@ __all__ = [
     "FP32_MODEL_FILE",
     "Featurizer",
     "INT8_MODEL_FILE",
+    "MAX_BATCH_SIZE",
+    "MAX_COPIES",
+    "MAX_FOLDS",
+    "MAX_THREADS",
+    "MAX_TOP",
     "Pca",
     "__version__",
     "batch_stats",
@@ -54,6 +59,11 @@ DEFAULT_TOP: int
 DEFAULT_CV_GRID: list[float]
 FP32_MODEL_FILE: str
 INT8_MODEL_FILE: str
+MAX_BATCH_SIZE: int
+MAX_THREADS: int
+MAX_COPIES: int
+MAX_TOP: int
+MAX_FOLDS: int
 
 @final
 class Featurizer:
@@ -166,7 +176,7 @@ class Classifier:
     ) -> tuple[str, list[int], list[str]]: ...
     def identify(
         self,
-        photos: list[bytes],
+        photos: list[bytes | str],
         top: int = ...,
         image_model: Optional[str] = None,
         intra_threads: int = 1,

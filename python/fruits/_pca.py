@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 
-from fruits import _native
+from fruits import _check, _native
 from fruits._tables import META_KEY, feature_table, read, table_meta
 from fruits.errors import InputError
 
@@ -29,6 +29,9 @@ class PCA:
     def __init__(self, variance: Optional[float] = None, k: Optional[int] = None):
         if variance is not None and k is not None:
             raise InputError("give variance or k, not both")
+        if variance is not None:
+            variance = _check.positive("variance", variance, 1.0)
+        k = _check.optional_count("k", k, 1, 1_000_000)
         self.variance = variance
         self.k = k
         self._model: Optional[_native.Pca] = None

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import pyarrow as pa
 
-from fruits import _native
+from fruits import _check, _native
 from fruits._models import featurizer
 from fruits.errors import InputError
 
@@ -90,18 +90,24 @@ def common_root(paths: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def _paths_of(source, path_col):
-    """The list of paths in `source`: a list of paths, or a table's path column."""
+    """The list of paths in `source`: a list of paths, or a table's path column
+    (a null or non-text cell is an InputError, never the path "None" or "nan")."""
     if isinstance(source, (list, tuple)):
-        return [os.fspath(p) for p in source]
+        return [_check.path(f"source[{i}]", p) for i, p in enumerate(source)]
     if isinstance(source, pa.Table):
         if path_col not in source.column_names:
             raise InputError(f"the table has no column {path_col!r} (columns: {source.column_names})")
-        return [str(p) for p in source.column(path_col).to_pylist()]
-    columns = getattr(source, "columns", None)
-    if columns is not None:  # a pandas DataFrame
-        if path_col not in columns:
+        values = source.column(path_col).to_pylist()
+    else:
+        columns = getattr(source, "columns", None)
+        if columns is None:
+            values = None
+        elif path_col not in columns:
             raise InputError(f"the DataFrame has no column {path_col!r} (columns: {list(columns)})")
-        return [str(p) for p in source[path_col].tolist()]
+        else:  # a pandas DataFrame: missing cells are None or NaN
+            values = [None if v != v else v for v in source[path_col].tolist()]
+    if values is not None:
+        return [_check.path(f"row {i} of column {path_col!r}", p) for i, p in enumerate(values)]
     raise InputError(
         "source must be a folder, an s3:// prefix, a list of paths, or a pyarrow Table / "
         f"pandas DataFrame with a {path_col!r} column; got {type(source).__name__}"
@@ -152,7 +158,7 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
 
     ``augment=N`` also featurises N augmented copies of each ``Training``
     photo (every photo when there are no split folders), as ``fruits
-    featurize --augment N``: photos as in the wild, rows named ``...-aug0.jpg``;
+    featurize --augment N``: photos as in the wild, rows named ``PHOTO.jpg-aug0.jpg``;
     ``augment_seed`` picks other draws.
 
     ``sessions`` and ``intra_threads`` split the cores between ONNX Runtime
@@ -163,6 +169,14 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     >>> features.num_rows, features.schema.field("features").type
     (13839, FixedSizeListType(fixed_size_list<item: float not null>[1280]))
     """
+    batch_size = _check.optional_count("batch_size", batch_size, 1, _native.MAX_BATCH_SIZE)
+    intra_threads = _check.optional_count("intra_threads", intra_threads, 1, _native.MAX_THREADS)
+    decode_threads = _check.optional_count("decode_threads", decode_threads, 1, _native.MAX_THREADS)
+    sessions = _check.optional_count("sessions", sessions, 1, _native.MAX_THREADS)
+    augment = _check.count("augment", augment, 0, _native.MAX_COPIES)
+    augment_seed = _check.optional_count("augment_seed", augment_seed, 0, 2**64 - 1)
+    if max_megapixels is not None:
+        max_megapixels = _check.positive("max_megapixels", max_megapixels, 10_000)
     f = featurizer(precision=precision, model=model, batch_size=batch_size, intra_threads=intra_threads,
                    decode_threads=decode_threads, max_megapixels=max_megapixels, augment=augment,
                    augment_seed=augment_seed, sessions=sessions)

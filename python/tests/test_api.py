@@ -233,3 +233,69 @@ def test_help_teaches():
     for obj in (fruits.featurize, fruits.read, fruits.PCA, fruits.PCA.fit, fruits.Classifier,
                 fruits.Classifier.train, fruits.Classifier.evaluate, fruits.Classifier.identify):
         assert obj.__doc__ and len(obj.__doc__) > 60, obj
+
+
+def test_hostile_arguments_are_input_errors_naming_the_argument(photos, cli_run, tmp_path):
+    """Bounds are the core's, so Python cannot bypass them: no abort, no bare
+    TypeError or OverflowError from the extension's conversions."""
+    one = [os.path.join(photos, "Test", "Kiwi 1", sorted(os.listdir(os.path.join(photos, "Test", "Kiwi 1")))[0])]
+    for kwargs, name in [(dict(batch_size=4_000_000_000), "batch_size"), (dict(batch_size=-1), "batch_size"),
+                         (dict(augment=10**9), "augment"), (dict(sessions=0), "sessions"),
+                         (dict(intra_threads=-2), "intra_threads"), (dict(batch_size=2.5), "batch_size")]:
+        with pytest.raises(fruits.InputError, match=name):
+            fruits.featurize(one, **kwargs)
+    for bad, says in [([None], r"source\[0\]"), ([one[0], 7], r"source\[1\]"), ([b"bytes"], "bytes")]:
+        with pytest.raises(fruits.InputError, match=says):
+            fruits.featurize(bad)
+    for frame in (pd.DataFrame({"path": [one[0], None]}), pd.DataFrame({"path": [one[0], float("nan")]}),
+                  pa.table({"path": [one[0], None]})):
+        with pytest.raises(fruits.InputError, match="row 1 of column 'path'"):
+            fruits.featurize(frame)
+    with pytest.raises(fruits.InputError, match="k must be"):
+        fruits.PCA(k=-3)
+    clf = fruits.Classifier.train(os.path.join(cli_run, "features"), split="Training")
+    for top in (0, -1, 10**6):
+        with pytest.raises(fruits.InputError, match="top"):
+            clf.identify(one[0], top=top)
+    with pytest.raises(fruits.InputError, match="photos\\[0\\]"):
+        clf.identify([None])
+
+
+def test_paths_that_are_not_files_are_per_photo_errors(photos, cli_run, tmp_path):
+    """A FIFO given as a path once hung every entry point; a missing path sank
+    the whole identify call."""
+    fifo = str(tmp_path / "fifo.jpg")
+    os.mkfifo(fifo)
+    kiwi = os.path.join(photos, "Test", "Kiwi 1")
+    photo = os.path.join(kiwi, sorted(os.listdir(kiwi))[0])
+    clf = fruits.Classifier.train(os.path.join(cli_run, "features"), split="Training")
+    answers = clf.identify([photo, fifo, str(tmp_path / "missing.jpg"), str(tmp_path)])
+    assert answers[0]["top"][0]["class"] == "Kiwi 1"
+    assert [a.get("kind") for a in answers[1:]] == ["not_a_file", "not_found", "not_a_file"]
+    features, errors = fruits.featurize([photo, fifo])
+    assert features.num_rows == 1
+    assert errors.column("kind").to_pylist() == ["not_a_file"] and "not a regular file" in errors.column("message")[0].as_py()
+    with pytest.raises(fruits.InputError, match="not a regular file"):
+        clf.evaluate(os.path.join(cli_run, "features"), revenue=fifo)
+
+
+def test_nan_rows_are_named_as_damaged_data(cli_run, tmp_path):
+    """NaN features once read as "the classifier's weights are damaged"."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    clf = fruits.Classifier.train(os.path.join(cli_run, "features"), split="Training")
+    copy = str(tmp_path / "features")
+    shutil.copytree(os.path.join(cli_run, "features"), copy)
+    part = sorted(f for f in os.listdir(copy) if f.startswith("part-"))[0]
+    table = pq.read_table(os.path.join(copy, part))  # keeps the parts' key-value metadata
+    column = table.column("features").combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False).copy()
+    values[:] = np.nan
+    index = table.schema.get_field_index("features")
+    nan = pa.FixedSizeListArray.from_arrays(pa.array(values, pa.float32()), type=table.schema.field(index).type)
+    pq.write_table(table.set_column(index, table.schema.field(index), nan), os.path.join(copy, part))
+    with pytest.raises(fruits.InputError, match="NaN or infinite") as e:
+        clf.evaluate(copy, split=None)
+    assert "weights" not in str(e.value) and "not at fault" in str(e.value)

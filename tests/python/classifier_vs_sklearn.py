@@ -55,8 +55,10 @@ def main():
 
     labels, splits, X, colour = read_features(os.path.join(run, "features"))
     train, test = splits == "Training", splits == "Test"
-    pca_meta = json.load(open(os.path.join(classifier, "pca", "pca.json")))
-    comps = pq.read_table(os.path.join(classifier, "pca", "components.parquet"))
+    # The folder classifier.json names (`pca/` in bundles of fruits 0.1).
+    folder = json.load(open(os.path.join(classifier, "classifier.json")))["pca"].get("dir", "pca")
+    pca_meta = json.load(open(os.path.join(classifier, folder, "pca.json")))
+    comps = pq.read_table(os.path.join(classifier, folder, "components.parquet"))
     W = np.stack(comps.column("loadings").to_numpy(zero_copy_only=False))
     mean = np.array(pca_meta["mean"])
     k = pca_meta["k"]

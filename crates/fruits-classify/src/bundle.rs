@@ -5,11 +5,15 @@
 //!                              output, size, preprocessing), the PCA's fingerprint,
 //!                              scaler, weights, class names, how it was trained, and
 //!                              the studio head with its gate when trained with copies
-//! classifier/pca/              the PCA it projects with (as `fruits pca fit` writes
-//!                              it), absent when trained on raw features
+//! classifier/pca-<fingerprint>/ the PCA it projects with (as `fruits pca fit` writes
+//!                              it), absent when trained on raw features; bundles
+//!                              before version 0.2 named it `pca/`
 //! ```
 //!
-//! `classifier.json` is written last, so a folder holding it is complete.
+//! `classifier.json` is written last and names the PCA folder, so saving into
+//! a folder that holds a bundle switches from the old bundle to the new one in
+//! one atomic write: a save killed before it leaves the old bundle whole (its
+//! PCA folder is another one), and the old folder is removed after it.
 
 use bytes::Bytes;
 use fruits_location::Location;
@@ -21,8 +25,13 @@ use crate::{ClassifyError, SoftmaxModel, TrainReport};
 
 /// Name of the classifier file inside the bundle.
 pub const CLASSIFIER_FILE: &str = "classifier.json";
-/// Folder of the bundled PCA.
+/// Folder of the bundled PCA in bundles written before the folder was named
+/// after the PCA's fingerprint.
 pub const PCA_DIR: &str = "pca";
+
+fn legacy_pca_dir() -> String {
+    PCA_DIR.to_string()
+}
 
 /// How the classifier was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +91,9 @@ pub struct PcaStep {
     pub k: usize,
     /// Share of the variance they keep.
     pub variance_kept: f64,
+    /// The folder, inside the bundle, holding the PCA.
+    #[serde(default = "legacy_pca_dir")]
+    pub dir: String,
 }
 
 /// Contents of `classifier.json`.
@@ -152,6 +164,7 @@ impl Classifier {
             fingerprint: p.fingerprint(),
             k: p.k,
             variance_kept: p.variance_kept(),
+            dir: format!("{PCA_DIR}-{}", p.fingerprint()),
         });
         Classifier {
             file: ClassifierFile {
@@ -191,11 +204,15 @@ impl Classifier {
         self.file.abstain_below.is_some_and(|t| probability < t)
     }
 
-    /// Writes the bundle into folder (or S3 prefix) `dir`.
+    /// Writes the bundle into folder (or S3 prefix) `dir`, replacing any
+    /// bundle there in one atomic step: the PCA goes to its own folder first,
+    /// then `classifier.json` (one atomic put) names it, then the PCA folders
+    /// no longer named (and temporary files of a killed save) are removed.
     pub fn save(&self, dir: &Location) -> Result<(), ClassifyError> {
-        if let Some(pca) = &self.pca {
+        dir.sweep_temporary_files()?;
+        if let (Some(pca), Some(step)) = (&self.pca, &self.file.pca) {
             fruits_pca::save(
-                &dir.child(PCA_DIR),
+                &dir.child(&step.dir),
                 pca,
                 &self.file.features.model_sha256,
                 &self.file.training.source,
@@ -204,6 +221,19 @@ impl Classifier {
         let err = file_err(dir, CLASSIFIER_FILE);
         let text = serde_json::to_vec(&self.file).map_err(|e| err(e.to_string()))?;
         dir.put(CLASSIFIER_FILE, Bytes::from(text))?;
+        let current = self.file.pca.as_ref().map(|s| s.dir.as_str());
+        let mut stale = std::collections::BTreeSet::new();
+        for file in dir.list_files()? {
+            let top = file.rel.split('/').next().unwrap_or_default();
+            let is_pca = top == PCA_DIR || top.starts_with(&format!("{PCA_DIR}-"));
+            if is_pca && file.rel.contains('/') && Some(top) != current {
+                dir.delete(&file.rel)?;
+                stale.insert(top.to_string());
+            }
+        }
+        for folder in stale {
+            dir.child(&folder).remove_empty_folder();
+        }
         Ok(())
     }
 
@@ -251,7 +281,20 @@ impl Classifier {
                 None
             }
             Some(step) => {
-                let pca = fruits_pca::load(&dir.child(PCA_DIR))?.model;
+                if step.dir.is_empty()
+                    || step.dir.contains(['/', '\\'])
+                    || step.dir.starts_with('.')
+                {
+                    return Err(err(format!("{:?} is not a PCA folder name", step.dir)));
+                }
+                let pca = fruits_pca::load(&dir.child(&step.dir))?.model;
+                if pca.d != file.features.feature_dim {
+                    return Err(err(format!(
+                        "the bundled PCA takes vectors of {} values but the features it is \
+                         recorded to take have {}",
+                        pca.d, file.features.feature_dim
+                    )));
+                }
                 if pca.fingerprint() != step.fingerprint || pca.k + colour != m.d {
                     return Err(err(format!(
                         "the bundled PCA ({}, k = {}) and {colour} colour values are not what it was \
@@ -319,6 +362,15 @@ impl Classifier {
         }
     }
 
+    /// Values per row of `kind` (before the colour descriptor).
+    fn input_dim(&self, kind: InputKind) -> usize {
+        match (kind, &self.file.pca) {
+            (InputKind::Features, _) => self.file.features.feature_dim,
+            (InputKind::Reduced, Some(step)) => step.k,
+            (InputKind::Reduced, None) => self.file.model.d.saturating_sub(self.file.colour_bins),
+        }
+    }
+
     /// Class probabilities (`n x classes`) for rows of image features and
     /// their colour descriptors (`n x colour_bins`; empty when it uses none).
     pub fn proba_from_features(
@@ -348,6 +400,8 @@ impl Classifier {
         colour: &[f32],
         kind: InputKind,
     ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
+        check_finite(rows, self.input_dim(kind))?;
+        check_finite(colour, self.file.colour_bins)?;
         if let (InputKind::Features, Some(pca)) = (kind, &self.pca) {
             return self.proba_routed(&pca.transform(rows)?, colour, InputKind::Reduced);
         }
@@ -389,6 +443,18 @@ impl Classifier {
             p.extend(model.predict_proba(row)?);
         }
         Ok((p, routed))
+    }
+}
+
+/// Refuses rows (`d` values each) holding NaN or infinite values, naming the
+/// first: a damaged row must not read as a damaged classifier.
+fn check_finite(values: &[f32], d: usize) -> Result<(), ClassifyError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ClassifyError::NonFiniteInput {
+            row: i / d.max(1),
+            rows: values.len() / d.max(1),
+        }),
     }
 }
 
@@ -515,6 +581,99 @@ mod tests {
         // A gate that is never sure enough leaves every row to the main head.
         let (_, routed) = with_head(1.0).proba_routed(&rows, &[], InputKind::Reduced)?;
         assert_eq!(routed, vec![false, false]);
+        Ok(())
+    }
+
+    /// A PCA on 2 inputs keeping both (identity components), with a mean
+    /// that makes its fingerprint `offset`'s own.
+    fn pca(offset: f64) -> PcaModel {
+        PcaModel {
+            n: 4,
+            d: 2,
+            k: 2,
+            keep: fruits_pca::Keep::K(2),
+            mean: vec![offset, 0.0],
+            components: vec![1.0, 0.0, 0.0, 1.0],
+            explained_variance: vec![1.0, 1.0],
+            explained_variance_ratio: vec![0.5, 0.5],
+        }
+    }
+
+    fn with_pca(offset: f64) -> Classifier {
+        let c = classifier();
+        Classifier::new(
+            c.file.features,
+            Some(pca(offset)),
+            c.file.model,
+            c.file.training,
+        )
+    }
+
+    #[test]
+    fn a_save_killed_midway_leaves_the_old_bundle_and_the_next_one_cleans_up()
+    -> Result<(), ClassifyError> {
+        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let dir = Location::local_path(tmp.path());
+        let old = with_pca(0.0);
+        old.save(&dir)?;
+        // A retrain killed after writing its PCA, before classifier.json,
+        // with a half-written classifier.json beside it: the old bundle loads.
+        let new = with_pca(1.0);
+        let (old_dir, new_dir) = match (&old.file.pca, &new.file.pca) {
+            (Some(a), Some(b)) => (a.dir.clone(), b.dir.clone()),
+            _ => return Err(ClassifyError::Catalogue("no PCA step".into())),
+        };
+        assert_ne!(old_dir, new_dir);
+        fruits_pca::save(&dir.child(&new_dir), &pca(1.0), "ab", "test")?;
+        std::fs::write(
+            tmp.path().join(".classifier.json.fruits-tmp-9-0"),
+            b"{\"half",
+        )
+        .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let loaded = Classifier::load(&dir)?;
+        assert_eq!(
+            loaded.pca.as_ref().map(PcaModel::fingerprint),
+            Some(pca(0.0).fingerprint())
+        );
+        // The next save switches over and removes what is no longer named.
+        new.save(&dir)?;
+        let loaded = Classifier::load(&dir)?;
+        assert_eq!(
+            loaded.pca.as_ref().map(PcaModel::fingerprint),
+            Some(pca(1.0).fingerprint())
+        );
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .map_err(|e| ClassifyError::Catalogue(e.to_string()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![CLASSIFIER_FILE.to_string(), new_dir]);
+        Ok(())
+    }
+
+    #[test]
+    fn bundles_naming_their_pca_folder_pca_still_load() -> Result<(), ClassifyError> {
+        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let dir = Location::local_path(tmp.path());
+        let mut legacy = with_pca(0.0);
+        if let Some(step) = &mut legacy.file.pca {
+            step.dir = PCA_DIR.to_string();
+        }
+        legacy.save(&dir)?;
+        // As written before the folder had the PCA's name: no `dir` field.
+        let file = tmp.path().join(CLASSIFIER_FILE);
+        let mut json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&file).map_err(|e| ClassifyError::Catalogue(e.to_string()))?,
+        )
+        .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        if let Some(step) = json["pca"].as_object_mut() {
+            step.remove("dir");
+        }
+        std::fs::write(&file, json.to_string())
+            .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let loaded = Classifier::load(&dir)?;
+        assert_eq!(loaded.file.pca.map(|s| s.dir), Some(PCA_DIR.to_string()));
         Ok(())
     }
 

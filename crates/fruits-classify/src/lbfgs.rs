@@ -13,6 +13,8 @@ pub struct LbfgsConfig {
     pub gradient_tol: f64,
     /// Stop when an iteration lowers the objective by less than this, relatively.
     pub relative_decrease_tol: f64,
+    /// Stop at the next iteration once this is true (Ctrl-C in the CLI).
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Default for LbfgsConfig {
@@ -22,6 +24,7 @@ impl Default for LbfgsConfig {
             max_iter: 500,
             gradient_tol: 1e-5,
             relative_decrease_tol: 1e-10,
+            cancel: None,
         }
     }
 }
@@ -42,6 +45,8 @@ pub enum StopReason {
     /// The iteration cap was reached first.
     #[serde(alias = "iteration limit reached")]
     IterationLimit,
+    /// [`LbfgsConfig::cancel`] was set: the result is not a model to keep.
+    Cancelled,
 }
 
 impl StopReason {
@@ -61,6 +66,7 @@ impl std::fmt::Display for StopReason {
             StopReason::ObjectiveStoppedDecreasing => "objective stopped decreasing",
             StopReason::LineSearchFailed => "line search failed",
             StopReason::IterationLimit => "iteration limit reached",
+            StopReason::Cancelled => "interrupted",
         })
     }
 }
@@ -101,6 +107,17 @@ where
     let mut grad_new = vec![0.0; n];
 
     for iteration in 0..config.max_iter {
+        if config
+            .cancel
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return LbfgsResult {
+                value,
+                iterations: iteration,
+                evaluations,
+                reason: StopReason::Cancelled,
+            };
+        }
         let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         if gmax <= config.gradient_tol {
             return LbfgsResult {

@@ -73,6 +73,20 @@ pub enum ClassifyError {
     /// NaN or infinite values among the training features.
     #[error("the features contain NaN or infinite values")]
     NonFinite,
+    /// NaN or infinite values in the rows given to a classifier.
+    #[error(
+        "the data holds NaN or infinite values (row {row} of {rows}): those rows are damaged \
+         (featurise their photos again); the classifier is not at fault"
+    )]
+    NonFiniteInput {
+        /// The first such row, from 0.
+        row: usize,
+        /// Rows given.
+        rows: usize,
+    },
+    /// Training was interrupted (Ctrl-C): nothing was made.
+    #[error("interrupted before the classifier was trained")]
+    Cancelled,
     /// The data's vectors come from another image model than the classifier's.
     #[error(
         "the data holds features of image model {data} but the classifier was trained on \

@@ -187,6 +187,9 @@ pub fn train(
     };
     let mut theta = vec![0.0f64; d * k + k];
     let result = minimize(&mut theta, &config.lbfgs, |t, g| objective.eval(t, g));
+    if result.reason == StopReason::Cancelled {
+        return Err(ClassifyError::Cancelled);
+    }
 
     // Store row-major (k x d) f32 weights: one contiguous row per class.
     let mut weights = vec![0.0f32; k * d];

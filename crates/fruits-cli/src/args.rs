@@ -16,11 +16,12 @@ use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_FILE_MIB, DEFAU
 use fruits_pipeline::reduce::DEFAULT_VARIANCE;
 use fruits_serve::defaults as serve_defaults;
 
-/// Most threads any thread-count flag accepts: far beyond any machine's cores,
-/// and low enough that a typo cannot spawn thousands of threads.
-const MAX_THREADS: u64 = 256;
-/// Most images per inference call: batch 1024 already needs several GB.
-const MAX_BATCH: u64 = 1024;
+// The bounds are the core's (every shell is held to them); clap checks them
+// too, so a bad flag is a usage error naming the flag.
+const MAX_THREADS: u64 = fruits_model::MAX_THREADS as u64;
+const MAX_BATCH: u64 = fruits_pipeline::featurize::MAX_BATCH_SIZE as u64;
+const MAX_PART_ROWS: u64 = fruits_pipeline::featurize::MAX_PART_ROWS as u64;
+const MAX_COPIES: u32 = fruits_pipeline::augment::MAX_COPIES;
 
 /// A whole number flag in `lo..=hi`.
 fn count(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
@@ -281,7 +282,7 @@ pub struct FeaturizeArgs {
     pub decode_threads: Option<usize>,
 
     /// Rows per Parquet part file: the work kept if a run is interrupted.
-    #[arg(long, default_value_t = DEFAULT_PART_ROWS, value_name = "N", value_parser = count(1, 10_000_000))]
+    #[arg(long, default_value_t = DEFAULT_PART_ROWS, value_name = "N", value_parser = count(1, MAX_PART_ROWS))]
     pub part_rows: usize,
 
     /// Refuse images larger than this many megapixels (decompression bombs).
@@ -301,11 +302,11 @@ pub struct FeaturizeArgs {
 
     /// Also featurise N augmented copies of each Training photo (photos as in
     /// the wild: the files `fruits augment` would write, made in memory, rows
-    /// named `...-aug0.jpg`): a classifier trained on them holds up on photos
+    /// named `PHOTO.jpg-aug0.jpg`): a classifier trained on them holds up on photos
     /// off the studio background. Every photo gets copies when the input has
     /// no Training/Test folders. Resume with the same N and seed.
     #[arg(long, default_value_t = 0, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=100))]
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_COPIES)))]
     pub augment: u32,
 
     /// Seed of the augmented copies' random draws.
@@ -423,7 +424,7 @@ pub struct AugmentArgs {
 
     /// Copies of each photo.
     #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_COPIES, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COPIES)))]
     pub copies: u32,
 
     /// Seed of the random draws (another seed, other copies).
@@ -584,7 +585,7 @@ pub struct IdentifyArgs {
     pub classifier: ClassifierArgs,
 
     /// How many answers to give per photo, best first.
-    #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N", value_parser = count(1, 1000))]
+    #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N", value_parser = count(1, fruits_identify::MAX_TOP as u64))]
     pub top: usize,
 
     /// Refuse photos larger than this many megapixels.
@@ -664,7 +665,13 @@ pub struct ServeArgs {
     pub shutdown_grace: f64,
 
     /// A web origin allowed to call the API from a browser (CORS), e.g.
-    /// https://app.fruits.example (repeatable) [default: none].
+    /// https://app.fruits.example (repeatable), or `*` alone for any origin
+    /// [default: none].
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+
+    /// MiB of request bodies held at once across all connections; an upload
+    /// that would go over it is answered 503 `busy` (at least --max-body-mib).
+    #[arg(long, default_value_t = serve_defaults::MAX_BUFFERED_MIB, value_name = "MIB", value_parser = mebibytes)]
+    pub max_buffered_mib: f64,
 }

@@ -2,6 +2,7 @@
 //! how to load the image model with the runtime flags.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use fruits_location::StorageOptions;
@@ -22,6 +23,33 @@ impl Ctx {
     pub fn open(&self, spec: &str) -> anyhow::Result<Location> {
         Location::parse(spec, &self.storage).with_context(|| format!("cannot open {spec}"))
     }
+
+    /// The bytes of the file or object `spec` (a regular file: a FIFO or a
+    /// folder is refused rather than read).
+    pub fn storage_get(
+        &self,
+        spec: &str,
+    ) -> Result<fruits_location::Bytes, fruits_location::StorageError> {
+        Location::parse(spec, &self.storage)?.get("")
+    }
+}
+
+/// Set by Ctrl-C (SIGINT) once [`cancel_on_ctrl_c`] has installed the handler.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// A flag set on Ctrl-C: the command stops at its next checkpoint (the
+/// pipeline finishes and saves the batch in flight; training stops at the
+/// next iteration, saving nothing) and exits 130; a second Ctrl-C quits at
+/// once. `doing` says what happens meanwhile.
+pub fn cancel_on_ctrl_c(doing: &'static str) -> anyhow::Result<&'static AtomicBool> {
+    ctrlc::set_handler(move || {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
+        }
+        eprintln!("\ninterrupted: {doing}");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(&INTERRUPTED)
 }
 
 /// Number of cores available to this process.

@@ -23,6 +23,37 @@ pub use load::{LoadOptions, load, with_classifier};
 
 /// Answers given per photo unless asked otherwise.
 pub const DEFAULT_TOP: usize = 5;
+/// Most answers per photo anyone may ask for (more than any class list).
+pub const MAX_TOP: usize = 1000;
+/// Photos read, decoded and run through the model together when many are
+/// identified at once ([`Identifier::identify_each`]): memory holds one such
+/// chunk (16 photos' bytes and tensors), however many photos are given.
+pub const CHUNK: usize = 16;
+
+/// Why one photo got no answer: it could not be read, or not decoded. The
+/// other photos of the same call are answered.
+#[derive(Debug, thiserror::Error)]
+pub enum PhotoError {
+    /// The file or object could not be read (missing, a folder, a FIFO, denied).
+    #[error(transparent)]
+    Read(#[from] fruits_location::StorageError),
+    /// The bytes are not a photo we can decode.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+impl PhotoError {
+    /// A short machine-readable name, as the errors table's kinds.
+    pub fn kind(&self) -> &'static str {
+        use fruits_location::StorageError as S;
+        match self {
+            PhotoError::Read(S::NotFound { .. }) => "not_found",
+            PhotoError::Read(S::NotAFile { .. }) => "not_a_file",
+            PhotoError::Read(_) => "io",
+            PhotoError::Image(e) => e.kind(),
+        }
+    }
+}
 
 /// What can go wrong setting up or running identification (one bad photo is
 /// not among them: it gets its own [`ImageError`]).
@@ -92,9 +123,20 @@ pub enum IdentifyError {
         /// The recipe given.
         given: Box<Preprocessing>,
     },
+    /// Zero answers, or more than [`MAX_TOP`], asked for each photo.
+    #[error("top must be 1 to {MAX_TOP}, got {0}")]
+    BadTop(usize),
     /// The model returned fewer rows than photos given (a runtime bug).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Refuses `top` outside 1..=[`MAX_TOP`].
+fn check_top(top: usize) -> Result<(), IdentifyError> {
+    if top == 0 || top > MAX_TOP {
+        return Err(IdentifyError::BadTop(top));
+    }
+    Ok(())
 }
 
 /// One candidate answer for a photo.
@@ -261,6 +303,54 @@ impl Identifier {
         Ok(predictions)
     }
 
+    /// Identifies `n` photos, [`CHUNK`] at a time, so memory stays flat
+    /// however many there are: `read(i)` gives photo `i`'s bytes, and
+    /// `each(i, answer)` receives the answers in order. A photo that cannot be
+    /// read or decoded gets its own [`PhotoError`]; the others are answered.
+    pub fn identify_each<B, R, E>(
+        &self,
+        n: usize,
+        top: usize,
+        read: R,
+        mut each: E,
+    ) -> Result<(), IdentifyError>
+    where
+        B: AsRef<[u8]> + Send,
+        R: Fn(usize) -> Result<B, fruits_location::StorageError> + Sync,
+        E: FnMut(usize, Result<Prediction, PhotoError>),
+    {
+        use rayon::prelude::*;
+        check_top(top)?;
+        for start in (0..n).step_by(CHUNK) {
+            let end = (start + CHUNK).min(n);
+            let read: Vec<_> = (start..end).into_par_iter().map(&read).collect();
+            let mut slots = Vec::with_capacity(read.len());
+            let mut bytes = Vec::new();
+            for r in read {
+                match r {
+                    Ok(b) => {
+                        slots.push(None);
+                        bytes.push(b);
+                    }
+                    Err(e) => slots.push(Some(PhotoError::Read(e))),
+                }
+            }
+            let views: Vec<&[u8]> = bytes.iter().map(AsRef::as_ref).collect();
+            let mut answers = self.identify(&views, top)?.into_iter();
+            for (i, slot) in (start..end).zip(slots) {
+                let answer = match slot {
+                    Some(e) => Err(e),
+                    None => answers
+                        .next()
+                        .ok_or_else(|| IdentifyError::Internal("too few answers".into()))?
+                        .map_err(PhotoError::Image),
+                };
+                each(i, answer);
+            }
+        }
+        Ok(())
+    }
+
     /// Identifies photos given as bytes: each is prepared on its own (a bad one
     /// gets its own error), the good ones go through the model together.
     pub fn identify(
@@ -269,6 +359,7 @@ impl Identifier {
         top: usize,
     ) -> Result<Vec<Result<Prediction, ImageError>>, IdentifyError> {
         use rayon::prelude::*;
+        check_top(top)?;
         let prepared: Vec<_> = photos.par_iter().map(|b| self.prepare(b)).collect();
         let mut good = Vec::new();
         let mut slots = Vec::with_capacity(prepared.len());

@@ -52,6 +52,15 @@ use crate::augment::{Augmentation, CopySources};
 pub const DEFAULT_BATCH_SIZE: usize = 2;
 /// Default rows per Parquet part: the unit of work kept when a run is interrupted.
 pub const DEFAULT_PART_ROWS: usize = 2048;
+
+/// Most images per inference call: batch 1,024 already needs several GB of
+/// tensors and activations. Every shell (CLI, Python, Spark) is held to the
+/// bounds here by [`FeaturizeConfig::check`].
+pub const MAX_BATCH_SIZE: usize = 1024;
+/// Most rows per Parquet part (a part is built in memory before it is written).
+pub const MAX_PART_ROWS: usize = 10_000_000;
+/// Most decode threads.
+pub const MAX_DECODE_THREADS: usize = fruits_model::MAX_THREADS;
 /// Default largest input file, in MiB: far above any photo (a 100-megapixel
 /// JPEG is about 30 MiB), far below what would strain memory.
 pub const DEFAULT_MAX_FILE_MIB: u64 = 64;
@@ -257,20 +266,41 @@ pub fn feature_spec(model: &FeatureModel, pre: &Preprocessing) -> FeatureSpec {
     }
 }
 
-/// Refuses to mix results of another model, output or preprocessing into `dir`.
+/// Refuses to mix into `dir` results of another model, output or
+/// preprocessing, or augmented copies made otherwise.
 fn check_compatible(
     dir: &Location,
     existing: &DatasetMeta,
     current: &DatasetMeta,
-) -> Result<(), StoreError> {
-    if existing.spec.same_features(&current.spec) {
-        return Ok(());
+) -> Result<(), PipelineError> {
+    if !existing.spec.same_features(&current.spec) {
+        return Err(StoreError::ModelMismatch {
+            dir: dir.to_string(),
+            existing: Box::new(existing.spec.clone()),
+            current: Box::new(current.spec.clone()),
+        }
+        .into());
     }
-    Err(StoreError::ModelMismatch {
-        dir: dir.to_string(),
-        existing: Box::new(existing.spec.clone()),
-        current: Box::new(current.spec.clone()),
-    })
+    if existing.augmentation != current.augmentation {
+        let describe = |a: &Option<fruits_store::AugmentRecord>| {
+            a.as_ref()
+                .map_or("no augmented copies".to_string(), ToString::to_string)
+        };
+        return Err(PipelineError::AugmentationChanged {
+            dir: dir.to_string(),
+            existing: describe(&existing.augmentation),
+            current: describe(&current.augmentation),
+        });
+    }
+    Ok(())
+}
+
+/// The metadata of rows `model` makes with `config`: the feature contract
+/// and, when copies are made, how.
+fn run_meta(model: &FeatureModel, config: &FeaturizeConfig) -> DatasetMeta {
+    let mut meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    meta.augmentation = config.augment.as_ref().map(Augmentation::record);
+    meta
 }
 
 /// What [`write_gathered`] wrote.
@@ -399,7 +429,10 @@ where
                 let item = match result {
                     Ok(b) => Ok(b),
                     Err(e) if e.is_item_level() => Err(ItemError {
-                        kind: ErrorKind::Io,
+                        kind: match e {
+                            StorageError::NotAFile { .. } => ErrorKind::NotAFile,
+                            _ => ErrorKind::Io,
+                        },
                         message: format!("cannot read the file: {e}"),
                     }),
                     Err(e) => {
@@ -638,13 +671,49 @@ fn gather(
     Ok((ok, failed))
 }
 
+impl FeaturizeConfig {
+    /// Refuses settings out of the bounds every shell is held to (a Python
+    /// caller's `batch_size=4_000_000_000` must be an error, not an abort).
+    pub fn check(&self) -> Result<(), PipelineError> {
+        let range = |name: &str, value: usize, hi: usize| {
+            if value == 0 || value > hi {
+                Err(PipelineError::Config(format!(
+                    "{name} must be 1 to {hi}, got {value}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        range("the batch size", self.batch_size, MAX_BATCH_SIZE)?;
+        range("decode threads", self.decode_threads, MAX_DECODE_THREADS)?;
+        range("rows per part", self.part_rows, MAX_PART_ROWS)?;
+        if let Some(a) = &self.augment
+            && a.copies > crate::augment::MAX_COPIES
+        {
+            return Err(PipelineError::Config(format!(
+                "augmented copies must be 0 to {}, got {}",
+                crate::augment::MAX_COPIES,
+                a.copies
+            )));
+        }
+        let limits = &self.limits;
+        if limits.max_pixels == 0
+            || limits.max_aspect_ratio.is_nan()
+            || limits.max_aspect_ratio < 1.0
+        {
+            return Err(PipelineError::Config(format!(
+                "the pixel limit must be positive and the aspect-ratio limit at least 1, got \
+                 {} pixels and {}",
+                limits.max_pixels, limits.max_aspect_ratio
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Refuses settings no run can use.
 fn check_config(model: &FeatureModel, config: &FeaturizeConfig) -> Result<(), PipelineError> {
-    if config.batch_size == 0 || config.part_rows == 0 || config.decode_threads == 0 {
-        return Err(PipelineError::Config(
-            "batch size, part rows and decode threads must be at least 1".into(),
-        ));
-    }
+    config.check()?;
     let pre = &config.preprocessing;
     if pre.size != model.info().input_size {
         return Err(PipelineError::Config(format!(
@@ -669,6 +738,7 @@ pub fn featurize(
     progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<Summary, PipelineError> {
+    crate::augment::check_output_outside(input, out)?;
     // Write access (and the output's lock) is checked before listing: a run
     // that cannot write its results stops before any work, however large the input.
     let dir = OutputDir::create_exclusive(out)?;
@@ -694,7 +764,7 @@ pub fn featurize_entries(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     check_config(model, config)?;
-    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    let meta = run_meta(model, config);
     let out = dir.root();
     // Every input once, whatever happened before (see OutputDir::scan_repaired).
     let scan = dir.scan_repaired()?;
@@ -866,7 +936,7 @@ pub fn featurize_in_memory(
     config: &FeaturizeConfig,
 ) -> Result<Tables, PipelineError> {
     check_config(model, config)?;
-    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    let meta = run_meta(model, config);
     let config = FeaturizeConfig {
         part_rows: usize::MAX,
         stop_after_batches: None,

@@ -160,6 +160,30 @@ pub enum PipelineError {
         /// Components kept.
         k: usize,
     },
+    /// The output would be written inside the input it reads.
+    #[error(
+        "the output {output} is inside the input {input}: a later run would read its own results \
+         (copies, plots) as photos; write it elsewhere"
+    )]
+    OutputInsideInput {
+        /// The input.
+        input: String,
+        /// The output.
+        output: String,
+    },
+    /// Resuming an output with other augmentation settings than it was begun with.
+    #[error(
+        "{dir} was featurised with {existing}, not {current}: resuming would mix two sets of copies; \
+         use the same --augment and --augment-seed, or another output"
+    )]
+    AugmentationChanged {
+        /// The output.
+        dir: String,
+        /// What it was made with.
+        existing: String,
+        /// What this run asks for.
+        current: String,
+    },
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),

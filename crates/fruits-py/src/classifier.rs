@@ -56,6 +56,15 @@ impl Classifier {
     }
 }
 
+/// A photo given to `identify`: a path (or s3:// URL) to read, or its bytes.
+#[derive(FromPyObject)]
+pub enum PhotoArg {
+    /// Read from here (a str is tried first: bytes are never a path).
+    Path(String),
+    /// The photo's content.
+    Bytes(Vec<u8>),
+}
+
 #[pymethods]
 impl Classifier {
     /// Trains on the rows of `split` of the features or reduced output at
@@ -178,13 +187,15 @@ impl Classifier {
         Ok((json, eval.confusion.counts, warnings))
     }
 
-    /// Identifies photos given as bytes: a JSON list with, per photo, either
-    /// `{"top": [...], "width", "height"}` or `{"error", "kind"}`.
+    /// Identifies photos given as bytes or paths (read a chunk at a time):
+    /// a JSON list with, per photo, either `{"top": [...], "width",
+    /// "height"}` or `{"error", "kind"}` (a photo that cannot be read or
+    /// decoded; the others are answered).
     #[pyo3(signature = (photos, top=fruits_identify::DEFAULT_TOP, image_model=None, intra_threads=1, ort_lib=None))]
     fn identify(
         &self,
         py: Python<'_>,
-        photos: Vec<Vec<u8>>,
+        photos: Vec<PhotoArg>,
         top: usize,
         image_model: Option<String>,
         intra_threads: usize,
@@ -192,18 +203,19 @@ impl Classifier {
     ) -> Result<String> {
         let answers = py.detach(|| -> Result<Vec<serde_json::Value>> {
             let identifier = self.identifier(image_model, intra_threads, ort_lib)?;
-            let views: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
-            let answers = identifier.identify(&views, top.max(1))?;
-            Ok(answers
-                .into_iter()
-                .map(|a| match a {
+            let options = crate::storage_options();
+            let read = |i: usize| match &photos[i] {
+                PhotoArg::Bytes(b) => Ok(fruits_location::Bytes::copy_from_slice(b)),
+                PhotoArg::Path(p) => fruits_location::Location::parse(p, &options)?.get(""),
+            };
+            let mut answers = Vec::with_capacity(photos.len());
+            identifier.identify_each(photos.len(), top, read, |_, a| {
+                answers.push(match a {
                     Ok(p) => serde_json::to_value(&p).unwrap_or_default(),
-                    Err(e) => serde_json::json!({
-                        "error": e.to_string(),
-                        "kind": fruits_store::ErrorKind::from(&e).as_str(),
-                    }),
-                })
-                .collect())
+                    Err(e) => serde_json::json!({"error": e.to_string(), "kind": e.kind()}),
+                });
+            })?;
+            Ok(answers)
         })?;
         serde_json::to_string(&answers).map_err(json_err)
     }

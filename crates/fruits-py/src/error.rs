@@ -48,7 +48,7 @@ fn storage_class(e: &StorageError) -> &'static str {
         StorageError::Credentials { .. } | StorageError::NoCredentials { .. } => "CredentialsError",
         StorageError::NotFound { .. } | StorageError::NoSuchBucket { .. } => "NotFound",
         StorageError::Unreachable { .. } => "Unreachable",
-        StorageError::BadUrl { .. } => "InputError",
+        StorageError::BadUrl { .. } | StorageError::NotAFile { .. } => "InputError",
         _ => "StorageError",
     }
 }
@@ -75,6 +75,7 @@ impl From<fruits_model::ModelError> for Error {
     fn from(e: fruits_model::ModelError) -> Self {
         let class = match &e {
             fruits_model::ModelError::Storage(s) => storage_class(s),
+            fruits_model::ModelError::BadOptions(_) => "InputError",
             _ => "ModelError",
         };
         Error::new(class, e)
@@ -145,6 +146,7 @@ impl From<fruits_identify::IdentifyError> for Error {
             e @ (I::WrongImageModel { .. }
             | I::WrongOutput { .. }
             | I::WrongPreprocessing { .. }) => Error::new("ModelMismatch", e),
+            e @ I::BadTop(_) => Error::input(e),
             e => Error::new("ModelError", e),
         }
     }

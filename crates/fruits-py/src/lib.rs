@@ -371,6 +371,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_ITER", fruits_classify::DEFAULT_MAX_ITER)?;
     m.add("DEFAULT_TOP", fruits_identify::DEFAULT_TOP)?;
     m.add("DEFAULT_CV_GRID", fruits_classify::DEFAULT_CV_GRID.to_vec())?;
+    // The bounds every shell is held to, for arguments checked before the
+    // extension converts them (a negative count would be an OverflowError).
+    m.add("MAX_BATCH_SIZE", fruits_pipeline::featurize::MAX_BATCH_SIZE)?;
+    m.add("MAX_THREADS", fruits_model::MAX_THREADS)?;
+    m.add("MAX_COPIES", fruits_pipeline::augment::MAX_COPIES)?;
+    m.add("MAX_TOP", fruits_identify::MAX_TOP)?;
+    m.add("MAX_FOLDS", fruits_classify::cv::MAX_FOLDS)?;
     m.add("FP32_MODEL_FILE", fruits_model::Precision::Fp32.file_name())?;
     m.add("INT8_MODEL_FILE", fruits_model::Precision::Int8.file_name())?;
     m.add_class::<Featurizer>()?;

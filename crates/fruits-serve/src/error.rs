@@ -61,6 +61,15 @@ impl ApiError {
         )
     }
 
+    /// Request bodies already fill the service's upload budget.
+    pub fn busy_uploading() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the service is receiving as many photos as it holds at once; retry in a moment",
+        )
+    }
+
     /// The request took longer than allowed.
     pub fn timeout(limit: Duration) -> Self {
         Self::new(
@@ -123,6 +132,9 @@ impl ApiError {
             ImageError::Truncated(_) => (StatusCode::UNPROCESSABLE_ENTITY, "truncated_image"),
             ImageError::Decode(_) | ImageError::Resize(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image")
+            }
+            ImageError::AspectRatio { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "bad_aspect_ratio")
             }
         };
         Self::new(status, code, e.to_string())

@@ -76,6 +76,13 @@ pub struct ServeConfig {
     /// Web origins (`https://app.example`) allowed to call the API from a
     /// browser (CORS); none by default.
     pub cors_origins: Vec<String>,
+    /// Bytes of request bodies held at once across every connection: a body
+    /// that would go over it is refused with 503 `busy` (the service's memory
+    /// for uploads is bounded by this, not by the number of connections).
+    pub max_buffered_bytes: usize,
+    /// Photos decoded at once (each holds up to 11 bytes a pixel while
+    /// decoded: the decoder's buffer and the RGB image); the others wait.
+    pub decode_slots: usize,
 }
 
 /// The service's defaults, defined once (the CLI's flags show them).
@@ -102,6 +109,8 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 1024;
     /// Seconds the requests in flight get on shutdown.
     pub const SHUTDOWN_GRACE_SECS: f64 = 20.0;
+    /// MiB of request bodies held at once across all connections.
+    pub const MAX_BUFFERED_MIB: f64 = 128.0;
 }
 
 impl Default for ServeConfig {
@@ -118,7 +127,26 @@ impl Default for ServeConfig {
             max_connections: defaults::MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs_f64(defaults::SHUTDOWN_GRACE_SECS),
             cors_origins: Vec::new(),
+            max_buffered_bytes: (defaults::MAX_BUFFERED_MIB * 1024.0 * 1024.0) as usize,
+            decode_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
+    }
+}
+
+impl ServeConfig {
+    /// Refuses settings the service cannot run with (a CORS origin that is
+    /// not one, an upload budget smaller than one body).
+    pub fn check(&self) -> Result<(), ServeError> {
+        cors_layer(&self.cors_origins)?;
+        if self.max_buffered_bytes < self.max_body_bytes {
+            return Err(ServeError::Config(format!(
+                "the upload budget ({:.1} MiB) must hold at least one body of the largest size \
+                 ({:.1} MiB)",
+                self.max_buffered_bytes as f64 / 1048576.0,
+                self.max_body_bytes as f64 / 1048576.0
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +160,10 @@ struct Ready {
 struct AppState {
     ready: OnceLock<Ready>,
     permits: Arc<Semaphore>,
+    /// Request bodies held at once, in KiB (see [`ServeConfig::max_buffered_bytes`]).
+    buffered: Arc<Semaphore>,
+    /// Photos being decoded at once.
+    decoding: Arc<Semaphore>,
     config: ServeConfig,
     metrics: Metrics,
 }
@@ -200,12 +232,13 @@ const MAX_TOP: usize = 50;
 
 fn router(state: Arc<AppState>) -> Result<Router, ServeError> {
     let cors = cors_layer(&state.config.cors_origins)?;
+    // The same routes as ROUTES, which names their methods for 405 answers.
     let app = Router::new()
-        .route("/", get(page))
-        .route("/v1/identify", post(identify))
-        .route("/invocations", post(invocations))
-        .route("/ping", get(ping))
-        .route("/metrics", get(metrics_text))
+        .route(ROUTES[0].0, get(page))
+        .route(ROUTES[1].0, get(ping))
+        .route(ROUTES[2].0, get(metrics_text))
+        .route(ROUTES[3].0, post(identify))
+        .route(ROUTES[4].0, post(invocations))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are limited (and over-long ones drained) in `read_body`.
@@ -234,21 +267,37 @@ async fn hardening_headers(mut response: Response) -> Response {
     response
 }
 
-/// Browser calls from the configured origins (and only those) are allowed.
+/// Browser calls from the configured origins (and only those) are allowed;
+/// `*` alone allows every origin (no credentials are ever allowed, so that is
+/// a valid CORS answer).
 fn cors_layer(origins: &[String]) -> Result<Option<tower_http::cors::CorsLayer>, ServeError> {
+    use tower_http::cors::AllowOrigin;
     if origins.is_empty() {
         return Ok(None);
     }
-    let values = origins
-        .iter()
-        .map(|o| {
-            HeaderValue::from_str(o.trim_end_matches('/'))
-                .map_err(|_| ServeError::Config(format!("{o:?} is not a usable CORS origin")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let any = origins.iter().any(|o| o.trim() == "*");
+    let allow = if any {
+        if origins.len() > 1 {
+            return Err(ServeError::Config(
+                "the CORS origin `*` allows every origin: give it alone, or list origins without it"
+                    .into(),
+            ));
+        }
+        // tower-http panics if `*` is given as an exact origin.
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim_end_matches('/'))
+                    .map_err(|_| ServeError::Config(format!("{o:?} is not a usable CORS origin")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
     Ok(Some(
         tower_http::cors::CorsLayer::new()
-            .allow_origin(values)
+            .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE])
             .max_age(Duration::from_secs(600)),
@@ -269,11 +318,14 @@ where
     L: FnOnce() -> Result<Identifier, E> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
+    config.check()?;
     let metrics = Metrics::new();
     let limits = connections::Limits::from(&config);
     let state = Arc::new(AppState {
         ready: OnceLock::new(),
         permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        buffered: Arc::new(Semaphore::new(kib(config.max_buffered_bytes).max(1))),
+        decoding: Arc::new(Semaphore::new(config.decode_slots.max(1))),
         metrics: metrics.clone(),
         config: config.clone(),
     });
@@ -403,12 +455,20 @@ async fn invocations(State(state): State<Arc<AppState>>, req: Request) -> Respon
     handle(state, "invocations", req).await
 }
 
+/// Every route and the one method it takes (what a 405's `Allow` names).
+const ROUTES: [(&str, &str); 5] = [
+    ("/", "GET"),
+    ("/ping", "GET"),
+    ("/metrics", "GET"),
+    ("/v1/identify", "POST"),
+    ("/invocations", "POST"),
+];
+
 async fn method_not_allowed(req: Request) -> Response {
-    let allowed = if req.uri().path() == "/" || req.uri().path() == "/ping" {
-        "GET"
-    } else {
-        "POST"
-    };
+    let allowed = ROUTES
+        .iter()
+        .find(|(path, _)| *path == req.uri().path())
+        .map_or("GET", |(_, method)| *method);
     let mut r = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -478,20 +538,25 @@ async fn answer(
     let top = parse_query(&req)?.top.unwrap_or(state.config.default_top);
     let body = tokio::time::timeout(
         state.config.body_timeout,
-        photo_bytes(req, state.config.max_body_bytes),
+        photo_bytes(req, state.config.max_body_bytes, &state.buffered),
     )
     .await
     .map_err(|_| {
         state.metrics.rejected("body_timeout");
         ApiError::body_timeout(state.config.body_timeout)
-    })??;
+    })?
+    .inspect_err(|e| {
+        if e.code == "busy" {
+            state.metrics.rejected("buffered_bytes");
+        }
+    })?;
     let Ok(_permit) = state.permits.clone().try_acquire_owned() else {
         state.metrics.rejected("busy");
         return Err(ApiError::busy(state.config.max_in_flight));
     };
     let _in_flight = InFlight::new(&state.metrics.in_flight);
     let timeout = state.config.request_timeout;
-    tokio::time::timeout(timeout, identify_one(ready, top, body, started))
+    tokio::time::timeout(timeout, identify_one(state, ready, top, body, started))
         .await
         .map_err(|_| {
             state.metrics.rejected("timeout");
@@ -500,16 +565,31 @@ async fn answer(
 }
 
 async fn identify_one(
+    state: &AppState,
     ready: &Ready,
     top: usize,
-    bytes: Bytes,
+    body: Body,
     started: Instant,
 ) -> Result<IdentifyResponse, ApiError> {
     let identifier = ready.identifier.clone();
-    let prepared = tokio::task::spawn_blocking(move || identifier.prepare(&bytes))
+    // At most `decode_slots` photos are decoded at once, so decoding memory
+    // is bounded whatever the number of requests in flight.
+    let slot = state
+        .decoding
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| ApiError::internal(format!("the decoder crashed: {e}")))?
-        .map_err(ApiError::from_image)?;
+        .map_err(|_| ApiError::unavailable("the service is stopping"))?;
+    let prepared = tokio::task::spawn_blocking(move || {
+        let prepared = identifier.prepare(&body.bytes);
+        // The body and its share of the budget go back as soon as it is decoded.
+        drop(body);
+        drop(slot);
+        prepared
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the decoder crashed: {e}")))?
+    .map_err(ApiError::from_image)?;
     let mut prediction = ready.batcher.identify(prepared).await?;
     prediction.top.truncate(top);
     Ok(IdentifyResponse {
@@ -523,13 +603,52 @@ async fn identify_one(
 /// sees a broken pipe instead of the explanation.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Reads a body of at most `limit` bytes; a longer one is drained (up to
-/// [`DRAIN_LIMIT`]) and refused.
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+/// KiB, rounded up: the unit of the body budget's semaphore.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// A request body, holding its share of the service's body budget until it
+/// is dropped.
+struct Body {
+    bytes: Bytes,
+    _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // Return a large body's memory to the system now rather than keep it
+        // in the allocator's free lists: without this, RSS stayed at its
+        // high-water mark (2.3 GB after 200 large uploads had closed).
+        if self.bytes.len() >= 1 << 20 {
+            release_free_memory();
+        }
+    }
+}
+
+/// Gives freed heap pages back to the operating system (glibc's `malloc_trim`).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Reads a body of at most `limit` bytes, taking its size from `budget` (in
+/// KiB) as it arrives: past the budget, 503 `busy`. A longer body is drained
+/// (up to [`DRAIN_LIMIT`], not kept) and refused.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<Body, ApiError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut buf = bytes::BytesMut::new();
     let mut seen: u64 = 0;
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let mut over_budget = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::new(
@@ -543,7 +662,26 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiErr
             if seen > DRAIN_LIMIT {
                 break;
             }
-            if seen <= limit as u64 {
+            if seen <= limit as u64 && !over_budget {
+                let wanted = kib(buf.len() + data.len()) - kib(buf.len());
+                let more = match u32::try_from(wanted) {
+                    Ok(0) => None,
+                    Ok(n) => budget.clone().try_acquire_many_owned(n).ok(),
+                    Err(_) => None,
+                };
+                match (more, &mut held) {
+                    (None, _) if wanted > 0 => {
+                        // Past the budget: what came is dropped at once and
+                        // the rest drained, so the client reads the 503.
+                        over_budget = true;
+                        buf = bytes::BytesMut::new();
+                        held = None;
+                        continue;
+                    }
+                    (Some(more), Some(permit)) => permit.merge(more),
+                    (Some(more), None) => held = Some(more),
+                    (None, _) => {}
+                }
                 buf.extend_from_slice(&data);
             }
         }
@@ -551,11 +689,21 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiErr
     if seen > limit as u64 {
         return Err(ApiError::too_large(limit));
     }
-    Ok(buf.freeze())
+    if over_budget {
+        return Err(ApiError::busy_uploading());
+    }
+    Ok(Body {
+        bytes: buf.freeze(),
+        _budget: held,
+    })
 }
 
 /// The photo in a request: a raw image body, or the file of a multipart form.
-async fn photo_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+async fn photo_bytes(
+    req: Request,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<Body, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -586,9 +734,15 @@ async fn photo_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     }
     let (parts, body) = req.into_parts();
     // The form's own framing is a few hundred bytes over the photo.
-    let body = read_body(body, if multipart { limit + 64 * 1024 } else { limit }).await?;
-    let bytes = if multipart {
-        let req = Request::from_parts(parts, axum::body::Body::from(body));
+    let mut body = read_body(
+        body,
+        if multipart { limit + 64 * 1024 } else { limit },
+        budget,
+    )
+    .await?;
+    if multipart {
+        let raw = std::mem::take(&mut body.bytes);
+        let req = Request::from_parts(parts, axum::body::Body::from(raw));
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?;
@@ -611,16 +765,16 @@ async fn photo_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
         if file.len() > limit {
             return Err(ApiError::too_large(limit));
         }
-        file
-    } else {
-        body
-    };
-    if bytes.is_empty() {
+        // The file is a slice of the form's bytes: the budget taken for the
+        // form covers it.
+        body.bytes = file;
+    }
+    if body.bytes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "empty_body",
             "the request has no photo: the body is empty",
         ));
     }
-    Ok(bytes)
+    Ok(body)
 }

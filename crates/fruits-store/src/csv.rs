@@ -57,6 +57,12 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
                 ));
                 columns.push(Arc::new(hexes));
             }
+            DataType::Utf8 => {
+                let text = column.as_string::<i32>();
+                let safe: StringArray = text.iter().map(|v| v.map(neutralise)).collect();
+                fields.push(field.as_ref().clone());
+                columns.push(Arc::new(safe));
+            }
             _ => {
                 fields.push(field.as_ref().clone());
                 columns.push(column.clone());
@@ -65,6 +71,18 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| StoreError::Arrow(e.to_string()))
+}
+
+/// A text cell as a spreadsheet will show it, not run it: a cell starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return (a folder named
+/// `=HYPERLINK(...)`) gets a leading `'`, as OWASP's CSV-injection advice
+/// says. Numbers are written as numbers and never touched.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// Writes the `kind` rows of `dataset` as CSV with a header; returns the row count.
@@ -79,4 +97,25 @@ pub fn export_csv(dataset: &Dataset, kind: PartKind, out: impl Write) -> Result<
             .map_err(|e| StoreError::Arrow(e.to_string()))?;
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_other_text_kept() {
+        assert_eq!(
+            neutralise("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        for bad in ["+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralise(bad).starts_with('\''), "{bad}");
+        }
+        assert_eq!(
+            neutralise("Training/Apple 1/r_1.jpg"),
+            "Training/Apple 1/r_1.jpg"
+        );
+        assert_eq!(neutralise(""), "");
+    }
 }

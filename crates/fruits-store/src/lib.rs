@@ -28,8 +28,8 @@ pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart};
 pub use schema::{
-    DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, columns, errors_schema,
-    features_schema, meta_from_kv, meta_to_kv,
+    AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, columns,
+    errors_schema, features_schema, meta_from_kv, meta_to_kv,
 };
 
 pub use fruits_location::{Location, StorageError};

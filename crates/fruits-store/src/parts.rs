@@ -387,9 +387,53 @@ impl Dataset {
                     .build()
                     .map_err(StoreError::parquet(&path))
             });
+        let meta = self.manifest.meta.clone();
         match reader {
-            Ok(reader) => Box::new(reader.map(move |b| b.map_err(StoreError::parquet(&path)))),
+            Ok(reader) => Box::new(reader.map(move |b| {
+                let batch = b.map_err(StoreError::parquet(&path))?;
+                check_vector_lengths(&batch, &meta, &path)?;
+                Ok(batch)
+            })),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
+}
+
+/// Refuses a batch whose vectors are not as long as the output's metadata
+/// says (a part rewritten by another tool): every reader (training, PCA,
+/// evaluation, export) then fails here, naming the part, instead of building
+/// a model that answers nothing but errors.
+fn check_vector_lengths(
+    batch: &RecordBatch,
+    meta: &DatasetMeta,
+    path: &str,
+) -> Result<(), StoreError> {
+    let expected = [
+        (meta.vector_column(), meta.spec.feature_dim),
+        (columns::COLOUR, meta.spec.colour_bins),
+    ];
+    for (name, want) in expected {
+        let Some(column) = batch.column_by_name(name).filter(|_| want > 0) else {
+            continue;
+        };
+        let got = match column.data_type() {
+            arrow_schema::DataType::FixedSizeList(_, n) => *n as usize,
+            other => {
+                return Err(StoreError::Schema {
+                    path: path.to_string(),
+                    reason: format!("column `{name}` is {other}, not a fixed-size list"),
+                });
+            }
+        };
+        if got != want {
+            return Err(StoreError::Schema {
+                path: path.to_string(),
+                reason: format!(
+                    "column `{name}` holds vectors of {got} values but the output's metadata \
+                     says {want}: the part was rewritten or damaged"
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -121,6 +121,35 @@ pub struct DatasetMeta {
         deserialize_with = "empty_is_none"
     )]
     pub pca_fingerprint: Option<String>,
+    /// How the augmented copies among the rows were made, when the run made
+    /// some: an output is only resumed with the same settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augmentation: Option<AugmentRecord>,
+}
+
+/// How a run made augmented copies of its photos (`--augment`), recorded with
+/// its rows so that resuming with other settings, which would mix two sets of
+/// copies, is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugmentRecord {
+    /// Copies of each photo.
+    pub copies: u32,
+    /// Seed of the random draws.
+    pub seed: u64,
+    /// The split whose photos got copies.
+    pub split: String,
+    /// Version of the copies' naming scheme.
+    pub naming: u32,
+}
+
+impl std::fmt::Display for AugmentRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} augmented copies of each {} photo (seed {}, naming {})",
+            self.copies, self.split, self.seed, self.naming
+        )
+    }
 }
 
 fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -135,6 +164,7 @@ impl DatasetMeta {
             spec,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             pca_fingerprint: None,
+            augmentation: None,
         }
     }
 
@@ -174,7 +204,9 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
         if let (Some(key), Some(value)) = (pair.key.strip_prefix(KV_PREFIX), pair.value.as_ref()) {
             let v = match key {
                 "feature_dim" | "input_size" | "colour_bins" => serde_json::from_str(value).ok()?,
-                "preprocessing" if value.starts_with('{') => serde_json::from_str(value).ok()?,
+                "preprocessing" | "augmentation" if value.starts_with('{') => {
+                    serde_json::from_str(value).ok()?
+                }
                 _ => serde_json::Value::String(value.clone()),
             };
             map.insert(key.to_string(), v);
@@ -217,11 +249,13 @@ pub enum ErrorKind {
     NonUtf8Name,
     /// An augmented copy (`--augment`) could not be encoded.
     Encode,
+    /// One side many times the other (from the header, before decoding).
+    AspectRatio,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Empty,
         ErrorKind::UnsupportedFormat,
         ErrorKind::TooLarge,
@@ -237,6 +271,7 @@ impl ErrorKind {
         ErrorKind::NotAFile,
         ErrorKind::NonUtf8Name,
         ErrorKind::Encode,
+        ErrorKind::AspectRatio,
     ];
 
     /// The name stored in the `kind` column.
@@ -257,6 +292,7 @@ impl ErrorKind {
             ErrorKind::NotAFile => "not_a_file",
             ErrorKind::NonUtf8Name => "non_utf8_name",
             ErrorKind::Encode => "encode",
+            ErrorKind::AspectRatio => "aspect_ratio",
         }
     }
 
@@ -294,6 +330,7 @@ impl From<&ImageError> for ErrorKind {
             ImageError::Decode(_) => ErrorKind::Decode,
             ImageError::Truncated(_) => ErrorKind::Truncated,
             ImageError::Resize(_) => ErrorKind::Resize,
+            ImageError::AspectRatio { .. } => ErrorKind::AspectRatio,
         }
     }
 }

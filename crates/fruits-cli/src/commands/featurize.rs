@@ -2,8 +2,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use fruits_image::{DecodeLimits, Preprocessing};
@@ -11,7 +9,7 @@ use fruits_pipeline::augment::Augmentation;
 use fruits_pipeline::{FeaturizeConfig, Summary};
 
 use crate::args::FeaturizeArgs;
-use crate::context::{Ctx, cores};
+use crate::context::{Ctx, cancel_on_ctrl_c, cores};
 use crate::progress::Bar;
 use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
@@ -32,23 +30,6 @@ pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
     })
 }
 
-/// A flag set on Ctrl-C: the pipeline finishes the batch in flight, saves it
-/// and stops; a second Ctrl-C quits at once.
-pub fn cancel_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-        eprintln!(
-            "\ninterrupted: finishing the batch in flight and saving it (Ctrl-C again to quit now)"
-        );
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    Ok(cancel)
-}
-
 /// Runs the command and returns the process exit code.
 pub fn run(args: FeaturizeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
@@ -56,9 +37,10 @@ pub fn run(args: FeaturizeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let input = ctx.open(&args.input)?;
     let out = ctx.open(&args.out)?;
     let model = args.model.load(ctx)?;
-    let cancel = cancel_on_ctrl_c()?;
+    let cancel =
+        cancel_on_ctrl_c("finishing the batch in flight and saving it (Ctrl-C again to quit now)")?;
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let summary = fruits_pipeline::featurize(&input, &out, &model, &config, &bar, &cancel)
+    let summary = fruits_pipeline::featurize(&input, &out, &model, &config, &bar, cancel)
         .with_context(|| format!("featurize {input} -> {out}"));
     bar.finish();
     let summary = summary?;

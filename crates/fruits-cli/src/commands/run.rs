@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::featurize::{cancel_on_ctrl_c, config, exit_code, render};
+use super::featurize::{config, exit_code, render};
 use super::pca::describe_fit;
 use crate::args::RunArgs;
-use crate::context::Ctx;
+use crate::context::{Ctx, cancel_on_ctrl_c};
 use crate::progress::Bar;
 
 /// Featurises into OUT/features, fits into OUT/pca, transforms into OUT/reduced.
@@ -18,10 +18,11 @@ pub fn run(args: RunArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let input = ctx.open(&f.input)?;
     let out = ctx.open(&f.out)?;
     let model = f.model.load(ctx)?;
-    let cancel = cancel_on_ctrl_c()?;
+    let cancel =
+        cancel_on_ctrl_c("finishing the batch in flight and saving it (Ctrl-C again to quit now)")?;
     let bar = Bar::new(!f.quiet && std::io::stderr().is_terminal());
     let keep = args.keep.keep();
-    let result = fruits_pipeline::run::run(&input, &out, &model, &config, keep, &bar, &cancel)
+    let result = fruits_pipeline::run::run(&input, &out, &model, &config, keep, &bar, cancel)
         .with_context(|| format!("run {input} -> {out}"));
     bar.finish();
     let summary = result?;

@@ -26,8 +26,11 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
         cors_origins: args.cors_origins.clone(),
+        max_buffered_bytes: (args.max_buffered_mib * 1024.0 * 1024.0) as usize,
         ..ServeConfig::default()
     };
+    // Refused before listening: nothing is printed as served that is not.
+    config.check().context("cannot start the service")?;
     // SageMaker names the port its container must listen on.
     let port = args.sagemaker_port.unwrap_or(args.port);
     let classifier = args.classifier.clone();

@@ -3,12 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fruits_classify::TrainConfig;
+use fruits_classify::{ClassifyError, TrainConfig};
+use fruits_pipeline::PipelineError;
 use fruits_pipeline::classify::{CrossValidation, PcaChoice, train_dataset};
 use fruits_store::Dataset;
 
 use crate::args::TrainArgs;
-use crate::context::Ctx;
+use crate::context::{Ctx, cancel_on_ctrl_c};
 
 /// Runs the command.
 pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -30,11 +31,14 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ..TrainConfig::default()
     };
     config.lbfgs.max_iter = args.max_iter;
+    config.lbfgs.cancel = Some(cancel_on_ctrl_c(
+        "stopping; nothing is saved and the classifier already there is kept",
+    )?);
     let cv = args.cv.map(|folds| CrossValidation {
         folds,
         grid: args.cv_c.clone(),
     });
-    let mut classifier = train_dataset(
+    let trained = train_dataset(
         &ds,
         args.split.as_deref(),
         choice,
@@ -42,8 +46,12 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         cv.as_ref(),
         !args.no_colour,
         !args.no_studio_head,
-    )
-    .with_context(|| format!("cannot train on {}", args.data))?;
+    );
+    if let Err(PipelineError::Classify(ClassifyError::Cancelled)) = trained {
+        eprintln!("interrupted: nothing was saved; {out} is as it was");
+        return Ok(ExitCode::from(crate::EXIT_INTERRUPTED));
+    }
+    let mut classifier = trained.with_context(|| format!("cannot train on {}", args.data))?;
     classifier.file.abstain_below = args.abstain_below.map(|p| p as f32);
     classifier
         .save(&out)

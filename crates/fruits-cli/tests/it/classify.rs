@@ -28,8 +28,11 @@ fn trains_evaluates_and_identifies() {
         file["model"]["classes"].as_array().expect("classes").len(),
         4
     );
+    // The PCA lives in the folder classifier.json names.
+    let folder = file["pca"]["dir"].as_str().expect("the PCA's folder");
+    assert!(folder.starts_with("pca-"), "{folder}");
     let pca: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(t.classifier.join("pca/pca.json")).expect("pca.json"),
+        &std::fs::read(t.classifier.join(folder).join("pca.json")).expect("pca.json"),
     )
     .expect("json");
     assert_eq!(

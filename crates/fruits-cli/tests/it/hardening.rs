@@ -1,7 +1,9 @@
-//! The defects a hostile test found in `fruits featurize` and `evaluate`
-//! (issue 15), each reproduced: concurrent writers, bad entries in the tree,
-//! leftovers of killed runs, truncated JPEGs, huge files, retries, flags out
-//! of range, impossible revenue values.
+//! The defects hostile tests found in `fruits featurize`, `identify`,
+//! `augment`, `train` and `evaluate`, each reproduced: concurrent writers, bad
+//! entries in the tree, leftovers of killed runs, truncated JPEGs, huge files,
+//! retries, flags out of range, impossible revenue values, absurdly thin
+//! images, FIFOs given as paths, colliding copy names, resumes with other
+//! settings, outputs inside inputs, damaged vectors, Ctrl-C while ignored.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -257,4 +259,342 @@ fn numeric_flags_out_of_range_are_usage_errors() {
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     let o = run(&["serve", "--model", "x", "--timeout", "inf"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}
+
+/// A PNG of `width` x `height` black pixels: a 100000x1 strip is a few hundred bytes.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::from(image::RgbImage::new(width, height))
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
+    out.into_inner()
+}
+
+#[test]
+fn absurdly_thin_images_are_refused_from_their_header() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    copy_subset(&input, &["Kiwi 1"], 1);
+    let dir = input.join("Test/Kiwi 1");
+    // Resizing the short side of these up to 256 first asked for 4.2 GB
+    // and 19.66 GB, and the run aborted.
+    let strip = png(100_000, 1);
+    assert!(strip.len() < 2000, "{} bytes", strip.len());
+    std::fs::write(dir.join("strip.png"), &strip).expect("strip");
+    std::fs::write(dir.join("tall.png"), png(1, 20_000)).expect("tall");
+    let out = tmp.path().join("out");
+    let (o, peak_kib) = run_measured(&[
+        "featurize",
+        input.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    assert!(peak_kib < 1024 * 1024, "peak {peak_kib} KiB");
+    let kinds = error_kinds(&out);
+    assert_eq!(
+        kinds.get("Test/Kiwi 1/strip.png").map(String::as_str),
+        Some("aspect_ratio")
+    );
+    assert_eq!(
+        kinds.get("Test/Kiwi 1/tall.png").map(String::as_str),
+        Some("aspect_ratio")
+    );
+    assert_eq!(
+        read_rows(&out).len(),
+        2,
+        "the photos beside them are featurised"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn identify_answers_the_photos_it_can_and_names_the_others() {
+    let t = trained();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fifo = tmp.path().join("fifo.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let strip = tmp.path().join("strip.png");
+    std::fs::write(&strip, png(100_000, 1)).expect("strip");
+    let kiwi = test_photo("Kiwi 1");
+    let missing = tmp.path().join("missing.jpg");
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let started = Instant::now();
+    let o = run(&[
+        "identify",
+        &s(&kiwi),
+        &s(&fifo),
+        &s(&missing),
+        &s(tmp.path()),
+        &s(&strip),
+        &s(&kiwi),
+        "--model",
+        &s(&t.classifier),
+        "--json",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "no hang on the FIFO"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).expect("json");
+    let kinds: Vec<&str> = answers
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or("answered"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "answered",
+            "not_a_file",
+            "not_found",
+            "not_a_file",
+            "aspect_ratio",
+            "answered"
+        ],
+        "{answers:?}"
+    );
+    assert_eq!(answers[5]["top"][0]["class"], "Kiwi 1");
+
+    // A FIFO as the revenue file is refused at once, not waited on.
+    let started = Instant::now();
+    let o = run(&[
+        "evaluate",
+        &s(&t.classifier),
+        "--on",
+        &s(&t.run.join("features")),
+        "--revenue",
+        &s(&fifo),
+        "--out",
+        &s(&tmp.path().join("eval")),
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a regular file"),
+        "{}",
+        describe(&o)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn identify_memory_stays_flat_in_the_number_of_photos() {
+    let t = trained();
+    let kiwi = test_photo("Kiwi 1").to_str().expect("utf8").to_string();
+    let classifier = t.classifier.to_str().expect("utf8").to_string();
+    let peak = |n: usize| {
+        let mut args = vec!["identify", "--model", classifier.as_str(), "--top", "1"];
+        args.extend(std::iter::repeat_n(kiwi.as_str(), n));
+        let (o, kib) = run_measured(&args);
+        assert!(o.status.success(), "{}", describe(&o));
+        let heading = format!("{kiwi}:");
+        let answered = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| *l == heading)
+            .count();
+        assert_eq!(answered, n, "every photo answered");
+        kib
+    };
+    let (few, many) = (peak(16), peak(400));
+    // Holding every photo's tensor at once, 400 photos took ~1.7 GB more.
+    assert!(
+        many < few + 64 * 1024,
+        "16 photos peak {few} KiB, 400 photos {many} KiB"
+    );
+}
+
+#[test]
+fn augmented_copies_of_photos_that_share_a_name_do_not_collide() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    let dir = input.join("Training/Kiwi 1");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let photo = std::fs::read(test_photo("Kiwi 1")).expect("photo");
+    let names = ["x.jpg", "x.png", "y.jpg", "y.JPG", "z.jpg", "z.jpeg"];
+    for name in names {
+        std::fs::write(dir.join(name), &photo).expect("photo");
+    }
+    let out = tmp.path().join("out");
+    let o = featurize(&input, &out, &["--augment", "2"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let paths = manifest_paths(&out);
+    assert_eq!(
+        paths.len(),
+        18,
+        "6 photos and 12 distinct copies: {paths:?}"
+    );
+    assert!(
+        paths.contains_key("Training/Kiwi 1/y.JPG-aug1.jpg"),
+        "{paths:?}"
+    );
+
+    let copies = tmp.path().join("copies");
+    let o = run(&[
+        "augment",
+        input.to_str().expect("utf8"),
+        "--out",
+        copies.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let written = std::fs::read_dir(copies.join("Training/Kiwi 1"))
+        .expect("copies")
+        .count();
+    assert_eq!(written, 12, "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("12 copies written"));
+}
+
+#[cfg(unix)]
+#[test]
+fn augment_reports_what_featurize_reports_and_refuses_its_own_input() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    copy_subset(&input, &["Kiwi 1"], 2);
+    let dir = input.join("Training/Kiwi 1");
+    std::os::unix::fs::symlink(tmp.path().join("gone.jpg"), dir.join("dangling.jpg"))
+        .expect("link");
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("fifo.jpg"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let o = run(&["augment", &s(&input), "--out", &s(&tmp.path().join("aug"))]);
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 photos failed"), "{err}");
+    assert!(err.contains("dangling.jpg: broken_link"), "{err}");
+    assert!(err.contains("fifo.jpg: not_a_file"), "{err}");
+
+    // Into the input itself, or a folder inside it: refused before any work.
+    for inside in [input.clone(), input.join("aug")] {
+        let o = run(&["augment", &s(&input), "--out", &s(&inside)]);
+        assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("inside the input"));
+        let o = featurize(&input, &inside, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("inside the input"));
+    }
+    assert!(!input.join("aug").exists());
+}
+
+#[test]
+fn a_resume_with_other_copies_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    copy_subset(&input, &["Kiwi 1", "Banana 1"], 4);
+    let out = tmp.path().join("out");
+    let seed7 = ["--augment", "1", "--augment-seed", "7", "--batch-size", "2"];
+    let mut first = seed7.to_vec();
+    first.extend(["--part-rows", "2", "--stop-after-batches", "2"]);
+    let o = featurize(&input, &out, &first);
+    assert_eq!(o.status.code(), Some(130), "{}", describe(&o));
+    for other in [
+        &["--augment", "1"][..],
+        &[][..],
+        &["--augment", "2", "--augment-seed", "7"][..],
+    ] {
+        let o = featurize(&input, &out, other);
+        assert_eq!(o.status.code(), Some(1), "{other:?}: {}", describe(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("seed 7") && err.contains("--augment-seed"),
+            "{err}"
+        );
+    }
+    let o = featurize(&input, &out, &seed7);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert_eq!(manifest_paths(&out).len(), 24, "16 photos and 8 copies");
+}
+
+#[test]
+fn vectors_of_another_length_than_the_metadata_says_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("features");
+    synthetic_features(&data, 40, 2, 1000, 1280);
+    let out = tmp.path().join("classifier");
+    let o = run(&[
+        "train",
+        data.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("vectors of 1000 values") && err.contains("says 1280"),
+        "{err}"
+    );
+    assert!(
+        err.contains("part-r000-00000.parquet"),
+        "the part is named: {err}"
+    );
+    assert!(!out.join("classifier.json").exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_train_and_augment_even_when_started_with_it_ignored() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("features");
+    synthetic_features(&data, 8000, 50, 512, 512);
+    let bundle = tmp.path().join("classifier");
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let mut train = spawn_with_sigint_ignored(&[
+        "train",
+        &s(&data),
+        "--no-pca",
+        "--max-iter",
+        "1000000",
+        "--out",
+        &s(&bundle),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    interrupt(&train);
+    let done = wait_within(&mut train, Duration::from_secs(30));
+    assert_eq!(done.code(), Some(130), "train: {done:?}");
+    assert!(!bundle.join("classifier.json").exists(), "nothing saved");
+
+    let input = tmp.path().join("in");
+    copy_subset(&input, &["Kiwi 1", "Banana 1", "Apple 6"], 40);
+    let copies = tmp.path().join("copies");
+    let args = [
+        "augment",
+        &s(&input),
+        "--out",
+        &s(&copies),
+        "--copies",
+        "40",
+    ];
+    let mut augment = spawn_with_sigint_ignored(&args);
+    std::thread::sleep(Duration::from_secs(1));
+    interrupt(&augment);
+    let done = wait_within(&mut augment, Duration::from_secs(60));
+    assert_eq!(done.code(), Some(130), "augment: {done:?}");
+    // The same command finishes the job, keeping what was written.
+    let o = run(&args);
+    assert!(o.status.success(), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("(0 already there)"), "{err}");
+}
+
+/// Waits for `child` for at most `limit` (killing it after).
+#[cfg(unix)]
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -595,3 +595,164 @@ fn cors_answers_only_the_configured_origins() {
     let other = preflight("https://evil.example");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Sends `request` (raw bytes) on a new connection and reads the whole answer
+/// (the server closes the connection after a protocol error).
+fn raw_exchange(server: &Server, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut c = connect(server);
+    // The server may answer and close before every byte is sent.
+    let _ = c.write_all(request);
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn hostile_photos_and_protocol_errors_get_json_and_the_service_stays_up() {
+    let t = trained();
+    let server = Server::start(&t.classifier, &["--cors-origin", "*"]);
+    // A 375-byte PNG of 100000x1 pixels: it once aborted the whole service.
+    let mut strip = Cursor::new(Vec::new());
+    image::DynamicImage::from(image::RgbImage::new(100_000, 1))
+        .write_to(&mut strip, image::ImageFormat::Png)
+        .expect("png");
+    assert_error(
+        post(
+            &server,
+            "/v1/identify",
+            Some("image/png"),
+            strip.into_inner(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_aspect_ratio",
+        "100000x1",
+    );
+    let (status, _) = answer(client().get(server.at("/ping")).send().expect("ping"));
+    assert_eq!(status, StatusCode::OK, "the service is still up");
+
+    // `--cors-origin '*'` (which once panicked at start) allows any origin.
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.at("/v1/identify"))
+        .header("origin", "https://anywhere.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .expect("preflight");
+    assert_eq!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"*"[..])
+    );
+
+    // The wrong method on /metrics names the method it takes.
+    let r = client().post(server.at("/metrics")).send().expect("post");
+    assert_eq!(
+        r.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"GET"[..])
+    );
+    assert_error(
+        r,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "GET",
+    );
+
+    // Requests hyper cannot parse: the documented JSON and headers, not an
+    // empty body.
+    let many_headers: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let long_url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
+    for (request, status, code) in [
+        ("GARBAGE\r\n\r\n".to_string(), 400, "bad_request"),
+        ("GET /ping\r\n\r\n".to_string(), 400, "bad_request"),
+        (
+            "POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n".to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+                .to_string(),
+            400,
+            "bad_request",
+        ),
+        ("GET /ping HTTP/1.1\r\nHo\u{1}st: x\r\n\r\n".to_string(), 400, "bad_request"),
+        (
+            format!("GET /ping HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (long_url, 431, "headers_too_large"),
+    ] {
+        let answer = raw_exchange(&server, request.as_bytes());
+        let shown = &request[..request.len().min(60)];
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{shown:?}: {answer}"
+        );
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("x-content-type-options: nosniff"), "{answer}");
+        assert!(lower.contains("content-type: application/json"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(json["error"]["code"], code, "{shown:?}");
+    }
+    let (status, _) = answer(client().get(server.at("/ping")).send().expect("ping"));
+    assert_eq!(status, StatusCode::OK, "the service is still up");
+}
+
+#[test]
+fn uploads_share_one_memory_budget_whatever_the_connections() {
+    use std::io::Write;
+    let t = trained();
+    let server = Server::start(
+        &t.classifier,
+        &["--max-body-mib", "8", "--max-buffered-mib", "10"],
+    );
+    // One client sends most of a 6 MiB body and stops: it holds 6 MiB of
+    // the 10 MiB budget.
+    let size = 6 << 20;
+    let mut holder = connect(&server);
+    holder
+        .write_all(
+            format!(
+                "POST /v1/identify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {size}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("head");
+    holder
+        .write_all(&vec![0u8; size - 1])
+        .expect("most of the body");
+    std::thread::sleep(Duration::from_millis(500));
+    // A second 6 MiB upload would go over the budget: 503 busy, at once.
+    assert_error(
+        post(&server, "/v1/identify", Some("image/jpeg"), vec![0u8; size]),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "as many photos as it holds",
+    );
+    // Small photos still fit beside it, and once the first body is done the
+    // budget is back.
+    let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
+    let (status, _) = answer(post(&server, "/v1/identify", Some("image/jpeg"), kiwi));
+    assert_eq!(status, StatusCode::OK);
+    holder.write_all(&[0]).expect("last byte");
+    holder
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let n = std::io::Read::read(&mut holder, &mut buf).expect("the first body's answer");
+    let first = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        first.starts_with("HTTP/1.1 415"),
+        "zeros are not a photo: {first}"
+    );
+    drop(holder);
+    let r = post(&server, "/v1/identify", Some("image/jpeg"), vec![0u8; size]);
+    assert_ne!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(metrics(&server).contains("reason=\"buffered_bytes\""));
+}

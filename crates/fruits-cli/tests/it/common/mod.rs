@@ -264,3 +264,123 @@ pub fn test_photo(class: &str) -> PathBuf {
     files.sort();
     files.remove(0)
 }
+
+/// Writes a features output at `dir` of `rows` random Training rows of `dim`
+/// values in `classes` classes, whose metadata says the vectors have
+/// `meta_dim` values (a damaged output when the two differ). Random labels
+/// never fit, so training on it runs until stopped: the interruption tests
+/// need a run that is still going when they signal it.
+pub fn synthetic_features(dir: &Path, rows: usize, classes: usize, dim: usize, meta_dim: usize) {
+    use fruits_store::{
+        DatasetMeta, FeatureRows, FeatureSpec, Location, Manifest, OutputDir, PartKind,
+    };
+    let out = OutputDir::create(&Location::local_path(dir)).expect("output");
+    let meta = DatasetMeta::new(FeatureSpec {
+        model_sha256: "0".repeat(64),
+        model_source: "synthetic.onnx".into(),
+        feature_output: "features".into(),
+        feature_dim: meta_dim,
+        input_size: 224,
+        preprocessing: Default::default(),
+        colour_bins: fruits_image::COLOUR_BINS,
+    });
+    let mut table = FeatureRows::new(dim);
+    // xorshift64: deterministic noise without a dependency.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    for i in 0..rows {
+        let features: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let colour: Vec<f32> = (0..fruits_image::COLOUR_BINS).map(|_| next()).collect();
+        let label = format!("c{}", i % classes);
+        table
+            .push(
+                &format!("Training/{label}/{i}.jpg"),
+                &label,
+                Some("Training"),
+                &[0; 32],
+                100,
+                100,
+                &features,
+                &colour,
+            )
+            .expect("row");
+    }
+    let batch = table.finish().expect("batch");
+    let part = out
+        .write_part(&PartKind::Features.file_name(0, 0), &batch, &meta)
+        .expect("part");
+    out.write_manifest(&Manifest::new(meta, vec![part], Vec::new()))
+        .expect("manifest");
+}
+
+/// Spawns `fruits ARGS` with SIGINT ignored, as a background job of a
+/// non-interactive shell starts it: the command must install its own
+/// handler for Ctrl-C to stop it.
+#[cfg(unix)]
+pub fn spawn_with_sigint_ignored(args: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' INT; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_fruits"))
+        .args(args)
+        .env_remove("FRUITS_MODEL")
+        .env("FRUITS_MODELS_DIR", models_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("spawn fruits")
+}
+
+/// Sends SIGINT to `child`.
+#[cfg(unix)]
+pub fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Runs `fruits ARGS` and returns its output and its peak resident memory in
+/// KiB (from `wait4`'s resource usage of that one process).
+#[cfg(unix)]
+pub fn run_measured(args: &[&str]) -> (Output, u64) {
+    let child = fruits()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fruits");
+    let pid = child.id() as libc::pid_t;
+    // Read the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut child = child;
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let read_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).map(|_| v)
+    });
+    let read_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).map(|_| v)
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled in by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, once.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    let stdout = read_out.join().expect("stdout thread").expect("stdout");
+    let stderr = read_err.join().expect("stderr thread").expect("stderr");
+    use std::os::unix::process::ExitStatusExt;
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (output, usage.ru_maxrss as u64)
+}
