@@ -98,6 +98,15 @@ containers_pid=$!
 # with the same wrapper, so nothing is built twice.
 step "fmt"
 cargo fmt --all -- --check
+# A crate whose unit tests are switched off (`test = false`) must hold none:
+# tests that are never compiled pass silently.
+for manifest in crates/*/Cargo.toml; do
+  crate=$(dirname "$manifest")
+  if grep -q '^test = false' "$manifest" && grep -rlq '#\[cfg(test)\]' "$crate/src"; then
+    echo "$crate sets test = false but holds #[cfg(test)] modules: they would never run" >&2
+    exit 1
+  fi
+done
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
 if [[ ! -x $RUSTC_WORKSPACE_WRAPPER ]]; then
   echo "clippy-driver not found: rustup component add clippy" >&2

@@ -44,11 +44,11 @@ class Classifier:
         self._native = native
 
     @classmethod
-    def train(cls, data: str, *, split: Optional[str] = "Training", C: float = _native.DEFAULT_C,
+    def train(cls, data: Union[str, Sequence[str]], *, split: Optional[str] = "Training", C: float = _native.DEFAULT_C,
               max_iter: int = _native.DEFAULT_MAX_ITER, variance: Optional[float] = None, k: Optional[int] = None,
               pca: Optional[str] = None, no_pca: bool = False, cv: Optional[int] = None,
               cv_C: Optional[Sequence[float]] = None, colour: bool = True,
-              studio_head: bool = True) -> Classifier:
+              studio_head: bool = True, real: Sequence[str] = ()) -> Classifier:
         """Trains on the rows of `split` (None: every row) of the features or
         reduced output at `data`. The PCA is fitted on those rows keeping
         `variance` (default 95%) or `k` components, or taken from `pca` (a saved
@@ -56,16 +56,20 @@ class Classifier:
         With ``cv=K``, C is chosen among `cv_C` by K-fold cross-validation on the
         training rows (never on other splits). The photos' colour descriptors
         (stored beside the features) go beside the PCA unless ``colour=False``.
-        When the rows mix photos with augmented copies, a second head trained on
-        the originals alone answers for photos a gate sees as taken in the
-        studio, unless ``studio_head=False``."""
+        ``data`` may be a list of outputs; ``real`` names outputs of real photos
+        (shops, kitchens: ``fruits featurize --views``) trained on beside them.
+        When the rows mix studio photos with augmented copies or real photos, a
+        second head trained on the studio photos alone answers for photos a gate
+        sees as taken in the studio, unless ``studio_head=False``."""
         C = _check.positive("C", C, 1e12)
         max_iter = _check.count("max_iter", max_iter, 1, 1_000_000)
         k = _check.optional_count("k", k, 1, 1_000_000)
         cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
         if variance is not None:
             variance = _check.positive("variance", variance, 1.0)
-        native = _native.Classifier.train(_location(data, "train"), split=split, c=float(C), max_iter=max_iter,
+        data = list(data) if isinstance(data, (list, tuple)) else [data]
+        native = _native.Classifier.train([_location(d, "train") for d in data], split=split, c=float(C),
+                                          max_iter=max_iter, real=[_location(r, "train") for r in real],
                                           variance=variance, k=k, no_pca=no_pca,
                                           pca=os.fspath(pca) if pca is not None else None,
                                           cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,

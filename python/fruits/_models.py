@@ -100,7 +100,7 @@ _CACHE: dict[tuple, Featurizer] = {}
 
 
 def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, decode_threads=None,
-               max_megapixels=None, model_bytes=None, augment=0, augment_seed=None, sessions=None):
+               max_megapixels=None, model_bytes=None, augment=0, augment_seed=None, sessions=None, views=False):
     """A featurizer for these settings, built once per process and reused.
     On one machine the defaults split the cores as `fruits featurize` does."""
     path = model_path(precision, model)
@@ -112,6 +112,7 @@ def featurizer(precision=None, model=None, batch_size=None, intra_threads=None, 
         decode_threads=decode_threads or _native.DEFAULT_DECODE_THREADS,
         max_megapixels=max_megapixels or _native.DEFAULT_MAX_MEGAPIXELS,
         augment=augment,
+        views=bool(views),
     )
     if augment_seed is not None:
         settings["augment_seed"] = augment_seed

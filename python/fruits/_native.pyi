@@ -81,6 +81,7 @@ class Featurizer:
         ort_lib: Optional[str] = None,
         augment: int = 0,
         augment_seed: int = ...,
+        views: bool = False,
     ) -> Featurizer: ...
     def meta_json(self) -> str: ...
     def featurize_partition(self, input: str, out: str, index: int, batch: pa.RecordBatch) -> dict[str, object]: ...
@@ -151,7 +152,7 @@ class Classifier:
 
     @staticmethod
     def train(
-        location: str,
+        location: list[str],
         split: Optional[str] = None,
         c: float = ...,
         max_iter: int = ...,
@@ -163,6 +164,7 @@ class Classifier:
         cv_c: Optional[list[float]] = None,
         colour: bool = True,
         studio_head: bool = True,
+        real: list[str] = ...,
     ) -> Classifier: ...
     @staticmethod
     def load(location: str) -> Classifier: ...

@@ -139,7 +139,8 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
               batch_size: Optional[int] = None, out: Optional[str] = None, path_col: str = "path",
               intra_threads: Optional[int] = None, decode_threads: Optional[int] = None,
               max_megapixels: Optional[float] = None, augment: int = 0,
-              augment_seed: Optional[int] = None, sessions: Optional[int] = None) -> Featurized:
+              augment_seed: Optional[int] = None, sessions: Optional[int] = None,
+              views: bool = False) -> Featurized:
     """Featurises photos with MobileNetV2: one 1280-d vector per photo.
 
     ``source`` is a folder or ``s3://`` prefix (every photo under it; the label
@@ -161,6 +162,9 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
     featurize --augment N``: photos as in the wild, rows named ``PHOTO.jpg-aug0.jpg``;
     ``augment_seed`` picks other draws.
 
+    ``views=True`` also stores each photo's vectors in the views the
+    identifier averages (``fruits featurize --views``), for real photos.
+
     ``sessions`` and ``intra_threads`` split the cores between ONNX Runtime
     sessions running batches side by side and each one's threads; by default
     one single-threaded session per core, as ``fruits featurize``.
@@ -179,7 +183,7 @@ def featurize(source: Source, *, precision: Optional[str] = None, model: Optiona
         max_megapixels = _check.positive("max_megapixels", max_megapixels, 10_000)
     f = featurizer(precision=precision, model=model, batch_size=batch_size, intra_threads=intra_threads,
                    decode_threads=decode_threads, max_megapixels=max_megapixels, augment=augment,
-                   augment_seed=augment_seed, sessions=sessions)
+                   augment_seed=augment_seed, sessions=sessions, views=views)
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         if out is not None:

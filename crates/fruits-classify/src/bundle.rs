@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use fruits_location::Location;
 use fruits_pca::PcaModel;
-use fruits_store::{DatasetMeta, FeatureSpec};
+use fruits_store::{DatasetMeta, FeatureSpec, View};
 use serde::{Deserialize, Serialize};
 
 use crate::{ClassifyError, SoftmaxModel, TrainReport};
@@ -80,7 +80,15 @@ pub struct StudioHead {
     pub min_studio: f32,
     /// The classifier for studio photos, trained on the original photos alone.
     pub model: SoftmaxModel,
+    /// The studio head's own PCA, fitted on the studio photos alone (absent:
+    /// it takes the main head's inputs). The main head, trained mostly for
+    /// photos in the wild, may use another PCA or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<PcaStep>,
 }
+
+/// Prefix of the folder of a studio head's own PCA.
+pub const STUDIO_PCA_DIR: &str = "studio-pca";
 
 /// The PCA step as `classifier.json` records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,9 +129,36 @@ pub struct ClassifierFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abstain_below: Option<f32>,
     /// The studio head and its gate, for a classifier trained with augmented
-    /// copies (absent: [`model`](Self::model) answers for every photo).
+    /// copies or real photos beside studio ones (absent: [`model`](Self::model)
+    /// answers for every photo).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub studio: Option<StudioHead>,
+    /// The views of a photo whose probabilities the main head averages
+    /// (test-time augmentation), the whole photo first; empty: the whole
+    /// photo alone. A photo the gate sends to the studio head is scored on
+    /// the whole photo alone, as that head was trained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<View>,
+    /// Where the training rows came from (empty in bundles from before
+    /// training took several outputs: `training.source` says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<TrainingSource>,
+}
+
+/// One output a classifier was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSource {
+    /// Where it was read from.
+    pub location: String,
+    /// Rows (photos) taken from it.
+    pub rows: u64,
+    /// Whether its photos are real photos (shops, kitchens, orchards) rather
+    /// than studio ones: they train the main head, never the studio head.
+    pub real: bool,
+    /// Rows of it that were augmented copies.
+    pub augmented_rows: u64,
+    /// Views of each photo it held (1: the whole photo alone).
+    pub views: usize,
 }
 
 /// A loaded classifier: features in, class probabilities out.
@@ -133,6 +168,20 @@ pub struct Classifier {
     pub file: ClassifierFile,
     /// The PCA, when the file names one.
     pub pca: Option<PcaModel>,
+    /// The studio head's own PCA, when it has one.
+    pub studio_pca: Option<PcaModel>,
+}
+
+impl PcaStep {
+    /// The step recording `pca`, saved in the folder `{prefix}-{fingerprint}`.
+    pub fn of(pca: &PcaModel, prefix: &str) -> PcaStep {
+        PcaStep {
+            fingerprint: pca.fingerprint(),
+            k: pca.k,
+            variance_kept: pca.variance_kept(),
+            dir: format!("{prefix}-{}", pca.fingerprint()),
+        }
+    }
 }
 
 /// Which vectors a dataset holds, relative to a classifier.
@@ -160,12 +209,7 @@ impl Classifier {
         model: SoftmaxModel,
         training: TrainingInfo,
     ) -> Classifier {
-        let step = pca.as_ref().map(|p| PcaStep {
-            fingerprint: p.fingerprint(),
-            k: p.k,
-            variance_kept: p.variance_kept(),
-            dir: format!("{PCA_DIR}-{}", p.fingerprint()),
-        });
+        let step = pca.as_ref().map(|p| PcaStep::of(p, PCA_DIR));
         Classifier {
             file: ClassifierFile {
                 format_version: 1,
@@ -177,8 +221,11 @@ impl Classifier {
                 colour_bins: 0,
                 abstain_below: None,
                 studio: None,
+                views: Vec::new(),
+                sources: Vec::new(),
             },
             pca,
+            studio_pca: None,
         }
     }
 
@@ -188,10 +235,29 @@ impl Classifier {
         self
     }
 
-    /// The same classifier, with a studio head and gate ([`StudioHead`]).
-    pub fn with_studio_head(mut self, head: StudioHead) -> Classifier {
+    /// The same classifier, with a studio head and gate ([`StudioHead`]),
+    /// and the studio head's own PCA when it has one.
+    pub fn with_studio_head(mut self, mut head: StudioHead, pca: Option<PcaModel>) -> Classifier {
+        head.pca = pca.as_ref().map(|p| PcaStep::of(p, STUDIO_PCA_DIR));
         self.file.studio = Some(head);
+        self.studio_pca = pca;
         self
+    }
+
+    /// The same classifier, averaging its main head over `views` of a photo.
+    pub fn with_views(mut self, views: Vec<View>) -> Classifier {
+        self.file.views = views;
+        self
+    }
+
+    /// The views of a photo this classifier scores: [`ClassifierFile::views`],
+    /// or the whole photo alone.
+    pub fn views(&self) -> Vec<View> {
+        if self.file.views.is_empty() {
+            vec![View::WHOLE]
+        } else {
+            self.file.views.clone()
+        }
     }
 
     /// Class names, in index order.
@@ -210,23 +276,34 @@ impl Classifier {
     /// no longer named (and temporary files of a killed save) are removed.
     pub fn save(&self, dir: &Location) -> Result<(), ClassifyError> {
         dir.sweep_temporary_files()?;
-        if let (Some(pca), Some(step)) = (&self.pca, &self.file.pca) {
-            fruits_pca::save(
-                &dir.child(&step.dir),
-                pca,
-                &self.file.features.model_sha256,
-                &self.file.training.source,
-            )?;
+        let studio_step = self.file.studio.as_ref().and_then(|h| h.pca.as_ref());
+        for (pca, step) in [
+            (&self.pca, self.file.pca.as_ref()),
+            (&self.studio_pca, studio_step),
+        ] {
+            if let (Some(pca), Some(step)) = (pca, step) {
+                fruits_pca::save(
+                    &dir.child(&step.dir),
+                    pca,
+                    &self.file.features.model_sha256,
+                    &self.file.training.source,
+                )?;
+            }
         }
         let err = file_err(dir, CLASSIFIER_FILE);
         let text = serde_json::to_vec(&self.file).map_err(|e| err(e.to_string()))?;
         dir.put(CLASSIFIER_FILE, Bytes::from(text))?;
-        let current = self.file.pca.as_ref().map(|s| s.dir.as_str());
+        let current = [
+            self.file.pca.as_ref().map(|s| s.dir.as_str()),
+            studio_step.map(|s| s.dir.as_str()),
+        ];
         let mut stale = std::collections::BTreeSet::new();
         for file in dir.list_files()? {
             let top = file.rel.split('/').next().unwrap_or_default();
-            let is_pca = top == PCA_DIR || top.starts_with(&format!("{PCA_DIR}-"));
-            if is_pca && file.rel.contains('/') && Some(top) != current {
+            let is_pca = top == PCA_DIR
+                || top.starts_with(&format!("{PCA_DIR}-"))
+                || top.starts_with(&format!("{STUDIO_PCA_DIR}-"));
+            if is_pca && file.rel.contains('/') && !current.contains(&Some(top)) {
                 dir.delete(&file.rel)?;
                 stale.insert(top.to_string());
             }
@@ -251,13 +328,23 @@ impl Classifier {
             )));
         }
         check_model(&file.model, &err)?;
+        let mut studio_pca = None;
         if let Some(head) = &file.studio {
             check_model(&head.gate, &err)?;
             check_model(&head.model, &err)?;
             let m = &file.model;
+            let head_inputs = match &head.pca {
+                Some(step) => {
+                    let pca = load_pca(dir, step, &file.features, &err)?;
+                    let d = pca.k + file.colour_bins;
+                    studio_pca = Some(pca);
+                    d
+                }
+                None => m.d,
+            };
             if head.gate.classes != GATE_CLASSES
                 || head.gate.d != m.d
-                || head.model.d != m.d
+                || head.model.d != head_inputs
                 || head.model.classes != m.classes
                 || !(0.0..=1.0).contains(&head.min_studio)
             {
@@ -267,6 +354,11 @@ impl Classifier {
                         .into(),
                 ));
             }
+        }
+        if file.views.first().is_some_and(|v| *v != View::WHOLE) {
+            return Err(err(
+                "its views do not start with the whole photo (a damaged or edited file)".into(),
+            ));
         }
         let m = &file.model;
         let colour = file.colour_bins;
@@ -281,21 +373,8 @@ impl Classifier {
                 None
             }
             Some(step) => {
-                if step.dir.is_empty()
-                    || step.dir.contains(['/', '\\'])
-                    || step.dir.starts_with('.')
-                {
-                    return Err(err(format!("{:?} is not a PCA folder name", step.dir)));
-                }
-                let pca = fruits_pca::load(&dir.child(&step.dir))?.model;
-                if pca.d != file.features.feature_dim {
-                    return Err(err(format!(
-                        "the bundled PCA takes vectors of {} values but the features it is \
-                         recorded to take have {}",
-                        pca.d, file.features.feature_dim
-                    )));
-                }
-                if pca.fingerprint() != step.fingerprint || pca.k + colour != m.d {
+                let pca = load_pca(dir, step, &file.features, &err)?;
+                if pca.k + colour != m.d {
                     return Err(err(format!(
                         "the bundled PCA ({}, k = {}) and {colour} colour values are not what it was \
                          trained with ({}, {} values)",
@@ -308,7 +387,11 @@ impl Classifier {
                 Some(pca)
             }
         };
-        Ok(Classifier { file, pca })
+        Ok(Classifier {
+            file,
+            pca,
+            studio_pca,
+        })
     }
 
     /// Decides how to read the rows of a dataset described by `data`, or
@@ -400,50 +483,195 @@ impl Classifier {
         colour: &[f32],
         kind: InputKind,
     ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
-        check_finite(rows, self.input_dim(kind))?;
-        check_finite(colour, self.file.colour_bins)?;
-        if let (InputKind::Features, Some(pca)) = (kind, &self.pca) {
-            return self.proba_routed(&pca.transform(rows)?, colour, InputKind::Reduced);
-        }
+        self.proba_views(rows, colour, kind, 1)
+    }
+
+    /// Class probabilities (`n x classes`) of `n` photos given as `views`
+    /// rows each (`rows` is `n x views x d`, a photo's views one after
+    /// another, the whole photo first; `colour` is `n x colour_bins`), and for
+    /// each photo whether the gate sent it to the studio head. The gate looks
+    /// at the whole photo; a studio photo is scored by the studio head on the
+    /// whole photo, any other by the main head averaged over its views.
+    pub fn proba_views(
+        &self,
+        rows: &[f32],
+        colour: &[f32],
+        kind: InputKind,
+        views: usize,
+    ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
+        let views = views.max(1);
+        let given = self.input_dim(kind);
+        check_finite(rows, given)?;
         let bins = self.file.colour_bins;
-        let joined;
-        let x = if bins == 0 {
-            rows
-        } else {
-            let d = self.file.model.d - bins;
-            let n = rows.len() / d.max(1);
-            if colour.len() != n * bins || rows.len() != n * d {
-                return Err(ClassifyError::NoColour {
-                    expected: bins,
-                    data: colour.len() / n.max(1),
-                });
-            }
-            joined = append_columns(rows, d, colour, bins);
-            &joined[..]
+        check_finite(colour, bins)?;
+        let n = rows.len() / (given * views).max(1);
+        if rows.len() != n * given * views {
+            return Err(ClassifyError::NotRows {
+                values: rows.len(),
+                d: given * views,
+            });
+        }
+        if bins > 0 && colour.len() != n * bins {
+            return Err(ClassifyError::NoColour {
+                expected: bins,
+                data: colour.len() / n.max(1),
+            });
+        }
+        // The main head's inputs: every view through its PCA, then the
+        // photo's colour descriptor.
+        let main = match (kind, &self.pca) {
+            (InputKind::Features, Some(pca)) => std::borrow::Cow::Owned(pca.transform(rows)?),
+            _ => std::borrow::Cow::Borrowed(rows),
         };
-        let Some(head) = &self.file.studio else {
-            let p = self.file.model.predict_proba(x)?;
-            let n = p.len() / self.classes().len().max(1);
-            return Ok((p, vec![false; n]));
-        };
-        let routed: Vec<bool> = head
-            .gate
-            .predict_proba(x)?
-            .chunks_exact(GATE_CLASSES.len())
-            .map(|g| g[0] >= head.min_studio)
+        let d = main.len() / (n * views).max(1);
+        let width = d + bins;
+        let joined = join_colour(&main, d * views, d, colour, bins);
+        let whole: Vec<f32> = joined
+            .chunks_exact(width * views)
+            .flat_map(|photo| photo[..width].iter().copied())
             .collect();
-        // Each row is scored by the one head the gate picked, not by both.
-        let mut p = Vec::with_capacity(routed.len() * self.classes().len());
-        for (row, &studio) in x.chunks_exact(self.file.model.d.max(1)).zip(&routed) {
-            let model = if studio {
-                &head.model
-            } else {
-                &self.file.model
-            };
-            p.extend(model.predict_proba(row)?);
+        let routed: Vec<bool> = match &self.file.studio {
+            Some(head) => head
+                .gate
+                .predict_proba(&whole)?
+                .chunks_exact(GATE_CLASSES.len())
+                .map(|g| g[0] >= head.min_studio)
+                .collect(),
+            None => vec![false; n],
+        };
+        let k = self.classes().len();
+        // Each photo is scored by the one head the gate picked, not by both.
+        let studio = self.studio_proba(rows, given, views, &whole, width, colour, &routed, kind)?;
+        let mut studio = studio.chunks_exact(k.max(1));
+        let mut p = Vec::with_capacity(n * k);
+        for (photo, &to_studio) in joined.chunks_exact(width * views).zip(&routed) {
+            if to_studio {
+                let row = studio
+                    .next()
+                    .ok_or(ClassifyError::NotRows { values: 0, d: k })?;
+                p.extend_from_slice(row);
+                continue;
+            }
+            let each = self.file.model.predict_proba(photo)?;
+            let mut mean = vec![0f32; k];
+            for view in each.chunks_exact(k) {
+                for (m, v) in mean.iter_mut().zip(view) {
+                    *m += v / views as f32;
+                }
+            }
+            p.extend(mean);
         }
         Ok((p, routed))
     }
+
+    /// The studio head's probabilities of the photos `routed` to it (their
+    /// whole view), in order: on its own PCA of the image features when it
+    /// has one, else on the main head's inputs (`whole`, `width` values each).
+    #[allow(clippy::too_many_arguments)]
+    fn studio_proba(
+        &self,
+        rows: &[f32],
+        given: usize,
+        views: usize,
+        whole: &[f32],
+        width: usize,
+        colour: &[f32],
+        routed: &[bool],
+        kind: InputKind,
+    ) -> Result<Vec<f32>, ClassifyError> {
+        let Some(head) = &self.file.studio else {
+            return Ok(Vec::new());
+        };
+        let picked = routed
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r)
+            .map(|(i, _)| i);
+        let bins = self.file.colour_bins;
+        let x: Vec<f32> = match &self.studio_pca {
+            None => picked
+                .flat_map(|i| whole[i * width..(i + 1) * width].iter().copied())
+                .collect(),
+            Some(pca) => {
+                if kind != InputKind::Features {
+                    return Err(ClassifyError::WrongPca {
+                        data: "rows reduced by the main head's PCA".into(),
+                        expected: self.file.pca.as_ref().map(|s| s.fingerprint.clone()),
+                    });
+                }
+                let picked: Vec<usize> = picked.collect();
+                let raw: Vec<f32> = picked
+                    .iter()
+                    .flat_map(|&i| {
+                        let start = i * given * views;
+                        rows[start..start + given].iter().copied()
+                    })
+                    .collect();
+                let reduced = pca.transform(&raw)?;
+                let picked_colour: Vec<f32> = picked
+                    .iter()
+                    .flat_map(|&i| colour.get(i * bins..(i + 1) * bins).unwrap_or_default())
+                    .copied()
+                    .collect();
+                join_colour(&reduced, pca.k, pca.k, &picked_colour, bins)
+            }
+        };
+        if x.is_empty() {
+            return Ok(Vec::new());
+        }
+        head.model.predict_proba(&x)
+    }
+}
+
+/// Rows of `stride` values, each cut into vectors of `d` values, every
+/// vector followed by its row's `bins` colour values (`rows` unchanged when
+/// `bins` is 0).
+fn join_colour(rows: &[f32], stride: usize, d: usize, colour: &[f32], bins: usize) -> Vec<f32> {
+    if bins == 0 {
+        return rows.to_vec();
+    }
+    let mut joined = Vec::with_capacity(rows.len() + rows.len() / d.max(1) * bins);
+    for (row, c) in rows
+        .chunks_exact(stride.max(1))
+        .zip(colour.chunks_exact(bins))
+    {
+        for vector in row.chunks_exact(d.max(1)) {
+            joined.extend_from_slice(vector);
+            joined.extend_from_slice(c);
+        }
+    }
+    joined
+}
+
+/// Loads the PCA `step` names from the bundle at `dir`, checking it takes the
+/// bundle's features and is the one the bundle was trained with.
+fn load_pca(
+    dir: &Location,
+    step: &PcaStep,
+    features: &FeatureSpec,
+    err: &impl Fn(String) -> ClassifyError,
+) -> Result<PcaModel, ClassifyError> {
+    if step.dir.is_empty() || step.dir.contains(['/', '\\']) || step.dir.starts_with('.') {
+        return Err(err(format!("{:?} is not a PCA folder name", step.dir)));
+    }
+    let pca = fruits_pca::load(&dir.child(&step.dir))?.model;
+    if pca.d != features.feature_dim {
+        return Err(err(format!(
+            "the bundled PCA takes vectors of {} values but the features it is recorded to take \
+             have {}",
+            pca.d, features.feature_dim
+        )));
+    }
+    if pca.fingerprint() != step.fingerprint || pca.k != step.k {
+        return Err(err(format!(
+            "the bundled PCA ({}, k = {}) is not the one it was trained with ({}, k = {})",
+            pca.fingerprint(),
+            pca.k,
+            step.fingerprint,
+            step.k
+        )));
+    }
+    Ok(pca)
 }
 
 /// Refuses rows (`d` values each) holding NaN or infinite values, naming the
@@ -559,11 +787,15 @@ mod tests {
         let mut studio = model(&["apple", "pear"]);
         studio.weights.swap(0, 2);
         studio.weights.swap(1, 3);
-        classifier().with_studio_head(StudioHead {
-            gate: model(&GATE_CLASSES),
-            min_studio,
-            model: studio,
-        })
+        classifier().with_studio_head(
+            StudioHead {
+                gate: model(&GATE_CLASSES),
+                min_studio,
+                model: studio,
+                pca: None,
+            },
+            None,
+        )
     }
 
     #[test]

@@ -15,10 +15,10 @@ mod softmax;
 
 use serde::{Deserialize, Serialize};
 
-pub use bundle::{Classifier, InputKind, TrainingInfo};
+pub use bundle::{Classifier, InputKind, TrainingInfo, TrainingSource};
 pub use cv::{CvReport, CvScore, DEFAULT_CV_GRID};
 pub use fruits_store::FeatureSpec;
-pub use info::{Catalogue, FruitInfo};
+pub use info::{Catalogue, FruitInfo, FruitLevel};
 pub use lbfgs::StopReason;
 pub use softmax::{DEFAULT_C, DEFAULT_MAX_ITER, TrainConfig, TrainReport, train};
 

@@ -313,6 +313,14 @@ pub struct FeaturizeArgs {
     #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_SEED, value_name = "N")]
     pub augment_seed: u64,
 
+    /// Also store each photo's vectors in the views the identifier averages
+    /// (the whole photo and its centred 80% and 60%, each also mirrored), in a
+    /// `views` column: a classifier trained on them learns each view, and
+    /// `fruits evaluate` scores the photos as `identify` answers them. For
+    /// real photos (shops, kitchens); six times the inference.
+    #[arg(long)]
+    pub views: bool,
+
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -454,10 +462,18 @@ pub enum Export {
 /// Flags of `fruits train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// A features output (the classifier fits its own PCA on the training rows)
-    /// or a reduced output (it reuses the PCA that made it): folder or s3:// prefix.
-    #[arg(value_name = "DATA")]
-    pub data: String,
+    /// Features outputs of studio photos (the classifier fits its own PCA on
+    /// the training rows of all of them), or one reduced output (it reuses
+    /// the PCA that made it): folders or s3:// prefixes.
+    #[arg(value_name = "DATA", required = true)]
+    pub data: Vec<String>,
+
+    /// A features output of real photos (shops, kitchens, orchards:
+    /// `scripts/real-photos.py`, then `fruits featurize --views`), trained on
+    /// beside DATA (repeatable): its photos train the main head and, as photos
+    /// in the wild, the gate, never the studio head.
+    #[arg(long, value_name = "DATA")]
+    pub real: Vec<String>,
 
     /// Folder or s3:// prefix for the classifier (classifier.json and its PCA).
     #[arg(long, short, value_name = "DIR")]
@@ -481,14 +497,18 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_colour: bool,
 
-    /// With augmented copies among the rows, train a single head for every
-    /// photo; by default a second head, trained on the original photos alone,
-    /// answers for photos the gate sees as taken in the studio (plain white).
+    /// With augmented copies or real photos among the rows, train a single
+    /// head for every photo; by default a second head, trained on the studio
+    /// photos alone, answers for photos the gate sees as taken in the studio
+    /// (plain white).
     #[arg(long)]
     pub no_studio_head: bool,
 
-    /// Answer "not sure" (with the runners-up) when the top probability is
-    /// below P; `fruits evaluate --save-threshold` sets the one that earns most.
+    /// Answer "not sure" (with the runners-up) when the top probability (of a
+    /// class, or of a fruit over its varieties) is below P [default: always
+    /// answer]. 0.75 is the break-even confidence of the default net-revenue
+    /// values; `fruits evaluate --save-threshold` sets the one that earned
+    /// most on the data it scored.
     #[arg(long, value_name = "P", value_parser = share)]
     pub abstain_below: Option<f64>,
 

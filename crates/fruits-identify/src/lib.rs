@@ -14,8 +14,8 @@
 
 mod load;
 
-use fruits_classify::{Catalogue, Classifier, ClassifyError, FruitInfo};
-use fruits_image::{DecodeLimits, ImageError, ImageInfo, Preprocessing};
+use fruits_classify::{Catalogue, Classifier, ClassifyError, FruitInfo, FruitLevel, InputKind};
+use fruits_image::{DecodeLimits, ImageError, ImageInfo, Preprocessing, View};
 use fruits_model::{FeatureModel, ModelError};
 use serde::Serialize;
 
@@ -150,12 +150,44 @@ pub struct Candidate {
     pub info: Option<FruitInfo>,
 }
 
+/// The fruit a photo shows, whatever the variety.
+#[derive(Debug, Clone, Serialize)]
+pub struct FruitAnswer {
+    /// The fruit in English ("Apple").
+    pub fruit: String,
+    /// The fruit in French ("Pomme").
+    pub french: String,
+    /// Its probability: the sum of its varieties' probabilities.
+    pub probability: f32,
+    /// Its most probable variety (class): "probably Pink Lady".
+    pub probably: Candidate,
+}
+
+/// How far an answer goes: the variety, the fruit only, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// The class (variety) is as probable as the threshold asks.
+    Variety,
+    /// The varieties are uncertain but the fruit is not: the app names the
+    /// fruit ("Apple — probably Pink Lady").
+    Fruit,
+    /// Not even the fruit is sure: the app says "not sure" and shows guesses.
+    NotSure,
+}
+
 /// The answer for one photo.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
     /// What to tell the user: the most probable class, or nothing when the
-    /// classifier is not sure (its confidence is below the bundle's threshold).
+    /// classifier is not sure of the variety (its confidence is below the
+    /// bundle's threshold).
     pub answer: Option<Candidate>,
+    /// The most probable fruit, whatever the variety, with its most probable
+    /// variety; absent when not even the fruit is sure.
+    pub fruit: Option<FruitAnswer>,
+    /// How far the answer goes.
+    pub level: Level,
     /// True when the confidence is below the classifier's threshold: the app
     /// says "not sure" and shows `top` as guesses, never a confident name.
     pub not_sure: bool,
@@ -167,8 +199,8 @@ pub struct Prediction {
     pub height: u32,
 }
 
-/// A photo decoded and prepared for the model: its tensor, its size as
-/// decoded, and its colour descriptor.
+/// A photo decoded and prepared for the model: its tensors (one per view the
+/// classifier averages), its size as decoded, and its colour descriptor.
 pub type Prepared = (Vec<f32>, ImageInfo, Vec<f32>);
 
 /// From photo bytes to an answer: the image model, its preprocessing, the
@@ -180,6 +212,10 @@ pub struct Identifier {
     limits: DecodeLimits,
     classifier: Classifier,
     catalogue: Catalogue,
+    /// The views of each photo the classifier averages.
+    views: Vec<View>,
+    /// The classifier's classes grouped by fruit.
+    fruits: FruitLevel,
 }
 
 impl Identifier {
@@ -215,12 +251,15 @@ impl Identifier {
                 given: Box::new(preprocessing),
             });
         }
+        let fruits = FruitLevel::new(&catalogue, classifier.classes())?;
         Ok(Identifier {
             model,
             preprocessing,
             limits,
+            views: classifier.views(),
             classifier,
             catalogue,
+            fruits,
         })
     }
 
@@ -237,11 +276,12 @@ impl Identifier {
     /// Decodes and prepares one photo into a model input tensor (the pixel
     /// limit is checked from the header, before decoding).
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ImageError> {
-        let mut tensor = vec![0.0; self.preprocessing.tensor_len()];
+        let mut tensor = vec![0.0; self.preprocessing.tensor_len() * self.views.len()];
         let mut colour = vec![0.0; fruits_image::COLOUR_BINS];
-        let info = self.preprocessing.preprocess_with_colour(
+        let info = self.preprocessing.preprocess_views(
             bytes,
             &self.limits,
+            &self.views,
             &mut tensor,
             Some(&mut colour),
         )?;
@@ -267,31 +307,17 @@ impl Identifier {
             }
         }
         let features = self.model.run(&batch)?;
-        let proba = self.classifier.proba_from_features(&features, &colour)?;
+        let (proba, _) = self.classifier.proba_views(
+            &features,
+            &colour,
+            InputKind::Features,
+            self.views.len(),
+        )?;
         let classes = self.classifier.classes();
         let predictions: Vec<Prediction> = proba
             .chunks_exact(classes.len().max(1))
             .zip(tensors)
-            .map(|(p, (_, info, _))| {
-                let top: Vec<Candidate> = fruits_classify::top_k(p, top)
-                    .into_iter()
-                    .map(|(i, probability)| Candidate {
-                        class: classes[i].clone(),
-                        probability,
-                        info: self.catalogue.get(&classes[i]).cloned(),
-                    })
-                    .collect();
-                let not_sure = top
-                    .first()
-                    .is_none_or(|best| self.classifier.abstains(best.probability));
-                Prediction {
-                    answer: if not_sure { None } else { top.first().cloned() },
-                    not_sure,
-                    top,
-                    width: info.width,
-                    height: info.height,
-                }
-            })
+            .map(|(p, (_, info, _))| self.answer(p, top, info))
             .collect();
         if predictions.len() != tensors.len() {
             return Err(IdentifyError::Internal(format!(
@@ -301,6 +327,57 @@ impl Identifier {
             )));
         }
         Ok(predictions)
+    }
+
+    /// The answer card for class probabilities `p`: the variety when it is as
+    /// probable as the threshold asks, else the fruit when the sum over its
+    /// varieties is, else "not sure"; `top` classes as guesses either way.
+    fn answer(&self, p: &[f32], top: usize, info: &ImageInfo) -> Prediction {
+        let classes = self.classifier.classes();
+        let candidate = |i: usize| Candidate {
+            class: classes[i].clone(),
+            probability: p[i],
+            info: self.catalogue.get(&classes[i]).cloned(),
+        };
+        let top: Vec<Candidate> = fruits_classify::top_k(p, top)
+            .into_iter()
+            .map(|(i, _)| candidate(i))
+            .collect();
+        let best_class = top.first().map_or(0.0, |c| c.probability);
+        let fruit = self.fruits.ranked(p).first().map(|&(f, probability)| {
+            // The fruit's most probable variety.
+            let variety = (0..classes.len())
+                .filter(|&c| self.fruits.of_class[c] == f)
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or(0);
+            FruitAnswer {
+                fruit: self.fruits.names[f].clone(),
+                french: self.fruits.french[f].clone(),
+                probability,
+                probably: candidate(variety),
+            }
+        });
+        let fruit_probability = fruit.as_ref().map_or(0.0, |f| f.probability);
+        let level = if !self.classifier.abstains(best_class) {
+            Level::Variety
+        } else if !self.classifier.abstains(fruit_probability) {
+            Level::Fruit
+        } else {
+            Level::NotSure
+        };
+        Prediction {
+            answer: if level == Level::Variety {
+                top.first().cloned()
+            } else {
+                None
+            },
+            fruit: if level == Level::NotSure { None } else { fruit },
+            level,
+            not_sure: level == Level::NotSure,
+            top,
+            width: info.width,
+            height: info.height,
+        }
     }
 
     /// Identifies `n` photos, [`CHUNK`] at a time, so memory stays flat

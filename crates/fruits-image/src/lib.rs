@@ -166,6 +166,54 @@ impl Default for DecodeLimits {
     }
 }
 
+/// One way of looking at a photo: the centred part of it that keeps `crop`
+/// of each side (1.0: the whole photo), mirrored left to right or not, then
+/// prepared by the usual recipe. Several views of one photo, each through the
+/// image model, are averaged by the identifier (test-time augmentation): a
+/// fruit that fills a third of a shop photo is seen closer in the crops.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// Share of each side kept, centred, in (0, 1].
+    pub crop: f32,
+    /// Mirrored left to right.
+    pub mirror: bool,
+}
+
+impl View {
+    /// The whole photo, as [`Preprocessing::preprocess_into`] prepares it.
+    pub const WHOLE: View = View {
+        crop: 1.0,
+        mirror: false,
+    };
+}
+
+/// The views the identifier averages: the whole photo and its centred 80%
+/// and 60%, each also mirrored. Measured on real shop photos (docs/identify.md):
+/// 88% of the fruits named right against 82% from the whole photo alone.
+pub const DEFAULT_VIEWS: [View; 6] = [
+    View::WHOLE,
+    View {
+        crop: 1.0,
+        mirror: true,
+    },
+    View {
+        crop: 0.8,
+        mirror: false,
+    },
+    View {
+        crop: 0.8,
+        mirror: true,
+    },
+    View {
+        crop: 0.6,
+        mirror: false,
+    },
+    View {
+        crop: 0.6,
+        mirror: true,
+    },
+];
+
 /// Size of the image as decoded (after EXIF orientation), before resizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -225,20 +273,69 @@ impl Preprocessing {
         out: &mut [f32],
         colour: Option<&mut [f32]>,
     ) -> Result<ImageInfo, ImageError> {
+        self.preprocess_views(bytes, limits, &[View::WHOLE], out, colour)
+    }
+
+    /// Decodes `bytes` once and writes one normalised CHW tensor per view of
+    /// `views` into `out` ([`tensor_len`](Self::tensor_len) values each, in
+    /// order), and the colour descriptor of the whole photo into `colour`
+    /// when given. The first view should be [`View::WHOLE`]: its tensor is
+    /// then the one [`preprocess_into`](Self::preprocess_into) makes.
+    pub fn preprocess_views(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        views: &[View],
+        out: &mut [f32],
+        colour: Option<&mut [f32]>,
+    ) -> Result<ImageInfo, ImageError> {
         assert_eq!(
             out.len(),
-            self.tensor_len(),
-            "output slot has the wrong size"
+            self.tensor_len() * views.len(),
+            "output slots have the wrong size"
         );
+        if let Some(bad) = views
+            .iter()
+            .find(|v| !(v.crop.is_finite() && v.crop > 0.0 && v.crop <= 1.0))
+        {
+            return Err(ImageError::Resize(format!(
+                "a view keeps {} of each side; it must be in (0, 1]",
+                bad.crop
+            )));
+        }
         let rgb = decode(bytes, limits)?;
         let info = ImageInfo {
             width: rgb.width(),
             height: rgb.height(),
         };
-        let resized = self.resize(rgb)?;
-        self.normalise(resized.buffer(), out);
+        let (w, h) = rgb.dimensions();
+        let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
+            .map_err(|e| ImageError::Resize(e.to_string()))?;
+        let mut whole = None;
+        for (view, slot) in views.iter().zip(out.chunks_exact_mut(self.tensor_len())) {
+            let (cw, ch) = (
+                f64::from(w) * f64::from(view.crop),
+                f64::from(h) * f64::from(view.crop),
+            );
+            let window = ((f64::from(w) - cw) / 2.0, (f64::from(h) - ch) / 2.0, cw, ch);
+            let mut resized = self.resize_window(&src, window)?;
+            if view.mirror {
+                mirror_rows(resized.buffer_mut(), self.size as usize);
+            }
+            self.normalise(resized.buffer(), slot);
+            if *view == View::WHOLE && whole.is_none() {
+                whole = Some(resized);
+            }
+        }
         if let Some(colour) = colour {
-            colour.copy_from_slice(&colour_histogram(resized.buffer()));
+            let histogram = match &whole {
+                Some(image) => colour_histogram(image.buffer()),
+                None => colour_histogram(
+                    self.resize_window(&src, (0.0, 0.0, f64::from(w), f64::from(h)))?
+                        .buffer(),
+                ),
+            };
+            colour.copy_from_slice(&histogram);
         }
         Ok(info)
     }
@@ -256,43 +353,58 @@ impl Preprocessing {
 
     /// Resizes to `size` x `size`: square images whole, others as if the short
     /// side went to `resize_short` and the centre `size` x `size` were cut out.
-    /// The crop window is computed in the source's coordinates and resized
-    /// straight into the model's input, so the work and memory are those of
-    /// the output, whatever the photo's shape (resizing a 20000x1 strip's
-    /// short side up first would take gigabytes).
+    #[cfg(test)]
     fn resize(&self, rgb: RgbImage) -> Result<Image<'static>, ImageError> {
         let (w, h) = rgb.dimensions();
         if w == 0 || h == 0 {
             return Err(ImageError::Resize(format!("image has no pixels ({w}x{h})")));
         }
-        let size = self.size;
-        let (rw, rh) = if w == h {
-            (size, size)
-        } else if w < h {
-            (self.resize_short, scaled(h, self.resize_short, w))
-        } else {
-            (scaled(w, self.resize_short, h), self.resize_short)
-        };
         let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
             .map_err(|e| ImageError::Resize(e.to_string()))?;
+        self.resize_window(&src, (0.0, 0.0, f64::from(w), f64::from(h)))
+    }
+
+    /// The recipe applied to the part `(left, top, width, height)` of `src`
+    /// as if it were the whole image: square windows whole, others short side
+    /// to `resize_short` then the centre crop. The crop is computed in the
+    /// source's coordinates and resized straight into the model's input, so
+    /// the work and memory are those of the output, whatever the shape
+    /// (resizing a 20000x1 strip's short side up first would take gigabytes).
+    fn resize_window(
+        &self,
+        src: &Image<'_>,
+        (x, y, w, h): (f64, f64, f64, f64),
+    ) -> Result<Image<'static>, ImageError> {
+        // The window's size in whole pixels, as an image of that size would have.
+        let (wi, hi) = ((w.round() as u32).max(1), (h.round() as u32).max(1));
+        let size = self.size;
+        let (rw, rh) = if wi == hi {
+            (size, size)
+        } else if wi < hi {
+            (self.resize_short, scaled(hi, self.resize_short, wi))
+        } else {
+            (scaled(wi, self.resize_short, hi), self.resize_short)
+        };
+        // The centre crop of the resized window, with its offset rounded like
+        // torchvision's CenterCrop, mapped back onto the source.
+        let left = ((rw.saturating_sub(size)) as f64 / 2.0).round();
+        let top = ((rh.saturating_sub(size)) as f64 / 2.0).round();
+        let (sx, sy) = (w / f64::from(rw), h / f64::from(rh));
         let mut dst = Image::new(size, size, PixelType::U8x3);
+        let crop = (
+            x + left * sx,
+            y + top * sy,
+            f64::from(size.min(rw)) * sx,
+            f64::from(size.min(rh)) * sy,
+        );
         let mut options =
             ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        if rw != size || rh != size {
-            // The centre crop of the resized image, with its offset rounded
-            // like torchvision's CenterCrop, mapped back onto the source.
-            let left = ((rw.saturating_sub(size)) as f64 / 2.0).round();
-            let top = ((rh.saturating_sub(size)) as f64 / 2.0).round();
-            let (sx, sy) = (f64::from(w) / f64::from(rw), f64::from(h) / f64::from(rh));
-            options = options.crop(
-                left * sx,
-                top * sy,
-                f64::from(size) * sx,
-                f64::from(size) * sy,
-            );
+        let whole = (0.0, 0.0, f64::from(src.width()), f64::from(src.height()));
+        if crop != whole {
+            options = options.crop(crop.0, crop.1, crop.2, crop.3);
         }
         Resizer::new()
-            .resize(&src, &mut dst, &options)
+            .resize(src, &mut dst, &options)
             .map_err(|e| ImageError::Resize(e.to_string()))?;
         Ok(dst)
     }
@@ -405,6 +517,18 @@ pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
     let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
     matches!((last_sos, last_eoi), (Some(sos), Some(eoi)) if eoi > sos)
+}
+
+/// Mirrors each row of an interleaved RGB8 image `side` pixels wide.
+fn mirror_rows(hwc: &mut [u8], side: usize) {
+    for row in hwc.chunks_exact_mut(side * 3) {
+        for x in 0..side / 2 {
+            let (a, b) = (x * 3, (side - 1 - x) * 3);
+            for c in 0..3 {
+                row.swap(a + c, b + c);
+            }
+        }
+    }
 }
 
 /// `long * short_target / short`, rounded, at least 1.
@@ -739,6 +863,62 @@ mod tests {
             }
         }
         assert!(worst <= 1, "largest difference {worst}");
+    }
+
+    #[test]
+    fn views_are_the_whole_photo_its_mirror_and_centred_crops() {
+        // A red square in the middle third of a white 300x200 photo.
+        let mut img = RgbImage::from_pixel(300, 200, Rgb([255, 255, 255]));
+        for y in 67..133 {
+            for x in 100..200 {
+                img.put_pixel(x, y, Rgb([255, 0, 0]));
+            }
+        }
+        // Something on the left only, to see the mirror.
+        for y in 0..200 {
+            for x in 0..20 {
+                img.put_pixel(x, y, Rgb([0, 0, 255]));
+            }
+        }
+        let bytes = encode(img.into(), ImageFormat::Png);
+        let p = Preprocessing::default();
+        let limits = DecodeLimits::default();
+        let n = p.tensor_len();
+        let mut views = vec![0.0; n * DEFAULT_VIEWS.len()];
+        let mut colour = vec![0.0; COLOUR_BINS];
+        p.preprocess_views(
+            &bytes,
+            &limits,
+            &DEFAULT_VIEWS,
+            &mut views,
+            Some(&mut colour),
+        )
+        .expect("views");
+        // The whole view is exactly what preprocess_into makes, colour included.
+        let mut whole = vec![0.0; n];
+        let mut whole_colour = vec![0.0; COLOUR_BINS];
+        p.preprocess_with_colour(&bytes, &limits, &mut whole, Some(&mut whole_colour))
+            .expect("whole");
+        assert_eq!(&views[..n], &whole[..]);
+        assert_eq!(colour, whole_colour);
+        // The mirror is the whole view flipped left to right.
+        let side = 224;
+        for c in 0..3 {
+            for y in 0..side {
+                for x in 0..side {
+                    let a = views[c * side * side + y * side + x];
+                    let b = views[n + c * side * side + y * side + (side - 1 - x)];
+                    assert_eq!(a, b);
+                }
+            }
+        }
+        // The crops see the red square larger: more red in 60% than in the whole.
+        let red = |t: &[f32]| {
+            let g = &t[side * side..2 * side * side];
+            g.iter().filter(|v| **v < -1.5).count()
+        };
+        let (whole_red, crop_red) = (red(&views[..n]), red(&views[4 * n..5 * n]));
+        assert!(crop_red > 2 * whole_red, "{whole_red} vs {crop_red}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use arrow_array::cast::AsArray;
 use fruits_classify::bundle::{DEFAULT_MIN_STUDIO, GATE_CLASSES, StudioHead, append_columns};
 use fruits_classify::cv::{self, CvReport, CvScore};
 use fruits_classify::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
-use fruits_classify::{Classifier, InputKind, TrainConfig, TrainingInfo, argmax, train};
+use fruits_classify::{
+    Catalogue, Classifier, FruitLevel, InputKind, TrainConfig, TrainingInfo, TrainingSource,
+    argmax, train,
+};
 use fruits_pca::{Keep, PcaModel, PcaStats};
 use fruits_store::{Dataset, columns};
 use serde::Serialize;
@@ -30,6 +33,11 @@ pub struct Rows {
     pub colour: Vec<f32>,
     /// Colour values per row (0: none).
     pub colour_bins: usize,
+    /// The vectors of each row's other views (`n x extra_views x d`), when
+    /// the dataset was featurised with views.
+    pub views: Vec<f32>,
+    /// Other views per row (0: none).
+    pub extra_views: usize,
 }
 
 impl Rows {
@@ -48,11 +56,18 @@ impl Rows {
 pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineError> {
     let column = ds.manifest().meta.vector_column();
     let has_colour = ds.manifest().meta.spec.colour_bins > 0;
-    let mut rows = Rows::default();
+    let extra_views = ds.manifest().meta.extra_views();
+    let mut rows = Rows {
+        extra_views,
+        ..Rows::default()
+    };
     let mut splits_seen = BTreeSet::new();
     let mut wanted = vec![column, columns::PATH, columns::LABEL, columns::SPLIT];
     if has_colour {
         wanted.push(columns::COLOUR);
+    }
+    if extra_views > 0 {
+        wanted.push(columns::VIEWS);
     }
     for batch in ds.feature_columns(&wanted, BATCH_ROWS) {
         let batch = batch?;
@@ -62,6 +77,11 @@ pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineErro
             let (c, bins) = vector_column(&batch, columns::COLOUR, ds.root())?;
             rows.colour_bins = bins;
             Some(c)
+        } else {
+            None
+        };
+        let views = if extra_views > 0 {
+            Some(vector_column(&batch, columns::VIEWS, ds.root())?.0)
         } else {
             None
         };
@@ -89,6 +109,10 @@ pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineErro
             if let Some(c) = colour {
                 let b = rows.colour_bins;
                 rows.colour.extend_from_slice(&c[i * b..(i + 1) * b]);
+            }
+            if let Some(views) = views {
+                let w = extra_views * d;
+                rows.views.extend_from_slice(&views[i * w..(i + 1) * w]);
             }
             rows.labels.push(labels.value(i).to_string());
             rows.paths.push(paths.value(i).to_string());
@@ -124,16 +148,19 @@ pub struct CrossValidation {
     pub grid: Vec<f64>,
 }
 
-/// Trains a classifier on the rows of `split` in `ds`. A reduced output is
-/// trained with the PCA that made it: `pca` when given, else the PCA folder
-/// beside it (as `fruits run` and the Spark job lay them out). With `cv`, C
-/// is chosen by cross-validation on those same rows first (`config.c` is
-/// then not used); a PCA fitted here is fitted again inside each fold, on
-/// that fold's training part only, so no held-out row shapes it.
-///
-/// With `studio_head` and rows that mix original photos with augmented copies,
-/// the bundle also gets a studio head trained on the originals alone and a
-/// gate telling the two apart ([`StudioHead`]).
+/// One output to train on.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The features (or reduced) output.
+    pub dataset: &'a Dataset,
+    /// Its photos are real photos (shops, kitchens, orchards), not studio
+    /// ones: they train the main head and, as photos in the wild, the gate,
+    /// never the studio head.
+    pub real: bool,
+}
+
+/// Trains a classifier on the rows of `split` in `ds`: [`train_sources`] with
+/// one source of studio photos.
 pub fn train_dataset(
     ds: &Dataset,
     split: Option<&str>,
@@ -143,8 +170,154 @@ pub fn train_dataset(
     colour: bool,
     studio_head: bool,
 ) -> Result<Classifier, PipelineError> {
+    let source = Source {
+        dataset: ds,
+        real: false,
+    };
+    train_sources(&[source], split, pca, config, cv, colour, studio_head)
+}
+
+/// The training rows gathered from every source: each photo's whole view,
+/// then (as extra rows of the same label) the other views of the photos that
+/// have them.
+struct Gathered {
+    rows: Rows,
+    /// Per row: an augmented copy.
+    copies: Vec<bool>,
+    /// Per row: a real photo (or a view of one).
+    real: Vec<bool>,
+    /// Per row: the whole photo (not one of its other views).
+    whole: Vec<bool>,
+    /// The views the photos with views were featurised in.
+    views: Vec<fruits_store::View>,
+    sources: Vec<TrainingSource>,
+}
+
+/// Reads `split` of every source into one set of training rows.
+fn gather_sources(sources: &[Source<'_>], split: Option<&str>) -> Result<Gathered, PipelineError> {
+    let first = &sources[0].dataset.manifest().meta;
+    let colour_bins = if sources
+        .iter()
+        .all(|s| s.dataset.manifest().meta.spec.colour_bins > 0)
+    {
+        first.spec.colour_bins
+    } else {
+        0
+    };
+    let mut all = Gathered {
+        rows: Rows {
+            colour_bins,
+            ..Rows::default()
+        },
+        copies: Vec::new(),
+        real: Vec::new(),
+        whole: Vec::new(),
+        views: Vec::new(),
+        sources: Vec::new(),
+    };
+    for source in sources {
+        let meta = &source.dataset.manifest().meta;
+        if !meta.spec.same_features(&first.spec) {
+            return Err(PipelineError::Store(
+                fruits_store::StoreError::ModelMismatch {
+                    dir: source.dataset.root().to_string(),
+                    existing: Box::new(first.spec.clone()),
+                    current: Box::new(meta.spec.clone()),
+                },
+            ));
+        }
+        if !meta.views.is_empty() {
+            if !all.views.is_empty() && all.views != meta.views {
+                return Err(PipelineError::Config(format!(
+                    "{} was featurised with other views than the outputs before it",
+                    source.dataset.root()
+                )));
+            }
+            all.views = meta.views.clone();
+        }
+        let rows = read_rows(source.dataset, split)?;
+        let d = rows.d;
+        let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
+        all.sources.push(TrainingSource {
+            location: source.dataset.root().to_string(),
+            rows: rows.len() as u64,
+            real: source.real,
+            augmented_rows: copies.iter().filter(|c| **c).count() as u64,
+            views: rows.extra_views + 1,
+        });
+        let bins = rows.colour_bins;
+        let colour_of = |i: usize| -> &[f32] {
+            if colour_bins > 0 {
+                &rows.colour[i * bins..(i + 1) * bins]
+            } else {
+                &[]
+            }
+        };
+        let out = &mut all.rows;
+        out.d = d;
+        for (i, copy) in copies.iter().enumerate() {
+            out.x.extend_from_slice(&rows.x[i * d..(i + 1) * d]);
+            out.colour.extend_from_slice(colour_of(i));
+            out.labels.push(rows.labels[i].clone());
+            out.paths.push(rows.paths[i].clone());
+            all.copies.push(*copy);
+            all.real.push(source.real);
+            all.whole.push(true);
+        }
+        let extra = rows.extra_views;
+        for (i, views) in rows.views.chunks_exact((extra * d).max(1)).enumerate() {
+            for view in views.chunks_exact(d) {
+                out.x.extend_from_slice(view);
+                out.colour.extend_from_slice(colour_of(i));
+                out.labels.push(rows.labels[i].clone());
+                out.paths.push(rows.paths[i].clone());
+                all.copies.push(copies[i]);
+                all.real.push(source.real);
+                all.whole.push(false);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Trains a classifier on the rows of `split` of every source. A reduced
+/// output (alone) is trained with the PCA that made it: `pca` when given,
+/// else the PCA folder beside it (as `fruits run` and the Spark job lay them
+/// out). With `cv`, C is chosen by cross-validation on the training photos
+/// first (`config.c` is then not used); a PCA fitted here is fitted again
+/// inside each fold, on that fold's training part only, so no held-out row
+/// shapes it.
+///
+/// Outputs featurised with views give a row per view, and the classifier
+/// averages the main head over those views of a photo. With `studio_head`
+/// and rows that mix studio photos with photos in the wild (augmented
+/// copies, or the photos of a `real` source), the bundle also gets a studio
+/// head trained on the studio photos alone and a gate telling the two apart
+/// ([`StudioHead`]).
+pub fn train_sources(
+    sources: &[Source<'_>],
+    split: Option<&str>,
+    pca: PcaChoice,
+    config: &TrainConfig,
+    cv: Option<&CrossValidation>,
+    colour: bool,
+    studio_head: bool,
+) -> Result<Classifier, PipelineError> {
+    let Some(first) = sources.first() else {
+        return Err(PipelineError::Config("nothing to train on".into()));
+    };
+    let ds = first.dataset;
     let meta = &ds.manifest().meta;
     let reduced = meta.pca_fingerprint.is_some();
+    if sources.len() > 1
+        && sources
+            .iter()
+            .any(|s| s.dataset.manifest().meta.pca_fingerprint.is_some())
+    {
+        return Err(PipelineError::Config(
+            "training on several outputs takes features outputs, not reduced ones".into(),
+        ));
+    }
     let pca = match (pca, reduced) {
         (PcaChoice::Given(_), false) => {
             return Err(PipelineError::NotReduced {
@@ -155,9 +328,19 @@ pub fn train_dataset(
         (_, true) => PcaChoice::Given(pca_beside(ds)?.model),
         (choice, false) => choice,
     };
-    let mut rows = read_rows(ds, split)?;
-    let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
-    let augmented_rows = copies.iter().filter(|c| **c).count() as u64;
+    let Gathered {
+        mut rows,
+        copies,
+        real,
+        whole,
+        views,
+        sources,
+    } = gather_sources(sources, split)?;
+    let augmented_rows = copies
+        .iter()
+        .zip(&whole)
+        .filter(|(c, w)| **c && **w)
+        .count() as u64;
     if !colour {
         rows.colour.clear();
         rows.colour_bins = 0;
@@ -175,12 +358,35 @@ pub fn train_dataset(
         .map(|l| classes.binary_search(l).unwrap_or(0))
         .collect();
     let cv_report = match cv {
-        Some(cv) => Some(cross_validate(&rows, &y, &classes, &pca, config, cv)?),
+        // Folds hold whole photos: a photo's views never sit on both sides.
+        Some(cv) => {
+            let (photos, photo_y) = whole_photos(&rows, &y, &whole);
+            Some(cross_validate(
+                &photos, &photo_y, &classes, &pca, config, cv,
+            )?)
+        }
         None => None,
     };
     let config = &TrainConfig {
         c: cv_report.as_ref().map_or(config.c, |r| r.chosen_c),
         ..*config
+    };
+    // The photos in the wild: augmented copies and real photos (all views).
+    let wild: Vec<bool> = copies.iter().zip(&real).map(|(c, r)| *c || *r).collect();
+    let studio_photos = wild.iter().zip(&whole).filter(|(w, h)| !**w && **h).count();
+    let with_studio_head = studio_head && studio_photos > 0 && wild.iter().any(|w| *w);
+    // The studio head's own inputs: its own PCA of the studio photos alone
+    // (the main head's PCA, fitted mostly on photos in the wild, cost the
+    // studio photos a few tenths of a point), beside their colour.
+    let studio_inputs = match (&pca, with_studio_head) {
+        (PcaChoice::Given(_), _) | (_, false) => None,
+        (choice, true) => {
+            let keep = match choice {
+                PcaChoice::Fit(keep) => *keep,
+                _ => Keep::Variance(crate::reduce::DEFAULT_VARIANCE),
+            };
+            Some(studio_inputs(&rows, &y, &wild, &whole, keep)?)
+        }
     };
     let (pca, x) = match pca {
         PcaChoice::Given(model) => {
@@ -210,8 +416,17 @@ pub fn train_dataset(
     } else {
         (x, d)
     };
-    let studio = if studio_head && augmented_rows > 0 && (augmented_rows as usize) < copies.len() {
-        Some(train_studio_head(&x, d, &y, &classes, &copies, config)?)
+    let studio = if with_studio_head {
+        Some(train_studio_head(
+            &x,
+            d,
+            &y,
+            &classes,
+            &wild,
+            &whole,
+            studio_inputs,
+            config,
+        )?)
     } else {
         None
     };
@@ -224,38 +439,130 @@ pub fn train_dataset(
         features.feature_dim = pca.as_ref().map_or(rows.d, |p| p.d);
     }
     let training = TrainingInfo {
-        source: ds.root().to_string(),
+        source: sources
+            .iter()
+            .map(|s| s.location.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         split: split.unwrap_or_default().to_string(),
         c: config.c,
         report,
         cv: cv_report,
         augmented_rows,
     };
-    let classifier = Classifier::new(features, pca, model, training).with_colour(bins);
+    let mut classifier = Classifier::new(features, pca, model, training)
+        .with_colour(bins)
+        .with_views(views);
+    classifier.file.sources = sources;
     Ok(match studio {
-        Some(head) => classifier.with_studio_head(head),
+        Some((head, pca)) => classifier.with_studio_head(head, pca),
         None => classifier,
     })
 }
 
-/// The studio head (trained on the rows that are not copies) and its gate
-/// (originals against copies), on the same inputs as the main head.
+/// What the studio head is trained on when it has its own PCA.
+struct StudioInputs {
+    /// Rows: the PCA of each studio photo's whole view, then its colour.
+    x: Vec<f32>,
+    /// Values per row.
+    d: usize,
+    /// Their labels.
+    y: Vec<usize>,
+    /// The PCA, fitted on the studio photos alone.
+    pca: PcaModel,
+}
+
+/// The studio photos' rows (whole views of photos not in the wild) through a
+/// PCA fitted on them alone, keeping `keep`.
+fn studio_inputs(
+    rows: &Rows,
+    y: &[usize],
+    wild: &[bool],
+    whole: &[bool],
+    keep: Keep,
+) -> Result<StudioInputs, PipelineError> {
+    let (d, bins) = (rows.d, rows.colour_bins);
+    let (mut raw, mut colour, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (w, h)) in wild.iter().zip(whole).enumerate() {
+        if !*w && *h {
+            raw.extend_from_slice(&rows.x[i * d..(i + 1) * d]);
+            if bins > 0 {
+                colour.extend_from_slice(&rows.colour[i * bins..(i + 1) * bins]);
+            }
+            labels.push(y[i]);
+        }
+    }
+    let pca = fit_pca(&raw, d, keep)?;
+    let reduced = pca.transform(&raw)?;
+    let x = if bins > 0 {
+        append_columns(&reduced, pca.k, &colour, bins)
+    } else {
+        reduced
+    };
+    Ok(StudioInputs {
+        x,
+        d: pca.k + bins,
+        y: labels,
+        pca,
+    })
+}
+
+/// The rows of whole photos (not their other views) and their labels.
+fn whole_photos(rows: &Rows, y: &[usize], whole: &[bool]) -> (Rows, Vec<usize>) {
+    let (d, bins) = (rows.d, rows.colour_bins);
+    let mut out = Rows {
+        d,
+        colour_bins: bins,
+        ..Rows::default()
+    };
+    let mut labels = Vec::new();
+    for (i, _) in whole.iter().enumerate().filter(|(_, w)| **w) {
+        out.x.extend_from_slice(&rows.x[i * d..(i + 1) * d]);
+        if bins > 0 {
+            out.colour
+                .extend_from_slice(&rows.colour[i * bins..(i + 1) * bins]);
+        }
+        out.labels.push(rows.labels[i].clone());
+        out.paths.push(rows.paths[i].clone());
+        labels.push(y[i]);
+    }
+    (out, labels)
+}
+
+/// The studio head (trained on the whole views of the studio photos, on its
+/// own inputs when given, else on the main head's) and its gate (studio
+/// photos against photos in the wild: copies and real photos, on the main
+/// head's inputs).
+#[allow(clippy::too_many_arguments)]
 fn train_studio_head(
     x: &[f32],
     d: usize,
     y: &[usize],
     classes: &[String],
-    copies: &[bool],
+    wild: &[bool],
+    whole: &[bool],
+    own: Option<StudioInputs>,
     config: &TrainConfig,
-) -> Result<StudioHead, PipelineError> {
-    let (mut studio_x, mut studio_y) = (Vec::new(), Vec::new());
-    for ((row, &label), _) in x.chunks_exact(d).zip(y).zip(copies).filter(|(_, c)| !**c) {
-        studio_x.extend_from_slice(row);
-        studio_y.push(label);
-    }
-    let (model, report) = train(&studio_x, d, &studio_y, classes.to_vec(), config)?;
+) -> Result<(StudioHead, Option<PcaModel>), PipelineError> {
+    let (model, report, pca) = match own {
+        Some(own) => {
+            let (model, report) = train(&own.x, own.d, &own.y, classes.to_vec(), config)?;
+            (model, report, Some(own.pca))
+        }
+        None => {
+            let (mut studio_x, mut studio_y) = (Vec::new(), Vec::new());
+            for (((row, &label), w), h) in x.chunks_exact(d).zip(y).zip(wild).zip(whole) {
+                if !*w && *h {
+                    studio_x.extend_from_slice(row);
+                    studio_y.push(label);
+                }
+            }
+            let (model, report) = train(&studio_x, d, &studio_y, classes.to_vec(), config)?;
+            (model, report, None)
+        }
+    };
     tracing::info!(rows = report.rows, seconds = report.seconds, "studio head");
-    let gate_y: Vec<usize> = copies.iter().map(|&c| usize::from(c)).collect();
+    let gate_y: Vec<usize> = wild.iter().map(|&c| usize::from(c)).collect();
     let gate_classes = GATE_CLASSES.iter().map(|c| c.to_string()).collect();
     let (gate, report) = train(x, d, &gate_y, gate_classes, config)?;
     tracing::info!(
@@ -263,11 +570,13 @@ fn train_studio_head(
         seconds = report.seconds,
         "studio gate"
     );
-    Ok(StudioHead {
+    let head = StudioHead {
         gate,
         min_studio: DEFAULT_MIN_STUDIO,
         model,
-    })
+        pca: None,
+    };
+    Ok((head, pca))
 }
 
 /// A PCA fitted on the rows `x` (`d` values each), as training fits one.
@@ -366,6 +675,11 @@ pub struct Evaluation {
     /// Rows the gate sent to the studio head (`None`: the classifier has none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub studio_rows: Option<usize>,
+    /// Views of each photo averaged (1: the whole photo alone).
+    pub views: usize,
+    /// The same photos scored at the fruit level (`None`: no label has a
+    /// fruit in the catalogue).
+    pub fruit: Option<FruitScores>,
     /// Seconds spent reading and scoring.
     pub seconds: f64,
     /// The confusion counts (not in the JSON report: the PNG shows them).
@@ -391,7 +705,14 @@ impl Evaluation {
     }
 }
 
-/// Scores `classifier` on the rows of `split` in `ds`.
+/// Scores `classifier` on the rows of `split` in `ds`: accuracy, macro-F1,
+/// per-class scores and the net revenue over the rows whose label is one of
+/// its classes, and the same photos scored at the fruit level (the right
+/// fruit, whatever the variety: [`FruitScores`]) over every row whose label
+/// the fruit catalogue knows, so a classifier is also scored on photos of
+/// classes it was never trained on. When the data holds the views the
+/// classifier averages (`fruits featurize --views`), each photo is scored as
+/// `identify` answers it; otherwise on the whole photo.
 pub fn evaluate_dataset(
     classifier: &Classifier,
     ds: &Dataset,
@@ -403,8 +724,10 @@ pub fn evaluate_dataset(
         .check_values()
         .and_then(|()| revenue.check_classes(classifier.classes()))
         .map_err(fruits_classify::ClassifyError::from)?;
-    let kind = classifier.input_kind(&ds.manifest().meta)?;
+    let meta = &ds.manifest().meta;
+    let kind = classifier.input_kind(meta)?;
     let rows = read_rows(ds, split)?;
+    let catalogue = Catalogue::builtin()?;
     let classes = classifier.classes();
     let k = classes.len();
     let mut truth = Vec::with_capacity(rows.len());
@@ -421,28 +744,42 @@ pub fn evaluate_dataset(
             }
         }
     }
-    if keep.is_empty() {
+    let fruit_known = rows.labels.iter().any(|l| catalogue.fruit_of(l).is_some());
+    if keep.is_empty() && !fruit_known {
         return Err(PipelineError::NoKnownLabels {
             dataset: ds.root().to_string(),
         });
     }
+    // Every photo is scored (the fruit level needs those of unknown classes too).
+    let views = if !classifier.file.views.is_empty() && meta.views == classifier.file.views {
+        rows.extra_views + 1
+    } else {
+        1
+    };
     let d = rows.d;
-    let x: Vec<f32> = keep
-        .iter()
-        .flat_map(|&i| rows.x[i * d..(i + 1) * d].iter().copied())
-        .collect();
-    let bins = classifier.file.colour_bins;
-    let colour: Vec<f32> = if bins > 0 {
-        keep.iter()
-            .flat_map(|&i| rows.colour[i * bins..(i + 1) * bins].iter().copied())
+    let x: Vec<f32> = if views == 1 {
+        rows.x.clone()
+    } else {
+        let w = rows.extra_views * d;
+        (0..rows.len())
+            .flat_map(|i| {
+                rows.x[i * d..(i + 1) * d]
+                    .iter()
+                    .chain(&rows.views[i * w..(i + 1) * w])
+                    .copied()
+            })
             .collect()
+    };
+    let colour: Vec<f32> = if classifier.file.colour_bins > 0 {
+        rows.colour.clone()
     } else {
         Vec::new()
     };
-    let (proba, studio_rows) = score_in_chunks(classifier, &x, d, &colour, kind)?;
+    let (proba, routed) = score_in_chunks(classifier, &x, d * views, &colour, kind, views)?;
     let mut predicted = Vec::with_capacity(truth.len());
     let mut scored = Vec::with_capacity(truth.len());
-    for (p, &t) in proba.chunks_exact(k).zip(&truth) {
+    for (&i, &t) in keep.iter().zip(&truth) {
+        let p = &proba[i * k..(i + 1) * k];
         let best = argmax(p);
         predicted.push(best);
         scored.push((t, best, p[best]));
@@ -460,12 +797,26 @@ pub fn evaluate_dataset(
     }
     mistakes.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     mistakes.truncate(10);
+    let threshold = classifier
+        .file
+        .abstain_below
+        .map_or(revenue.break_even(), f64::from);
+    let fruit = fruit_scores(&catalogue, classes, &rows.labels, &proba, threshold)?;
+    let scored_rows = truth.len();
     Ok(Evaluation {
         source: ds.root().to_string(),
         split: split.unwrap_or_default().to_string(),
-        rows: truth.len(),
-        accuracy: confusion.accuracy(),
-        macro_f1: confusion.macro_f1(),
+        rows: scored_rows,
+        accuracy: if scored_rows > 0 {
+            confusion.accuracy()
+        } else {
+            0.0
+        },
+        macro_f1: if scored_rows > 0 {
+            confusion.macro_f1()
+        } else {
+            0.0
+        },
         per_class: classes.iter().cloned().zip(confusion.per_class()).collect(),
         revenue_always_answer: revenue.at(classes, &scored, 0.0),
         revenue_best: best,
@@ -473,23 +824,109 @@ pub fn evaluate_dataset(
         revenue_values: revenue.clone(),
         unknown_labels: unknown.into_iter().collect(),
         top_confusions: mistakes,
-        studio_rows: classifier.file.studio.as_ref().map(|_| studio_rows),
+        studio_rows: classifier
+            .file
+            .studio
+            .as_ref()
+            .map(|_| keep.iter().filter(|&&i| routed[i]).count()),
+        views,
+        fruit,
         seconds: started.elapsed().as_secs_f64(),
         confusion,
     })
 }
 
-/// Scores rows a few thousand at a time, so the PCA's centred copy stays
-/// small: the probabilities, and how many rows went to the studio head.
+/// How often the right fruit is named, whatever the variety.
+#[derive(Debug, Clone, Serialize)]
+pub struct FruitScores {
+    /// Photos scored: those whose label the fruit catalogue knows.
+    pub rows: usize,
+    /// Share whose most probable fruit (class probabilities summed by fruit) is right.
+    pub accuracy: f64,
+    /// Share whose right fruit is among the 5 most probable fruits.
+    pub top5: f64,
+    /// The confidence below which the app says "not sure": the classifier's
+    /// own threshold, else the break-even confidence of the net-revenue
+    /// values ([`NetRevenue::break_even`]).
+    pub threshold: f64,
+    /// Share of the photos answered (a fruit at least as probable as the threshold).
+    pub answered: f64,
+    /// Share right among the photos answered.
+    pub right_when_answered: f64,
+    /// The most frequent mistakes: (true fruit, answered fruit, count).
+    pub top_confusions: Vec<(String, String, u64)>,
+}
+
+/// The fruit-level scores of `proba` (rows x classes) for photos labelled
+/// `labels`; `None` when no label has a fruit in the catalogue.
+fn fruit_scores(
+    catalogue: &Catalogue,
+    classes: &[String],
+    labels: &[String],
+    proba: &[f32],
+    threshold: f64,
+) -> Result<Option<FruitScores>, PipelineError> {
+    let fruits = FruitLevel::new(catalogue, classes)?;
+    let k = classes.len();
+    let (mut rows, mut right, mut top5, mut answered, mut answered_right) = (0, 0, 0, 0, 0);
+    let mut mistakes = std::collections::BTreeMap::<(String, String), u64>::new();
+    for (label, p) in labels.iter().zip(proba.chunks_exact(k.max(1))) {
+        let Some(truth) = catalogue.fruit_of(label) else {
+            continue;
+        };
+        rows += 1;
+        let ranked = fruits.ranked(p);
+        let (best, confidence) = ranked[0];
+        let is_right = fruits.names[best] == truth;
+        right += usize::from(is_right);
+        top5 += usize::from(
+            ranked
+                .iter()
+                .take(5)
+                .any(|(f, _)| fruits.names[*f] == truth),
+        );
+        if f64::from(confidence) >= threshold {
+            answered += 1;
+            answered_right += usize::from(is_right);
+        }
+        if !is_right {
+            *mistakes
+                .entry((truth.to_string(), fruits.names[best].clone()))
+                .or_default() += 1;
+        }
+    }
+    if rows == 0 {
+        return Ok(None);
+    }
+    let mut top_confusions: Vec<(String, String, u64)> =
+        mistakes.into_iter().map(|((t, p), c)| (t, p, c)).collect();
+    top_confusions.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    top_confusions.truncate(10);
+    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    Ok(Some(FruitScores {
+        rows,
+        accuracy: share(right, rows),
+        top5: share(top5, rows),
+        threshold,
+        answered: share(answered, rows),
+        right_when_answered: share(answered_right, answered),
+        top_confusions,
+    }))
+}
+
+/// Scores photos a few thousand at a time, so the PCA's centred copy stays
+/// small (`x` holds `d` values a photo: all its views): the probabilities,
+/// and for each photo whether the gate sent it to the studio head.
 fn score_in_chunks(
     classifier: &Classifier,
     x: &[f32],
     d: usize,
     colour: &[f32],
     kind: InputKind,
-) -> Result<(Vec<f32>, usize), PipelineError> {
+    views: usize,
+) -> Result<(Vec<f32>, Vec<bool>), PipelineError> {
     let bins = classifier.file.colour_bins;
-    let (mut out, mut studio) = (Vec::new(), 0);
+    let (mut out, mut studio) = (Vec::new(), Vec::new());
     for (i, chunk) in x.chunks(BATCH_ROWS * d).enumerate() {
         let c = if bins > 0 {
             let start = i * BATCH_ROWS * bins;
@@ -497,9 +934,9 @@ fn score_in_chunks(
         } else {
             &[][..]
         };
-        let (p, routed) = classifier.proba_routed(chunk, c, kind)?;
+        let (p, routed) = classifier.proba_views(chunk, c, kind, views)?;
         out.extend(p);
-        studio += routed.iter().filter(|r| **r).count();
+        studio.extend(routed);
     }
     Ok((out, studio))
 }

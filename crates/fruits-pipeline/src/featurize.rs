@@ -28,7 +28,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use crossbeam_channel::bounded;
-use fruits_image::{COLOUR_BINS, DecodeLimits, Preprocessing};
+use fruits_image::{COLOUR_BINS, DecodeLimits, Preprocessing, View};
 use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::FeatureModel;
 use fruits_store::{
@@ -61,6 +61,8 @@ pub const MAX_BATCH_SIZE: usize = 1024;
 pub const MAX_PART_ROWS: usize = 10_000_000;
 /// Most decode threads.
 pub const MAX_DECODE_THREADS: usize = fruits_model::MAX_THREADS;
+/// Most views of one photo.
+pub const MAX_VIEWS: usize = 16;
 /// Default largest input file, in MiB: far above any photo (a 100-megapixel
 /// JPEG is about 30 MiB), far below what would strain memory.
 pub const DEFAULT_MAX_FILE_MIB: u64 = 64;
@@ -94,6 +96,9 @@ pub struct FeaturizeConfig {
     pub stop_after_batches: Option<usize>,
     /// Augmented copies of the training photos to featurise beside them.
     pub augment: Option<Augmentation>,
+    /// Views of each photo to featurise (`--views`): the first is stored as
+    /// `features`, the others in the `views` column. Empty: the whole photo only.
+    pub views: Vec<View>,
 }
 
 impl Default for FeaturizeConfig {
@@ -108,6 +113,7 @@ impl Default for FeaturizeConfig {
             retry_errors: false,
             stop_after_batches: None,
             augment: None,
+            views: Vec::new(),
         }
     }
 }
@@ -196,11 +202,12 @@ struct FetchedBatch {
     bytes: Vec<Result<Bytes, ItemError>>,
 }
 
-/// Hashes and preprocesses one input's bytes into `slot`.
+/// Hashes and preprocesses one input's bytes into `slot`, one tensor per view.
 fn load_one(
     bytes: &Result<Bytes, ItemError>,
     pre: &Preprocessing,
     limits: &DecodeLimits,
+    views: &[View],
     slot: &mut [f32],
 ) -> Result<Decoded, ItemError> {
     let bytes = bytes.as_ref().map_err(Clone::clone)?;
@@ -208,7 +215,7 @@ fn load_one(
     // A decoder bug on a hostile file must cost one image, not the run.
     let mut colour = vec![0f32; COLOUR_BINS];
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        pre.preprocess_with_colour(bytes, limits, slot, Some(&mut colour))
+        pre.preprocess_views(bytes, limits, views, slot, Some(&mut colour))
     }));
     match outcome {
         Ok(Ok(info)) => Ok(Decoded {
@@ -281,6 +288,14 @@ fn check_compatible(
         }
         .into());
     }
+    if existing.views != current.views {
+        return Err(PipelineError::Config(format!(
+            "{dir} was featurised with {} views a photo, this run asks for {}: use the same \
+             --views, or another output",
+            existing.views.len().max(1),
+            current.views.len().max(1)
+        )));
+    }
     if existing.augmentation != current.augmentation {
         let describe = |a: &Option<fruits_store::AugmentRecord>| {
             a.as_ref()
@@ -300,6 +315,7 @@ fn check_compatible(
 fn run_meta(model: &FeatureModel, config: &FeaturizeConfig) -> DatasetMeta {
     let mut meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
     meta.augmentation = config.augment.as_ref().map(Augmentation::record);
+    meta.views = config.views.clone();
     meta
 }
 
@@ -394,7 +410,10 @@ where
     let dim = model.info().feature_dim;
     let pre = &config.preprocessing;
     let limits = &config.limits;
-    let tensor_len = pre.tensor_len();
+    let views = config.views();
+    let views = &views[..];
+    // Each input's slot holds one tensor per view.
+    let tensor_len = pre.tensor_len() * views.len();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.decode_threads)
         .thread_name(|i| format!("fruits-decode-{i}"))
@@ -490,9 +509,9 @@ where
                             match (sources.get(&entry.path), &config.augment) {
                                 (Some((source, k)), Some(augmentation)) => {
                                     let copy = make_copy(bytes, augmentation, source, k, limits);
-                                    load_one(&copy, pre, limits, slot)
+                                    load_one(&copy, pre, limits, views, slot)
                                 }
-                                _ => load_one(bytes, pre, limits, slot),
+                                _ => load_one(bytes, pre, limits, views, slot),
                             }
                         })
                         .collect()
@@ -518,7 +537,7 @@ where
             // inference stage stops instead of waiting on a full queue.
             let inferred_rx = inferred_rx;
             let mut flush = flush;
-            let mut rows = FeatureRows::new(dim);
+            let mut rows = FeatureRows::with_views(dim, views.len() - 1);
             let mut errors = ErrorRows::default();
             let (mut ok, mut failed) = (0u64, 0u64);
             // Sessions finish batches out of order; rows are written in input
@@ -529,7 +548,7 @@ where
                 waiting.insert(arrived.seq, arrived);
                 while let Some(batch) = waiting.remove(&next) {
                     next += 1;
-                    let (good, bad) = gather(batch, dim, &mut rows, &mut errors)?;
+                    let (good, bad) = gather(batch, dim * views.len(), &mut rows, &mut errors)?;
                     ok += good;
                     failed += bad;
                     if rows.len() + errors.len() >= config.part_rows {
@@ -634,8 +653,9 @@ where
     })
 }
 
-/// Adds one inferred batch to the rows and errors being gathered; returns how
-/// many of its inputs were featurised and how many failed.
+/// Adds one inferred batch to the rows and errors being gathered (`dim`
+/// values per input: every view's vector); returns how many of its inputs
+/// were featurised and how many failed.
 fn gather(
     batch: InferredBatch,
     dim: usize,
@@ -672,6 +692,16 @@ fn gather(
 }
 
 impl FeaturizeConfig {
+    /// The views each photo is featurised in: [`FeaturizeConfig::views`], or
+    /// the whole photo alone.
+    pub fn views(&self) -> Vec<View> {
+        if self.views.is_empty() {
+            vec![View::WHOLE]
+        } else {
+            self.views.clone()
+        }
+    }
+
     /// Refuses settings out of the bounds every shell is held to (a Python
     /// caller's `batch_size=4_000_000_000` must be an error, not an abort).
     pub fn check(&self) -> Result<(), PipelineError> {
@@ -687,6 +717,11 @@ impl FeaturizeConfig {
         range("the batch size", self.batch_size, MAX_BATCH_SIZE)?;
         range("decode threads", self.decode_threads, MAX_DECODE_THREADS)?;
         range("rows per part", self.part_rows, MAX_PART_ROWS)?;
+        if self.views.first().is_some_and(|v| *v != View::WHOLE) || self.views.len() > MAX_VIEWS {
+            return Err(PipelineError::Config(format!(
+                "views must start with the whole photo and number at most {MAX_VIEWS}"
+            )));
+        }
         if let Some(a) = &self.augment
             && a.copies > crate::augment::MAX_COPIES
         {
@@ -1051,7 +1086,7 @@ pub fn featurize_partition(
     model: &FeatureModel,
     config: &FeaturizeConfig,
 ) -> Result<PartitionResult, PipelineError> {
-    let meta = DatasetMeta::new(feature_spec(model, &config.preprocessing));
+    let meta = run_meta(model, config);
     // With `part_rows` unbounded, `run_stages` flushes once, at the end: the
     // partition becomes one features part and one errors part named after `index`.
     let config = FeaturizeConfig {

@@ -246,6 +246,8 @@ pub fn reduced_meta(
         });
     }
     let mut out_meta = meta.clone();
+    // A reduced output projects the whole photo's vector only.
+    out_meta.views = Vec::new();
     out_meta.spec.feature_output = columns::PCA.into();
     out_meta.spec.feature_dim = model.k;
     out_meta.pca_fingerprint = Some(model.fingerprint());

@@ -8,7 +8,9 @@ use fruits_classify::{Classifier as Bundle, TrainConfig};
 use fruits_identify::{Identifier, LoadOptions};
 use fruits_image::DecodeLimits;
 use fruits_model::ModelOptions;
-use fruits_pipeline::classify::{CrossValidation, PcaChoice, evaluate_dataset, train_dataset};
+use fruits_pipeline::classify::{
+    CrossValidation, PcaChoice, Source, evaluate_dataset, train_sources,
+};
 use fruits_store::Dataset;
 use pyo3::prelude::*;
 
@@ -72,15 +74,16 @@ impl Classifier {
     /// for reduced data, else fitted keeping `variance` or `k`, or none with
     /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows. The
     /// photos' colour descriptors go beside the features unless `colour` is false.
-    /// With augmented copies among the rows, a studio head and its gate are
+    /// With augmented copies or `real` outputs (real photos, trained on
+    /// beside the studio ones) among the rows, a studio head and its gate are
     /// trained as well unless `studio_head` is false.
     #[staticmethod]
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true))]
+    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true, real=Vec::new()))]
     fn train(
         py: Python<'_>,
-        location: &str,
+        location: Vec<String>,
         split: Option<String>,
         c: f64,
         max_iter: usize,
@@ -92,8 +95,13 @@ impl Classifier {
         cv_c: Option<Vec<f64>>,
         colour: bool,
         studio_head: bool,
+        real: Vec<String>,
     ) -> Result<Classifier> {
-        let root = open(location)?;
+        let roots = location
+            .iter()
+            .map(|l| Ok((open(l)?, false)))
+            .chain(real.iter().map(|l| Ok((open(l)?, true))))
+            .collect::<Result<Vec<_>>>()?;
         let choice = match (pca, no_pca, k, variance) {
             (Some(dir), false, None, None) => {
                 let dir = open(&dir)?;
@@ -120,9 +128,19 @@ impl Classifier {
             grid: cv_c.unwrap_or_else(|| fruits_classify::DEFAULT_CV_GRID.to_vec()),
         });
         let bundle = py.detach(|| {
-            let ds = Dataset::open(&root)?;
-            train_dataset(
-                &ds,
+            let datasets = roots
+                .iter()
+                .map(|(root, real)| Ok((Dataset::open(root)?, *real)))
+                .collect::<std::result::Result<Vec<_>, fruits_store::StoreError>>()?;
+            let sources: Vec<Source<'_>> = datasets
+                .iter()
+                .map(|(dataset, real)| Source {
+                    dataset,
+                    real: *real,
+                })
+                .collect();
+            train_sources(
+                &sources,
                 split.as_deref(),
                 choice,
                 &config,

@@ -62,7 +62,7 @@ impl Featurizer {
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
     #[new]
-    #[pyo3(signature = (model_bytes, source, intra_threads=1, sessions=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None, augment=0, augment_seed=fruits_pipeline::augment::DEFAULT_SEED))]
+    #[pyo3(signature = (model_bytes, source, intra_threads=1, sessions=1, batch_size=DEFAULT_BATCH_SIZE, decode_threads=1, max_megapixels=fruits_image::DEFAULT_MAX_MEGAPIXELS, ort_lib=None, augment=0, augment_seed=fruits_pipeline::augment::DEFAULT_SEED, views=false))]
     fn new(
         py: Python<'_>,
         model_bytes: &[u8],
@@ -75,6 +75,7 @@ impl Featurizer {
         ort_lib: Option<std::path::PathBuf>,
         augment: u32,
         augment_seed: u64,
+        views: bool,
     ) -> Result<Self> {
         if batch_size == 0
             || decode_threads == 0
@@ -102,6 +103,11 @@ impl Featurizer {
                 preprocessing: Preprocessing::default(),
                 limits: DecodeLimits::megapixels(max_megapixels),
                 augment: (augment > 0).then(|| Augmentation::new(augment, augment_seed)),
+                views: if views {
+                    fruits_image::DEFAULT_VIEWS.to_vec()
+                } else {
+                    Vec::new()
+                },
                 ..FeaturizeConfig::default()
             },
         })

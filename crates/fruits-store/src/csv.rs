@@ -24,6 +24,11 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        // The other views' vectors are for the identifier: the CSV keeps one
+        // vector per photo, as it always has.
+        if field.name() == columns::VIEWS {
+            continue;
+        }
         match field.data_type() {
             DataType::FixedSizeList(_, dim) => {
                 let list = column.as_fixed_size_list();

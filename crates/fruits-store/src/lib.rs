@@ -32,6 +32,7 @@ pub use schema::{
     errors_schema, features_schema, meta_from_kv, meta_to_kv,
 };
 
+pub use fruits_image::View;
 pub use fruits_location::{Location, StorageError};
 
 /// What can go wrong reading or writing an output.

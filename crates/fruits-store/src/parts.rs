@@ -411,6 +411,7 @@ fn check_vector_lengths(
     let expected = [
         (meta.vector_column(), meta.spec.feature_dim),
         (columns::COLOUR, meta.spec.colour_bins),
+        (columns::VIEWS, meta.extra_views() * meta.spec.feature_dim),
     ];
     for (name, want) in expected {
         let Some(column) = batch.column_by_name(name).filter(|_| want > 0) else {

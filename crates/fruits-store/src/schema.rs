@@ -32,6 +32,9 @@ pub mod columns {
     pub const PCA: &str = "pca";
     /// The photo's colour descriptor (`fruits_image::colour_histogram`).
     pub const COLOUR: &str = "colour";
+    /// The image model's vectors of the photo's other views (`--views`), one
+    /// after another: the views the identifier averages besides the whole photo.
+    pub const VIEWS: &str = "views";
     /// Why a photo failed (errors table): an [`ErrorKind`](crate::ErrorKind).
     pub const KIND: &str = "kind";
     /// What went wrong, for people (errors table).
@@ -125,6 +128,11 @@ pub struct DatasetMeta {
     /// some: an output is only resumed with the same settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augmentation: Option<AugmentRecord>,
+    /// The views of each photo featurised (`--views`), the whole photo
+    /// first: `features` holds the first, `views` the others. Empty: one
+    /// vector per photo, no `views` column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<fruits_image::View>,
 }
 
 /// How a run made augmented copies of its photos (`--augment`), recorded with
@@ -165,7 +173,13 @@ impl DatasetMeta {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             pca_fingerprint: None,
             augmentation: None,
+            views: Vec::new(),
         }
+    }
+
+    /// Vectors per row in the `views` column (the views beyond the whole photo).
+    pub fn extra_views(&self) -> usize {
+        self.views.len().saturating_sub(1)
     }
 
     /// The name of the vector column: [`columns::PCA`] for a reduced output,
@@ -207,6 +221,7 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
                 "preprocessing" | "augmentation" if value.starts_with('{') => {
                     serde_json::from_str(value).ok()?
                 }
+                "views" if value.starts_with('[') => serde_json::from_str(value).ok()?,
                 _ => serde_json::Value::String(value.clone()),
             };
             map.insert(key.to_string(), v);
@@ -357,7 +372,13 @@ fn float_list(name: &str, len: usize) -> Field {
 
 /// Schema of a features part with `dim`-long vectors and the colour descriptor.
 pub fn features_schema(dim: usize) -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    features_schema_with_views(dim, 0)
+}
+
+/// Schema of a features part whose rows also hold `extra_views` more vectors
+/// of `dim` values (the `views` column, absent when 0).
+pub fn features_schema_with_views(dim: usize, extra_views: usize) -> SchemaRef {
+    let mut fields = vec![
         Field::new(columns::PATH, DataType::Utf8, false),
         Field::new(columns::LABEL, DataType::Utf8, false),
         Field::new(columns::SPLIT, DataType::Utf8, true),
@@ -366,7 +387,11 @@ pub fn features_schema(dim: usize) -> SchemaRef {
         Field::new(columns::HEIGHT, DataType::UInt32, false),
         float_list(columns::FEATURES, dim),
         float_list(columns::COLOUR, COLOUR_BINS),
-    ]))
+    ];
+    if extra_views > 0 {
+        fields.push(float_list(columns::VIEWS, extra_views * dim));
+    }
+    Arc::new(Schema::new(fields))
 }
 
 /// Schema of an errors part.
@@ -382,6 +407,7 @@ pub fn errors_schema() -> SchemaRef {
 #[derive(Debug)]
 pub struct FeatureRows {
     dim: usize,
+    extra_views: usize,
     path: StringBuilder,
     label: StringBuilder,
     split: StringBuilder,
@@ -389,16 +415,24 @@ pub struct FeatureRows {
     width: UInt32Builder,
     height: UInt32Builder,
     features: Vec<f32>,
+    views: Vec<f32>,
     colour: Vec<f32>,
-    /// First and last path of the part, for logs and the manifest.
+    /// Rows gathered.
     len: usize,
 }
 
 impl FeatureRows {
     /// An empty set of rows for `dim`-long feature vectors.
     pub fn new(dim: usize) -> Self {
+        Self::with_views(dim, 0)
+    }
+
+    /// An empty set of rows for `dim`-long feature vectors of the whole photo
+    /// and of `extra_views` more views each.
+    pub fn with_views(dim: usize, extra_views: usize) -> Self {
         FeatureRows {
             dim,
+            extra_views,
             path: StringBuilder::new(),
             label: StringBuilder::new(),
             split: StringBuilder::new(),
@@ -406,13 +440,15 @@ impl FeatureRows {
             width: UInt32Builder::new(),
             height: UInt32Builder::new(),
             features: Vec::new(),
+            views: Vec::new(),
             colour: Vec::new(),
             len: 0,
         }
     }
 
-    /// Appends one row. `features` must hold exactly `dim` values and
-    /// `colour` [`COLOUR_BINS`].
+    /// Appends one row. `features` must hold exactly `dim` values for each
+    /// view (the whole photo first, then the extra views) and `colour`
+    /// [`COLOUR_BINS`].
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
@@ -425,12 +461,12 @@ impl FeatureRows {
         features: &[f32],
         colour: &[f32],
     ) -> Result<(), StoreError> {
-        if features.len() != self.dim || colour.len() != COLOUR_BINS {
+        let expected = self.dim * (1 + self.extra_views);
+        if features.len() != expected || colour.len() != COLOUR_BINS {
             return Err(StoreError::Arrow(format!(
-                "{path}: {} feature values and {} colour values, expected {} and {COLOUR_BINS}",
+                "{path}: {} feature values and {} colour values, expected {expected} and {COLOUR_BINS}",
                 features.len(),
                 colour.len(),
-                self.dim
             )));
         }
         self.path.append_value(path);
@@ -441,7 +477,9 @@ impl FeatureRows {
             .map_err(|e| StoreError::Arrow(e.to_string()))?;
         self.width.append_value(width);
         self.height.append_value(height);
-        self.features.extend_from_slice(features);
+        let (whole, views) = features.split_at(self.dim);
+        self.features.extend_from_slice(whole);
+        self.views.extend_from_slice(views);
         self.colour.extend_from_slice(colour);
         self.len += 1;
         Ok(())
@@ -459,16 +497,17 @@ impl FeatureRows {
 
     /// Turns the rows into a record batch and leaves `self` empty.
     pub fn finish(&mut self) -> Result<RecordBatch, StoreError> {
-        let schema = features_schema(self.dim);
+        let schema = features_schema_with_views(self.dim, self.extra_views);
         let values = Float32Array::from(std::mem::take(&mut self.features));
         let item = Arc::new(Field::new("item", DataType::Float32, false));
         let list =
             FixedSizeListArray::try_new(item.clone(), self.dim as i32, Arc::new(values), None)
                 .map_err(|e| StoreError::Arrow(e.to_string()))?;
         let colour = Float32Array::from(std::mem::take(&mut self.colour));
-        let colour = FixedSizeListArray::try_new(item, COLOUR_BINS as i32, Arc::new(colour), None)
-            .map_err(|e| StoreError::Arrow(e.to_string()))?;
-        let columns: Vec<ArrayRef> = vec![
+        let colour =
+            FixedSizeListArray::try_new(item.clone(), COLOUR_BINS as i32, Arc::new(colour), None)
+                .map_err(|e| StoreError::Arrow(e.to_string()))?;
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.path.finish()),
             Arc::new(self.label.finish()),
             Arc::new(self.split.finish()),
@@ -478,6 +517,13 @@ impl FeatureRows {
             Arc::new(list),
             Arc::new(colour),
         ];
+        if self.extra_views > 0 {
+            let views = Float32Array::from(std::mem::take(&mut self.views));
+            let width = (self.extra_views * self.dim) as i32;
+            let views = FixedSizeListArray::try_new(item, width, Arc::new(views), None)
+                .map_err(|e| StoreError::Arrow(e.to_string()))?;
+            columns.push(Arc::new(views));
+        }
         self.len = 0;
         RecordBatch::try_new(schema, columns).map_err(|e| StoreError::Arrow(e.to_string()))
     }

@@ -74,6 +74,36 @@ pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// The human summary.
 pub fn describe(e: &Evaluation) -> String {
     let mut text = format!("{}\n", e.headline("rows"));
+    if e.views > 1 {
+        text.push_str(&format!(
+            "each photo scored on its {} views, averaged, as `identify` answers it\n",
+            e.views
+        ));
+    }
+    if let Some(f) = &e.fruit {
+        text.push_str(&format!(
+            "right fruit (whatever the variety), {} photos: top-1 {:.2}%, top-5 {:.2}%; \
+             answering at confidence >= {:.2}: {:.2}% answered, {:.2}% right when answering\n",
+            f.rows,
+            f.accuracy * 100.0,
+            f.top5 * 100.0,
+            f.threshold,
+            f.answered * 100.0,
+            f.right_when_answered * 100.0
+        ));
+        if !f.top_confusions.is_empty() {
+            let shown: Vec<String> = f
+                .top_confusions
+                .iter()
+                .take(5)
+                .map(|(t, p, c)| format!("{t} -> {p} ({c})"))
+                .collect();
+            text.push_str(&format!(
+                "  most frequent wrong fruits: {}\n",
+                shown.join(", ")
+            ));
+        }
+    }
     if let Some(studio) = e.studio_rows {
         text.push_str(&format!(
             "{studio} of the {} rows went to the studio head (seen as taken in the studio), \

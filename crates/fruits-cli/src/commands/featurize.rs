@@ -27,6 +27,11 @@ pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
         retry_errors: args.retry_errors,
         stop_after_batches: args.stop_after_batches,
         augment: (args.augment > 0).then(|| Augmentation::new(args.augment, args.augment_seed)),
+        views: if args.views {
+            fruits_image::DEFAULT_VIEWS.to_vec()
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use fruits_identify::Prediction;
+use fruits_identify::{Level, Prediction};
 
 use crate::args::IdentifyArgs;
 use crate::context::Ctx;
@@ -21,8 +21,9 @@ pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         match answer {
             Ok(p) => {
                 if args.json {
-                    json.push(serde_json::json!({"photo": photo, "answer": p.answer, "not_sure": p.not_sure,
-                                                 "top": p.top, "width": p.width, "height": p.height}));
+                    json.push(serde_json::json!({"photo": photo, "answer": p.answer, "fruit": p.fruit,
+                                                 "level": p.level, "not_sure": p.not_sure, "top": p.top,
+                                                 "width": p.width, "height": p.height}));
                 } else {
                     print_answer(photo, &p);
                 }
@@ -50,8 +51,24 @@ pub fn run(args: IdentifyArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// The answer for one photo, for people.
 fn print_answer(photo: &str, p: &Prediction) {
     println!("{photo}:");
-    if p.not_sure {
-        println!("  not sure (confidence below the classifier's threshold); best guesses:");
+    match (&p.level, &p.fruit) {
+        (Level::NotSure, _) => {
+            println!("  not sure (confidence below the classifier's threshold); best guesses:");
+        }
+        (Level::Fruit, Some(f)) => {
+            let variety = f
+                .probably
+                .info
+                .as_ref()
+                .map_or(f.probably.class.as_str(), |i| i.english.as_str());
+            println!(
+                "  {} / {} ({:.2}%) — probably {variety}; the varieties:",
+                f.fruit,
+                f.french,
+                f.probability * 100.0
+            );
+        }
+        _ => {}
     }
     for c in &p.top {
         let about = c

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use fruits_classify::{ClassifyError, TrainConfig};
 use fruits_pipeline::PipelineError;
-use fruits_pipeline::classify::{CrossValidation, PcaChoice, train_dataset};
+use fruits_pipeline::classify::{CrossValidation, PcaChoice, Source, train_sources};
 use fruits_store::Dataset;
 
 use crate::args::TrainArgs;
@@ -13,10 +13,25 @@ use crate::context::{Ctx, cancel_on_ctrl_c};
 
 /// Runs the command.
 pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let data = ctx.open(&args.data)?;
     let out = ctx.open(&args.out)?;
     out.check_writable()?;
-    let ds = Dataset::open(&data)?;
+    let mut datasets = Vec::new();
+    for (spec, real) in args
+        .data
+        .iter()
+        .map(|d| (d, false))
+        .chain(args.real.iter().map(|d| (d, true)))
+    {
+        let ds = Dataset::open(&ctx.open(spec)?).with_context(|| format!("cannot open {spec}"))?;
+        datasets.push((ds, real));
+    }
+    let sources: Vec<Source<'_>> = datasets
+        .iter()
+        .map(|(dataset, real)| Source {
+            dataset,
+            real: *real,
+        })
+        .collect();
     let choice = if let Some(dir) = &args.pca {
         let pca = fruits_pca::load(&ctx.open(dir)?)
             .with_context(|| format!("cannot load the PCA {dir}"))?;
@@ -38,8 +53,8 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         folds,
         grid: args.cv_c.clone(),
     });
-    let trained = train_dataset(
-        &ds,
+    let trained = train_sources(
+        &sources,
         args.split.as_deref(),
         choice,
         &config,
@@ -51,7 +66,15 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         eprintln!("interrupted: nothing was saved; {out} is as it was");
         return Ok(ExitCode::from(crate::EXIT_INTERRUPTED));
     }
-    let mut classifier = trained.with_context(|| format!("cannot train on {}", args.data))?;
+    let mut classifier = trained.with_context(|| {
+        let all: Vec<&str> = args
+            .data
+            .iter()
+            .chain(&args.real)
+            .map(String::as_str)
+            .collect();
+        format!("cannot train on {}", all.join(", "))
+    })?;
     classifier.file.abstain_below = args.abstain_below.map(|p| p as f32);
     classifier
         .save(&out)
@@ -98,6 +121,12 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         if augmented > 0 {
             pca.push_str(&format!("; {augmented} of the rows are augmented copies"));
         }
+        let views = classifier.file.views.len();
+        if views > 1 {
+            pca.push_str(&format!(
+                "; real photos seen in {views} views each, averaged when identifying"
+            ));
+        }
         println!(
             "trained on {} rows x {} features ({pca}), {} classes, C = {}: \
              {} L-BFGS iterations ({}), {:.1} s, training accuracy {:.2}%\nclassifier: {out}",
@@ -112,9 +141,9 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         );
         if let Some(head) = &classifier.file.studio {
             println!(
-                "studio head: trained on the {} original photos alone; photos the gate gives a \
+                "studio head: trained on the {} studio photos alone; photos the gate gives a \
                  studio probability of {} or more go to it, the others to the head above",
-                r.rows as u64 - augmented,
+                studio_photos(&classifier),
                 head.min_studio
             );
         }
@@ -126,4 +155,15 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Photos of the studio sources that are not augmented copies.
+fn studio_photos(classifier: &fruits_classify::Classifier) -> u64 {
+    classifier
+        .file
+        .sources
+        .iter()
+        .filter(|s| !s.real)
+        .map(|s| s.rows - s.augmented_rows)
+        .sum()
 }

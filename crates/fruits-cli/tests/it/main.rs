@@ -11,5 +11,6 @@ mod common;
 mod featurize;
 mod hardening;
 mod pca;
+mod real;
 mod s3;
 mod serve;
