@@ -67,8 +67,8 @@ class Classifier:
         cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
         if variance is not None:
             variance = _check.positive("variance", variance, 1.0)
-        data = list(data) if isinstance(data, (list, tuple)) else [data]
-        native = _native.Classifier.train([_location(d, "train") for d in data], split=split, c=float(C),
+        outputs: list[Any] = list(data) if isinstance(data, (list, tuple)) else [data]
+        native = _native.Classifier.train([_location(d, "train") for d in outputs], split=split, c=float(C),
                                           max_iter=max_iter, real=[_location(r, "train") for r in real],
                                           variance=variance, k=k, no_pca=no_pca,
                                           pca=os.fspath(pca) if pca is not None else None,

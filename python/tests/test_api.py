@@ -299,3 +299,20 @@ def test_nan_rows_are_named_as_damaged_data(cli_run, tmp_path):
     with pytest.raises(fruits.InputError, match="NaN or infinite") as e:
         clf.evaluate(copy, split=None)
     assert "weights" not in str(e.value) and "not at fault" in str(e.value)
+
+
+def test_views_and_real_photos_train_beside_studio_ones(photos, cli_run, tmp_path):
+    """views=True stores each photo's six views; real= trains on them beside
+    the studio outputs; the report scores the fruit; answers carry the level."""
+    out = str(tmp_path / "real")
+    real = fruits.featurize(photos, out=out, views=True)
+    assert "views" in real.features.column_names
+    assert real.features.schema.field("views").type.list_size == 5 * 1280
+    clf = fruits.Classifier.train([os.path.join(cli_run, "features")], real=[out], split="Training", k=8)
+    assert [s["real"] for s in clf.info_["sources"]] == [False, True]
+    assert len(clf.info_["views"]) == 6
+    report = clf.evaluate(out, split="Test")
+    assert report["views"] == 6 and report["fruit"]["rows"] == 150
+    kiwi = os.path.join(photos, "Test", "Kiwi 1")
+    answer = clf.identify(os.path.join(kiwi, sorted(os.listdir(kiwi))[0]))
+    assert answer["level"] in ("variety", "fruit") and answer["fruit"]["fruit"] == "Kiwi"

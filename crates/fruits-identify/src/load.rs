@@ -38,9 +38,11 @@ impl Default for LoadOptions {
 ///
 /// Without [`LoadOptions::image_model`], the model is the file whose sha256 the
 /// bundle records: the path it was trained with if that file is still there,
-/// else a file of the same name in [`LoadOptions::models_dir`], else any
-/// `.onnx` file there with that sha256. So a bundle trained in one folder
-/// serves from another, and a renamed model file is still found.
+/// else a file of the same name, else any `.onnx` file with that sha256, in
+/// [`LoadOptions::models_dir`], the user's cache (`~/.cache/fruits/models`)
+/// and `../shared/models` beside the working directory or the executable
+/// ([`paths::model_search_dirs`]). So a bundle trained in one folder serves
+/// from another, and a renamed model file is still found.
 pub fn load(
     bundle: &Location,
     storage: &StorageOptions,
@@ -78,20 +80,22 @@ fn find_image_model(spec: &FeatureSpec, models_dir: &Path) -> Result<String, Ide
     }
     let recorded = Path::new(&spec.model_source);
     let mut candidates = vec![recorded.to_path_buf()];
-    if let Some(name) = recorded.file_name() {
-        candidates.push(models_dir.join(name));
-    }
-    if let Ok(entries) = std::fs::read_dir(models_dir) {
-        let mut others: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-            })
-            .collect();
-        others.sort();
-        candidates.extend(others);
+    for dir in paths::model_search_dirs(models_dir) {
+        if let Some(name) = recorded.file_name() {
+            candidates.push(dir.join(name));
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut others: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+                })
+                .collect();
+            others.sort();
+            candidates.extend(others);
+        }
     }
     let mut tried = Vec::new();
     for candidate in candidates {

@@ -275,7 +275,10 @@ impl FeatureModel {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_bytes(&bytes, &path.display().to_string(), options)
+        // Recorded absolute, so outputs and bundles made here find it again
+        // from any working directory.
+        let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::from_bytes(&bytes, &source.display().to_string(), options)
     }
 
     /// Builds the model from its bytes, as an executor does with broadcast weights.

@@ -81,3 +81,35 @@ pub fn models_dir() -> PathBuf {
         })
         .unwrap_or(relative)
 }
+
+/// The folders searched, in order, for the image model a bundle records (by
+/// its sha256): `explicit` (a flag or `FRUITS_MODELS_DIR`), the user's cache
+/// (`$XDG_CACHE_HOME/fruits/models`, else `~/.cache/fruits/models`), and
+/// `../shared/models` beside the working directory or any of its parents,
+/// then beside the running executable or any of its parents (a binary under a
+/// checkout's `target/` finds the checkout's models from any folder).
+pub fn model_search_dirs(explicit: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs = vec![explicit.to_path_buf()];
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    if let Some(cache) = cache {
+        dirs.push(cache.join("fruits").join("models"));
+    }
+    let beside = |start: PathBuf| {
+        start
+            .ancestors()
+            .map(|dir| dir.join("../shared/models"))
+            .find(|dir| dir.is_dir())
+    };
+    if let Some(dir) = std::env::current_dir().ok().and_then(beside) {
+        dirs.push(dir);
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(beside) {
+        dirs.push(dir);
+    }
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(std::path::absolute(d).unwrap_or_else(|_| d.clone())));
+    dirs
+}

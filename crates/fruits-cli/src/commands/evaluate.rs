@@ -73,7 +73,11 @@ pub fn run(args: EvaluateArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
 /// The human summary.
 pub fn describe(e: &Evaluation) -> String {
-    let mut text = format!("{}\n", e.headline("rows"));
+    let mut text = if e.rows == 0 {
+        "no photo is of a class the classifier knows: scored by fruit only\n".to_string()
+    } else {
+        format!("{}\n", e.headline("rows"))
+    };
     if e.views > 1 {
         text.push_str(&format!(
             "each photo scored on its {} views, averaged, as `identify` answers it\n",
@@ -110,6 +114,9 @@ pub fn describe(e: &Evaluation) -> String {
              the others to the main head\n",
             e.rows
         ));
+    }
+    if e.rows == 0 {
+        return text.trim_end().to_string();
     }
     let v = &e.revenue_values;
     let a = &e.revenue_always_answer;

@@ -577,3 +577,30 @@ fn augmented_copies_are_reproducible_and_score_like_photos_in_the_wild() {
     assert!((0.0..=1.0).contains(&accuracy));
     eprintln!("accuracy on augmented Test copies: {accuracy:.3}");
 }
+
+#[test]
+fn identify_answers_from_any_folder_with_no_flag() {
+    let t = trained();
+    let photo = std::fs::canonicalize(test_photo("Kiwi 1")).expect("photo");
+    let bundle = std::fs::canonicalize(&t.classifier).expect("bundle");
+    // From `/`, with no models folder named: the bundle finds its image model
+    // by the absolute path it records, or by sha256 in the search folders.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fruits"))
+        .current_dir("/")
+        .env_remove("FRUITS_MODELS_DIR")
+        .env_remove("FRUITS_MODEL")
+        .args([
+            "identify",
+            photo.to_str().expect("utf8"),
+            "--model",
+            bundle.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("spawn fruits");
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Kiwi 1"),
+        "{}",
+        describe(&o)
+    );
+}

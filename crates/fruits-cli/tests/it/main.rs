@@ -8,6 +8,7 @@
 mod browser;
 mod classify;
 mod common;
+mod docs;
 mod featurize;
 mod hardening;
 mod pca;
