@@ -122,6 +122,9 @@ pub enum Command {
     Identify(IdentifyArgs),
     /// Serve identification over HTTP: upload page, JSON API, SageMaker routes, metrics.
     Serve(ServeArgs),
+    /// The image models fruits knows: list them, verify your copies, fetch them.
+    #[command(subcommand)]
+    Models(Models),
 }
 
 /// Storage flags (global: they go anywhere on the command line).
@@ -438,6 +441,41 @@ pub struct AugmentArgs {
     /// Seed of the random draws (another seed, other copies).
     #[arg(long, default_value_t = fruits_pipeline::augment::DEFAULT_SEED, value_name = "N")]
     pub seed: u64,
+}
+
+/// Model file subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Models {
+    /// The known model files (name, precision, size, sha256, source, licence)
+    /// and where a verified copy of each was found.
+    List,
+    /// Check every copy of the known model files in the search folders against
+    /// its pinned size and sha256; exits 1 when a copy differs.
+    Verify,
+    /// Download model files into the models cache, checking size and sha256.
+    ///
+    /// Into FRUITS_MODELS_DIR when set, else ~/.cache/fruits/models (or
+    /// $XDG_CACHE_HOME/fruits/models), which every command searches. A download
+    /// whose bytes differ from the pinned file is refused and nothing is left
+    /// under the model's name.
+    Fetch(FetchArgs),
+}
+
+/// `fruits models fetch` flags.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Models to fetch, by file name or precision (int8, fp32) [default: all].
+    #[arg(value_name = "MODEL")]
+    pub models: Vec<String>,
+
+    /// Where the files are: a base URL (http:// or https://; MODEL is appended)
+    /// or a folder holding them (a mirror, a copy of ../shared/models).
+    #[arg(long, env = fruits_model::catalog::MODELS_URL_ENV, value_name = "URL")]
+    pub from: Option<String>,
+
+    /// Do not draw the progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Export formats.

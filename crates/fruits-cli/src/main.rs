@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => commands::evaluate::run(args, &ctx),
         Command::Identify(args) => commands::identify::run(args, &ctx),
         Command::Serve(args) => commands::serve::run(args, &ctx),
+        Command::Models(models) => commands::models::run(models, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 //! `&self`, so an `Arc<FeatureModel>` serves many threads. The model's sha256 is
 //! computed at load time so every result can say which weights made it.
 
+pub mod catalog;
 pub mod paths;
 pub mod runtime;
 mod source;

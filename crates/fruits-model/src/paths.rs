@@ -17,7 +17,7 @@ pub enum Precision {
     Fp32,
     /// `mobilenetv2-12-int8.onnx`: quantised, about 2x faster end to end. The
     /// default: with the colour descriptor beside its features it identifies
-    /// 99.02% of the sample's Test photos (fp32 alone: 98.24%), measured here.
+    /// 99.26% of the sample's Test photos (docs/identify.md).
     #[default]
     Int8,
 }
@@ -62,8 +62,9 @@ impl std::fmt::Display for Precision {
 /// The models folder: `FRUITS_MODELS_DIR` when set, else `../shared/models`
 /// relative to the working directory or the nearest of its parents that has
 /// one (so commands work from the repository root and from its sub-folders,
-/// where `cargo test` runs). Never a path fixed at build time: a binary built
-/// in one checkout and run from another must not read the first one's models.
+/// where `cargo test` runs), else the user's cache when `fruits models fetch`
+/// put the models there. Never a path fixed at build time: a binary built in
+/// one checkout and run from another must not read the first one's models.
 pub fn models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
@@ -79,7 +80,18 @@ pub fn models_dir() -> PathBuf {
                 .map(|dir| dir.join("../shared/models"))
                 .find(|dir| dir.is_dir())
         })
+        .or_else(|| cache_models_dir().filter(|dir| dir.is_dir()))
         .unwrap_or(relative)
+}
+
+/// The user's model cache, where `fruits models fetch` downloads:
+/// `$XDG_CACHE_HOME/fruits/models`, else `~/.cache/fruits/models`.
+pub fn cache_models_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|cache| cache.join("fruits").join("models"))
 }
 
 /// The folders searched, in order, for the image model a bundle records (by
@@ -90,12 +102,8 @@ pub fn models_dir() -> PathBuf {
 /// checkout's `target/` finds the checkout's models from any folder).
 pub fn model_search_dirs(explicit: &std::path::Path) -> Vec<PathBuf> {
     let mut dirs = vec![explicit.to_path_buf()];
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    if let Some(cache) = cache {
-        dirs.push(cache.join("fruits").join("models"));
+    if let Some(cache) = cache_models_dir() {
+        dirs.push(cache);
     }
     let beside = |start: PathBuf| {
         start

@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod export;
 pub mod featurize;
 pub mod identify;
+pub mod models;
 pub mod pca;
 pub mod run;
 pub mod serve;

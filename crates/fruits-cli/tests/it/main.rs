@@ -11,6 +11,7 @@ mod common;
 mod docs;
 mod featurize;
 mod hardening;
+mod models;
 mod pca;
 mod real;
 mod s3;

@@ -58,7 +58,6 @@ pub fn copy_subset(dest: &Path, classes: &[&str], per_class: usize) {
     }
 }
 
-/// The `fruits` binary under test.
 /// Copies the folder `src` into `dest` (created), sub-folders included.
 pub fn copy_dir(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).expect("mkdir");
@@ -73,6 +72,7 @@ pub fn copy_dir(src: &Path, dest: &Path) {
     }
 }
 
+/// The `fruits` binary under test.
 pub fn fruits() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fruits"));
     cmd.env_remove("FRUITS_MODEL");
