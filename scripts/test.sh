@@ -72,16 +72,16 @@ scripts/setup-onnxruntime.sh
 nice -n 10 scripts/install-garage.sh >"$tmp/garage.log" 2>&1 &
 garage_pid=$!
 # Independent reference checks, the Python bindings and the cloud rehearsals
-# (pinned in tests/python/requirements.txt and tests/cloud/requirements.txt), in
+# (pinned in tests/reference/requirements.txt and tests/cloud/requirements.txt), in
 # one virtualenv kept in the cache and rebuilt when the pins change.
 venv=$cache/py-venv
 make_venv() {
   local pins
-  pins=$(cat tests/python/requirements.txt tests/cloud/requirements.txt)
+  pins=$(cat tests/reference/requirements.txt tests/cloud/requirements.txt)
   if [[ ! -x "$venv/bin/python" ]] || [[ "$pins" != "$(cat "$venv/requirements.txt" 2>/dev/null)" ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r tests/python/requirements.txt -r tests/cloud/requirements.txt
+    "$venv/bin/pip" install --quiet -r tests/reference/requirements.txt -r tests/cloud/requirements.txt
     printf '%s\n' "$pins" >"$venv/requirements.txt"
   fi
 }
@@ -147,13 +147,13 @@ whole_sample() {
   rm -rf "$run"
   echo "== the whole sample: fruits run (at $((SECONDS - started)) s)"
   timed "fruits run" "$fruits" run "$sample" --out "$run" --quiet &&
-    "$venv/bin/python" tests/python/pca_vs_sklearn.py "$run" &&
+    "$venv/bin/python" tests/reference/pca_vs_sklearn.py "$run" &&
     echo "== the whole sample: train + evaluate (at $((SECONDS - started)) s)" &&
     "$fruits" train "$run/features" --split Training --out "$run/classifier" &&
     "$fruits" evaluate "$run/classifier" --on "$run/features" --split Test --json >"$run/evaluation-Test.json" &&
     "$venv/bin/python" -c 'import json, sys; r = json.load(open(sys.argv[1])); print("Test accuracy {:.4f}, macro-F1 {:.4f}".format(r["accuracy"], r["macro_f1"]))' \
       "$run/evaluation-Test.json" &&
-    "$venv/bin/python" tests/python/classifier_vs_sklearn.py "$run" "$run/classifier" "$run/evaluation-Test.json" &&
+    "$venv/bin/python" tests/reference/classifier_vs_sklearn.py "$run" "$run/classifier" "$run/evaluation-Test.json" &&
     echo "== the whole sample: done (at $((SECONDS - started)) s)"
 }
 
