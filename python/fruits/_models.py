@@ -33,19 +33,10 @@ def onnxruntime_library():
 
 
 def models_dir():
-    """FRUITS_MODELS_DIR, else ../shared/models from the working directory or its nearest parent that has one."""
-    explicit = os.environ.get("FRUITS_MODELS_DIR")
-    if explicit:
-        return explicit
-    here = os.path.abspath(os.getcwd())
-    while True:
-        candidate = os.path.join(here, "..", "shared", "models")
-        if os.path.isdir(candidate):
-            return os.path.normpath(candidate)
-        parent = os.path.dirname(here)
-        if parent == here:
-            return os.path.join("..", "shared", "models")
-        here = parent
+    """The models folder, found as the `fruits` binary finds it (the Rust core's
+    lookup): FRUITS_MODELS_DIR, else ../shared/models from the working directory
+    or its nearest parent that has one, else the user's models cache."""
+    return _native.models_dir()
 
 
 def model_path(precision=None, model=None):
@@ -63,7 +54,8 @@ def model_path(precision=None, model=None):
         from fruits.errors import NotFound
 
         raise NotFound(f"no {precision} image model at {path}: set FRUITS_MODELS_DIR to the folder of "
-                       f"{MODEL_FILES[precision]}, or pass model= (a path or s3:// URL)")
+                       f"{MODEL_FILES[precision]}, fetch it into the cache (fruits models fetch {precision} "
+                       "--from URL), or name the model file (model= in Python, --model on a command line)")
     return path
 
 

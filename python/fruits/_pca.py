@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,23 @@ class PCA:
         pca.save("out/pca"); pca.plot("out/pca")     # pca.json, components.parquet, PNGs
     """
 
-    def __init__(self, variance: Optional[float] = None, k: Optional[int] = None):
+    def __init__(self, variance: Optional[float] = None, k: Optional[int] = None,
+                 n_components: Union[int, float, None] = None):
+        if n_components is not None:
+            # scikit-learn's spelling: an int keeps that many components, a
+            # float in (0, 1) that share of the variance.
+            if variance is not None or k is not None:
+                raise InputError("give one of n_components, variance and k")
+            if isinstance(n_components, (bool, np.bool_)) or not isinstance(n_components, (int, float, np.number)):
+                raise InputError(f"n_components must be an int (components) or a float in (0, 1) (share of "
+                                 f"the variance); got {n_components!r}")
+            if isinstance(n_components, (int, np.integer)):
+                k = int(n_components)
+            elif 0 < float(n_components) < 1:
+                variance = float(n_components)
+            else:
+                raise InputError(f"n_components={n_components!r}: a float must lie in (0, 1) (the share of the "
+                                 "variance to keep); give an int to keep that many components")
         if variance is not None and k is not None:
             raise InputError("give variance or k, not both")
         if variance is not None:
@@ -39,8 +55,9 @@ class PCA:
     # -- fitting ---------------------------------------------------------------------
     def fit(self, data: Any, column: str = "features") -> PCA:
         """Fits on `data`: a features output's location (folder or s3:// prefix),
-        a table from `fruits.featurize`/`fruits.read`, or a pandas DataFrame /
-        pyarrow Table with a vector column. Returns self."""
+        a table from `fruits.featurize`/`fruits.read`, a pandas DataFrame /
+        pyarrow Table with a vector column, or a 2-D numpy array (one row per
+        photo). Returns self."""
         if isinstance(data, (str, os.PathLike)):
             self._model = _native.Pca.fit_location(os.fspath(data), variance=self.variance, k=self.k)
             return self
@@ -50,9 +67,11 @@ class PCA:
                                               features_model_sha256=sha, source="a table")
         return self
 
-    def transform(self, data: Any, column: str = "features") -> pa.Table:
-        """`data` (as for `fit`) with its vector column replaced by ``pca``, the
-        projection on the kept components, as a pyarrow Table."""
+    def transform(self, data: Any, column: str = "features") -> Any:
+        """`data` projected on the kept components, in the caller's type: a 2-D
+        numpy array gives an (n, k) array; a pyarrow Table (or a location, or a
+        `Featurized`) a Table, and a pandas DataFrame a DataFrame, with the
+        vector column replaced by ``pca``."""
         model = self._fitted()
         if isinstance(data, (str, os.PathLike)):
             data = read(data)
@@ -61,12 +80,19 @@ class PCA:
         if not parts:
             raise InputError("no rows to transform")
         projected = pa.chunked_array(parts)
+        if isinstance(data, np.ndarray):
+            flat = projected.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
+            return flat.reshape(table.num_rows, self.n_components_).astype(dtype, copy=False)
         out = table.drop_columns(["features"]).append_column(pa.field("pca", projected.type, nullable=False), projected)
         meta = dict(table.schema.metadata or {})
         meta.pop(META_KEY, None)
-        return out.replace_schema_metadata(meta or None)
+        out = out.replace_schema_metadata(meta or None)
+        if not isinstance(data, pa.Table) and hasattr(data, "columns") and hasattr(data, "iloc"):
+            return out.to_pandas()  # a pandas DataFrame in, a DataFrame out
+        return out
 
-    def fit_transform(self, data: Any, column: str = "features") -> pa.Table:
+    def fit_transform(self, data: Any, column: str = "features") -> Any:
         """`fit(data)` then `transform(data)`."""
         return self.fit(data, column).transform(data, column)
 

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import pyarrow as pa
 
 from fruits import _check, _native
@@ -207,10 +208,18 @@ def read(location: Union[str, "os.PathLike[str]"], *, table: str = "features") -
 
 def feature_table(data: Any, column: str = "features") -> pa.Table:
     """`data` (a fruits Table, a `Featurized`, a pandas DataFrame or pyarrow
-    Table with a vector column) as a pyarrow Table whose `column` holds
+    Table with a vector column, or a 2-D numpy array) as a pyarrow Table whose `column` holds
     fixed-size float32 lists, renamed `features`, as the core reads them."""
     if isinstance(data, Featurized):
         data = data.features
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2 or data.shape[1] == 0:
+            raise InputError(f"a numpy array of features must be 2-D (rows, dims); got shape {data.shape}")
+        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+            raise InputError(f"a numpy array of features must hold numbers; got dtype {data.dtype}")
+        values = pa.array(np.ascontiguousarray(data, dtype=np.float32).reshape(-1), pa.float32())
+        col = pa.FixedSizeListArray.from_arrays(values, data.shape[1])
+        return pa.table({"features": col}, schema=pa.schema([pa.field("features", col.type, nullable=False)]))
     if not isinstance(data, pa.Table):
         if getattr(data, "columns", None) is None:
             raise InputError(f"expected a table, a DataFrame or a location; got {type(data).__name__}")

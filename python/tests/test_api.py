@@ -181,6 +181,33 @@ def test_pca_fits_like_the_cli_from_a_location_a_table_and_pandas(cli_run, featu
         loaded.plot(str(tmp_path / "more"))
 
 
+def test_pca_takes_numpy_arrays_and_n_components_as_scikit_learn(cli_run, featurized):
+    x = vectors(featurized.features).astype(np.float64)
+    cli = json.load(open(os.path.join(cli_run, "pca", "pca.json")))
+    # A float in (0, 1) is a share of the variance, an int a number of components.
+    share = fruits.PCA(n_components=0.95).fit(x)
+    assert share.n_components_ == cli["k"] and share.n_samples_ == 300
+    projected = share.transform(x)
+    assert isinstance(projected, np.ndarray) and projected.shape == (300, cli["k"])
+    assert projected.dtype == np.float64  # the caller's float type back
+    # The same projection as from the table (rows in the table's order).
+    from_table = vectors(share.transform(featurized.features), "pca")
+    np.testing.assert_allclose(projected, from_table, atol=1e-5)
+    three = fruits.PCA(n_components=3).fit_transform(x.astype(np.float32))
+    assert three.shape == (300, 3) and three.dtype == np.float32
+    # pandas in, pandas out.
+    frame = featurized.features.to_pandas()
+    out = fruits.PCA(n_components=3).fit(frame).transform(frame)
+    assert isinstance(out, pd.DataFrame) and "pca" in out.columns and len(out["pca"].iloc[0]) == 3
+    for bad in (0, 1.0, 1.5, -2, "many", True):
+        with pytest.raises(fruits.InputError):
+            fruits.PCA(n_components=bad).fit(x)
+    with pytest.raises(fruits.InputError, match="one of"):
+        fruits.PCA(n_components=3, k=3)
+    with pytest.raises(fruits.InputError, match="2-D"):
+        fruits.PCA(n_components=3).fit(x[0])
+
+
 def test_classifier_trains_evaluates_and_identifies_like_the_cli(cli_run, photos, tmp_path):
     features = os.path.join(cli_run, "features")
     clf = fruits.Classifier.train(features, split="Training")

@@ -32,9 +32,16 @@ def test_the_notebook_runs_on_a_slice_of_the_sample(tmp_path, monkeypatch):
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "photos featurised, 0 errors" in text
     assert "Test accuracy" in text
-    assert os.path.isdir(tmp_path / "out" / "result_with_pca.csv")
-    csv = [f for f in os.listdir(tmp_path / "out" / "result_with_pca.csv") if f.endswith(".csv")]
-    header = open(tmp_path / "out" / "result_with_pca.csv" / csv[0]).readline().strip().split(",")
+    # One CSV file, as the deliverable names it (not Spark's folder of parts).
+    csv = tmp_path / "out" / "result_with_pca.csv"
+    assert csv.is_file(), sorted(os.listdir(tmp_path / "out"))
+    lines = open(csv).read().splitlines()
+    header = lines[0].split(",")
     assert header[:4] == ["path", "label", "split", "pc1"]
+    assert len(lines) == 1 + 8 * 2 * 6 if (per_class, classes) == ("6", "8") else len(lines) > 1
+    assert not (tmp_path / "out" / "result_with_pca.csv.parts").exists()
+    # Featurised once: write_features, then reads of its Parquet output.
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert source.count("write_features(") == 1 and "spark.featurize(" not in source
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
     assert images >= 4, "the variance, projection, confusion and revenue charts are shown inline"

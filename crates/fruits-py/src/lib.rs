@@ -340,6 +340,13 @@ fn reduced_meta_json(py: Python<'_>, features: &str, model_bytes: &[u8]) -> Resu
     serde_json::to_string(&meta).map_err(json_err)
 }
 
+/// The models folder, found as the `fruits` binary finds it
+/// (`fruits_model::paths::models_dir`): one lookup for every shell.
+#[pyfunction]
+fn models_dir() -> String {
+    fruits_model::paths::models_dir().display().to_string()
+}
+
 /// Reads a whole file or object (the model, on the driver, before broadcasting it).
 #[pyfunction]
 fn read_bytes<'py>(py: Python<'py>, spec: &str) -> Result<Bound<'py, PyBytes>> {
@@ -399,5 +406,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pca_plots, m)?)?;
     m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(models_dir, m)?)?;
     Ok(())
 }

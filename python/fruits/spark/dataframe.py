@@ -375,4 +375,31 @@ def pca(df: Any, *, variance: Optional[float] = None, k: Optional[int] = None, i
     return PCAModel(fruits.PCA._from_native(native))
 
 
-__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL"]
+def write_csv(df: Any, path: str) -> str:
+    """Writes `df` as ONE CSV file at `path` (a header, then the rows), locally
+    or on S3: Spark writes a folder of part files, so the rows go through one
+    task into a folder beside `path`, whose single part is then renamed to
+    `path` through Hadoop's FileSystem (the one Spark wrote with). Returns `path`.
+
+    For exports a person opens (``result_with_pca.csv``); one task writes every
+    row, so keep the big outputs as Parquet."""
+    spark = df.sparkSession
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    Path = jvm.org.apache.hadoop.fs.Path
+    staging = path.rstrip("/") + ".parts"
+    df.coalesce(1).write.mode("overwrite").option("header", True).csv(staging)
+    folder = Path(staging)
+    fs = folder.getFileSystem(conf)
+    parts = [s.getPath() for s in fs.listStatus(folder) if s.getPath().getName().startswith("part-")]
+    if len(parts) != 1:
+        raise InputError(f"expected one part file in {staging}, found {len(parts)}")
+    target = Path(path)
+    if fs.exists(target):
+        fs.delete(target, True)
+    if not fs.rename(parts[0], target):
+        raise OSError(f"cannot rename {parts[0].toString()} to {path}")
+    fs.delete(folder, True)
+    return path
+
+
+__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL", "write_csv"]

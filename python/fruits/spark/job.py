@@ -107,7 +107,9 @@ def run(spark, input, output, variance=None, k=None, model=None, precision=None,
     }
 
 
-def main(argv=None):
+def parser():
+    """The job's command line (no Spark needed: `fruits-spark --help` reads it
+    without starting a JVM)."""
     ap = argparse.ArgumentParser(prog="fruits-spark", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", required=True, help="folder or s3:// prefix of photos, one folder per class")
@@ -117,7 +119,7 @@ def main(argv=None):
                       help=f"keep this share of the variance [{fruits.DEFAULT_VARIANCE}]")
     keep.add_argument("--k", type=int, help="keep exactly K components")
     ap.add_argument("--model", help=f"ONNX model file or s3:// object [{fruits.DEFAULT_MODEL_FILE} in "
-                                    "FRUITS_MODELS_DIR or ../shared/models]")
+                                    "FRUITS_MODELS_DIR, ../shared/models or ~/.cache/fruits/models]")
     ap.add_argument("--precision", choices=sorted(fruits.MODEL_FILES),
                     help="use the shared model of this precision instead of --model "
                          f"[{fruits.DEFAULT_MODEL_FILE}]")
@@ -128,7 +130,11 @@ def main(argv=None):
     ap.add_argument("--intra-threads", type=int, default=1, help="ONNX Runtime threads per task [1]")
     ap.add_argument("--decode-threads", type=int, default=1, help="decoding threads per task [1]")
     ap.add_argument("--summary", help="write the run's summary as JSON to this local file")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("fruits").getOrCreate()
