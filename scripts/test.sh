@@ -29,14 +29,21 @@ fi
 if command -v mold >/dev/null; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
 fi
+# Tests skip, saying why, when Garage, chromium or ../shared are missing
+# (`cargo test` in a bare checkout); here every test must run, so a missing
+# need fails the test instead.
+export FRUITS_REQUIRE_ALL=1
 started=$SECONDS
 step() { printf '== %s (at %d s)\n' "$1" $((SECONDS - started)); }
 # "passed failed" from pytest's last line ("5 passed in 3.1s", "1 failed, 4
 # passed, 1 error in ..."); a failing exit status counts as one failure at least.
+# A skipped test counts as failed: here every test must run (each skip prints
+# its reason, pytest -rs).
 pytest_counts() {
   tail -n 5 "$1" | awk -v rc="$2" '
     { for (i = 2; i <= NF; i++) { w = $i; gsub(/[,=]/, "", w)
-        if (w == "passed") p = $(i-1); if (w == "failed" || w == "error" || w == "errors") f += $(i-1) } }
+        if (w == "passed") p = $(i-1)
+        if (w == "failed" || w == "error" || w == "errors" || w == "skipped") f += $(i-1) } }
     END { if (rc != 0 && f == 0) f = 1; print p + 0, f + 0 }'
 }
 
@@ -119,6 +126,12 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 # (`maturin develop`) resolves fewer features and compiled ~90 crates again (12 min).
 step "build + clippy"
 cargo build --workspace --lib --tests --profile test --locked
+# The wheel users install (docs/python.md), built as they build it; python/tests
+# installs it into a fresh virtualenv. Release profile: compiled once, then
+# only what changed.
+step "the wheel (scripts/build-wheel.sh)"
+FRUITS_WHEEL=$(scripts/build-wheel.sh)
+export FRUITS_WHEEL
 step "setup made in the background (Garage, the virtualenv, podman)"
 await "scripts/install-garage.sh" "$garage_pid" "$tmp/garage.log"
 await "the virtualenv" "$venv_pid" "$tmp/venv.log"
@@ -165,7 +178,7 @@ whole_sample() {
 # Runs pytest on one folder with the binary, the sample and the venv's tools
 # (the AWS CLI) at hand, its output into the file $2; returns pytest's status.
 # Each run's slowest tests are printed, so the side-by-side phase below can be read.
-pytest_args=(-q -p no:cacheprovider --durations=8)
+pytest_args=(-q -p no:cacheprovider --durations=8 -rs)
 run_pytest() {
   FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
     timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::require;
 use crate::common::server::Server;
 use crate::common::{test_photo, trained};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -95,6 +96,7 @@ fn start_driver() -> (Driver, String) {
 
 #[test]
 fn the_upload_page_identifies_a_photo_in_a_real_browser() {
+    require!(Shared, Browser);
     let t = trained();
     let server = Server::start(&t.classifier, &[]);
     // The same classifier with a threshold no answer reaches: always "not sure".

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::common::require;
 use crate::common::{DISTINCT_CLASSES, copy_dir, describe, run, test_photo, trained};
 
 fn s(p: &Path) -> &str {
@@ -15,6 +16,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn trains_evaluates_and_identifies() {
+    require!(Shared);
     let t = trained();
     // The bundle: classifier.json plus the PCA it fitted on the Training rows only.
     let file: serde_json::Value = serde_json::from_slice(
@@ -132,6 +134,7 @@ fn trains_evaluates_and_identifies() {
 
 #[test]
 fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
+    require!(Shared);
     let t = trained();
     let reduced = t.run.join("reduced");
     let from_reduced = t.run.join("clf-reduced");
@@ -198,6 +201,7 @@ fn reduced_outputs_train_with_their_own_pca_and_mismatches_are_refused() {
 
 #[test]
 fn bad_requests_are_explained() {
+    require!(Shared);
     let t = trained();
     let features = t.run.join("features");
     // A split that does not exist lists the ones that do.
@@ -315,6 +319,7 @@ fn bad_requests_are_explained() {
 
 #[test]
 fn tampered_classifiers_are_refused_when_loaded() {
+    require!(Shared);
     let t = trained();
     let text = std::fs::read_to_string(t.classifier.join("classifier.json")).expect("bundle");
     let original: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -359,6 +364,7 @@ fn tampered_classifiers_are_refused_when_loaded() {
 
 #[test]
 fn cross_validation_chooses_c_on_the_training_rows_only() {
+    require!(Shared);
     let t = trained();
     let features = t.run.join("features");
     let out_dir = t.run.join("clf-cv");
@@ -433,6 +439,7 @@ fn cross_validation_chooses_c_on_the_training_rows_only() {
 
 #[test]
 fn below_the_bundles_threshold_the_answer_is_not_sure() {
+    require!(Shared);
     let t = trained();
     let tmp = tempfile::tempdir().expect("tmp");
     let bundle = tmp.path().join("classifier");
@@ -504,6 +511,7 @@ fn below_the_bundles_threshold_the_answer_is_not_sure() {
 
 #[test]
 fn augmented_copies_are_reproducible_and_score_like_photos_in_the_wild() {
+    require!(Shared);
     let t = trained();
     let tmp = tempfile::tempdir().expect("tmp");
     let test_photos = t.photos.join("Test");
@@ -580,6 +588,7 @@ fn augmented_copies_are_reproducible_and_score_like_photos_in_the_wild() {
 
 #[test]
 fn identify_answers_from_any_folder_with_no_flag() {
+    require!(Shared);
     let t = trained();
     let photo = std::fs::canonicalize(test_photo("Kiwi 1")).expect("photo");
     let bundle = std::fs::canonicalize(&t.classifier).expect("bundle");

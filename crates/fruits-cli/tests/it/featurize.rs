@@ -4,6 +4,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::require;
 use crate::common::*;
 use fruits_store::{Dataset, PartKind};
 
@@ -11,6 +12,7 @@ const CLASSES: [&str; 3] = ["Apple 6", "Banana 1", "Kiwi 1"];
 
 #[test]
 fn featurises_a_few_classes_deterministically() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &CLASSES, 12);
@@ -168,6 +170,7 @@ fn bad_inputs(dir: &Path) -> Vec<(&'static str, Option<&'static str>)> {
 
 #[test]
 fn bad_inputs_go_to_the_errors_table() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     let expected = bad_inputs(&input);
@@ -220,6 +223,7 @@ fn bad_inputs_go_to_the_errors_table() {
 
 #[test]
 fn resumes_after_a_stop_and_after_a_kill() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &CLASSES, 25);
@@ -338,6 +342,7 @@ fn assert_rows_match(
 
 #[test]
 fn fatal_errors_say_what_to_do() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1"], 1);
@@ -373,6 +378,7 @@ fn fatal_errors_say_what_to_do() {
 
 #[test]
 fn csv_export_has_the_same_rows() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1"], 3);
@@ -416,6 +422,7 @@ fn csv_export_has_the_same_rows() {
 
 #[test]
 fn help_explains_every_flag() {
+    require!(Shared);
     // Fixed width and no environment overrides, so the text is the same everywhere.
     let out = fruits()
         .args(["featurize", "--help"])
@@ -430,6 +437,7 @@ fn help_explains_every_flag() {
 
 #[test]
 fn augment_featurises_the_copies_fruits_augment_writes_and_resumes() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &CLASSES, 3);

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::require;
 use crate::common::*;
 
 /// path -> kind of an output's errors table.
@@ -42,6 +43,7 @@ fn manifest_paths(out: &Path) -> BTreeMap<String, usize> {
 
 #[test]
 fn a_second_writer_is_refused_and_duplicates_are_repaired() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Apple 6", "Banana 1", "Kiwi 1"], 30);
@@ -97,6 +99,7 @@ fn a_second_writer_is_refused_and_duplicates_are_repaired() {
 #[cfg(unix)]
 #[test]
 fn bad_entries_in_the_tree_are_rows_of_the_errors_table() {
+    require!(Shared);
     use std::os::unix::ffi::OsStrExt;
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
@@ -157,6 +160,7 @@ fn bad_entries_in_the_tree_are_rows_of_the_errors_table() {
 
 #[test]
 fn leftovers_of_a_killed_run_are_hidden_and_swept() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Banana 1"], 4);
@@ -195,6 +199,7 @@ fn leftovers_of_a_killed_run_are_hidden_and_swept() {
 
 #[test]
 fn truncated_jpegs_huge_files_and_retries() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1"], 2);
@@ -238,6 +243,7 @@ fn truncated_jpegs_huge_files_and_retries() {
 
 #[test]
 fn numeric_flags_out_of_range_are_usage_errors() {
+    require!(Shared);
     for (flag, value) in [
         ("--batch-size", "4000000000"),
         ("--batch-size", "0"),
@@ -272,6 +278,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 
 #[test]
 fn absurdly_thin_images_are_refused_from_their_header() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1"], 1);
@@ -311,6 +318,7 @@ fn absurdly_thin_images_are_refused_from_their_header() {
 #[cfg(unix)]
 #[test]
 fn identify_answers_the_photos_it_can_and_names_the_others() {
+    require!(Shared);
     let t = trained();
     let tmp = tempfile::tempdir().expect("tmp");
     let fifo = tmp.path().join("fifo.jpg");
@@ -385,6 +393,7 @@ fn identify_answers_the_photos_it_can_and_names_the_others() {
 #[cfg(unix)]
 #[test]
 fn identify_memory_stays_flat_in_the_number_of_photos() {
+    require!(Shared);
     let t = trained();
     let kiwi = test_photo("Kiwi 1").to_str().expect("utf8").to_string();
     let classifier = t.classifier.to_str().expect("utf8").to_string();
@@ -411,6 +420,7 @@ fn identify_memory_stays_flat_in_the_number_of_photos() {
 
 #[test]
 fn augmented_copies_of_photos_that_share_a_name_do_not_collide() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     let dir = input.join("Training/Kiwi 1");
@@ -452,6 +462,7 @@ fn augmented_copies_of_photos_that_share_a_name_do_not_collide() {
 #[cfg(unix)]
 #[test]
 fn augment_reports_what_featurize_reports_and_refuses_its_own_input() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1"], 2);
@@ -485,6 +496,7 @@ fn augment_reports_what_featurize_reports_and_refuses_its_own_input() {
 
 #[test]
 fn a_resume_with_other_copies_is_refused() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Kiwi 1", "Banana 1"], 4);
@@ -514,6 +526,7 @@ fn a_resume_with_other_copies_is_refused() {
 
 #[test]
 fn vectors_of_another_length_than_the_metadata_says_are_refused() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("features");
     synthetic_features(&data, 40, 2, 1000, 1280);
@@ -540,6 +553,7 @@ fn vectors_of_another_length_than_the_metadata_says_are_refused() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_train_and_augment_even_when_started_with_it_ignored() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("features");
     synthetic_features(&data, 8000, 50, 512, 512);

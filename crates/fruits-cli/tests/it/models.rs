@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::require;
 use crate::common::{copy_dir, describe, models_dir, test_photo, trained};
 
 const INT8: &str = "mobilenetv2-12-int8.onnx";
@@ -85,6 +86,7 @@ fn binary_sits_beside_the_shared_models() -> bool {
 
 #[test]
 fn fetched_models_are_verified_and_found_from_any_folder() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let cache = tmp.path().join("cache");
     let bundle = tmp.path().join("bundle");
@@ -140,6 +142,7 @@ fn fetched_models_are_verified_and_found_from_any_folder() {
 
 #[test]
 fn a_tampered_download_is_refused_and_leaves_nothing() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let cache = tmp.path().join("cache");
     let mut bytes = std::fs::read(models_dir().join(INT8)).expect("int8 model");

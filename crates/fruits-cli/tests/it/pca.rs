@@ -1,9 +1,11 @@
 //! End-to-end tests of `fruits run` and `fruits pca` on real sample images.
 
+use crate::common::require;
 use crate::common::*;
 
 #[test]
 fn run_fits_and_transforms_and_pca_errors_are_clear() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in");
     copy_subset(&input, &["Apple 6", "Banana 1", "Kiwi 1", "Lemon 1"], 10);
@@ -132,6 +134,7 @@ fn run_fits_and_transforms_and_pca_errors_are_clear() {
 
 #[test]
 fn fitting_an_output_without_rows_is_a_clear_error() {
+    require!(Shared);
     let tmp = tempfile::tempdir().expect("tmp");
     let input = tmp.path().join("in/Test/Empty");
     std::fs::create_dir_all(&input).expect("mkdir");

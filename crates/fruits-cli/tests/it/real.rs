@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use crate::common::require;
 use crate::common::*;
 
 /// `fruits evaluate ... --json` as JSON.
@@ -28,6 +29,7 @@ fn evaluate(bundle: &Path, data: &Path, out: &Path) -> serde_json::Value {
 
 #[test]
 fn real_photos_train_in_views_and_are_answered_by_fruit() {
+    require!(Shared);
     let t = trained();
     let tmp = tempfile::tempdir().expect("tmp");
     let s = |p: &Path| p.to_str().expect("utf8").to_string();

@@ -6,6 +6,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::common::garage::{Garage, Keys, upload_dir};
+use crate::common::require;
 use crate::common::{copy_subset, describe};
 use arrow_array::Array;
 use fruits_store::{Dataset, Location, MANIFEST_FILE, PartKind};
@@ -78,6 +79,7 @@ fn numbers(text: &str, skip: usize) -> Vec<(String, Vec<f64>)> {
 
 #[test]
 fn s3_to_s3_matches_local_and_mixed_runs_too() {
+    require!(Shared, Garage);
     let (garage, admin, tmp) = setup(6);
     let local_in = tmp.path().join("in").display().to_string();
     let local_out = tmp.path().join("local").display().to_string();
@@ -279,6 +281,7 @@ fn s3_to_s3_matches_local_and_mixed_runs_too() {
 
 #[test]
 fn large_parts_go_up_in_multipart_uploads() {
+    require!(Shared, Garage);
     let garage = Garage::start("eu-west-3");
     garage.bucket("big");
     let admin = garage.key("admin", 1);
@@ -297,6 +300,7 @@ fn large_parts_go_up_in_multipart_uploads() {
 
 #[test]
 fn read_only_key_is_refused_before_any_work() {
+    require!(Shared, Garage);
     let (garage, admin, _tmp) = setup(2);
     let reader = garage.key("reader", 2);
     garage.allow("photos", &reader, true, false);
@@ -329,6 +333,7 @@ fn read_only_key_is_refused_before_any_work() {
 
 #[test]
 fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
+    require!(Shared, Garage);
     let (garage, admin, tmp) = setup(2);
     let results = garage.open("s3://results/", &admin);
 
@@ -429,6 +434,7 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
 
 #[test]
 fn server_stopped_mid_run_fails_clearly_and_a_rerun_completes() {
+    require!(Shared, Garage);
     let per_class = 25;
     let (mut garage, admin, _tmp) = setup(per_class);
     let total = CLASSES.len() * per_class * 2;
@@ -518,6 +524,7 @@ fn server_stopped_mid_run_fails_clearly_and_a_rerun_completes() {
 
 #[test]
 fn an_s3_output_takes_one_writer_at_a_time() {
+    require!(Shared, Garage);
     // Garage 2.5 ignores `If-None-Match`, so this checks the read-first
     // path; tests/cloud checks the conditional puts against moto.
     let (garage, admin, _tmp) = setup(1);

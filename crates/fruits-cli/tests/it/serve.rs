@@ -4,6 +4,7 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use crate::common::require;
 use crate::common::server::Server;
 use crate::common::{DISTINCT_CLASSES, test_photo, trained};
 use reqwest::StatusCode;
@@ -106,6 +107,7 @@ fn png_bomb() -> Vec<u8> {
 
 #[test]
 fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
+    require!(Shared);
     let t = trained();
     let server = Server::start(&t.classifier, &["--max-body-mib", "1"]);
     let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
@@ -288,6 +290,7 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
 
 #[test]
 fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
+    require!(Shared);
     let t = trained();
     let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
 
@@ -404,6 +407,7 @@ fn connect(server: &Server) -> std::net::TcpStream {
 
 #[test]
 fn abusive_clients_cannot_hold_the_service() {
+    require!(Shared);
     use std::io::Write;
     let t = trained();
     let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
@@ -570,6 +574,7 @@ fn abusive_clients_cannot_hold_the_service() {
 
 #[test]
 fn cors_answers_only_the_configured_origins() {
+    require!(Shared);
     let t = trained();
     let server = Server::start(
         &t.classifier,
@@ -612,6 +617,7 @@ fn raw_exchange(server: &Server, request: &[u8]) -> String {
 
 #[test]
 fn hostile_photos_and_protocol_errors_get_json_and_the_service_stays_up() {
+    require!(Shared);
     let t = trained();
     let server = Server::start(&t.classifier, &["--cors-origin", "*"]);
     // A 375-byte PNG of 100000x1 pixels: it once aborted the whole service.
@@ -706,6 +712,7 @@ fn hostile_photos_and_protocol_errors_get_json_and_the_service_stays_up() {
 
 #[test]
 fn uploads_share_one_memory_budget_whatever_the_connections() {
+    require!(Shared);
     use std::io::Write;
     let t = trained();
     let server = Server::start(

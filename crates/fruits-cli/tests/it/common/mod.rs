@@ -29,15 +29,103 @@ pub fn models_dir() -> PathBuf {
 /// working directory (cargo runs tests in the crate's folder), not from a path
 /// fixed at build time: cached builds move between clones.
 fn shared(env: &str, rel: &str) -> PathBuf {
+    find_shared(env, rel).unwrap_or_else(|| {
+        panic!(
+            "no ../shared/{rel} above {}: set {env}",
+            std::env::current_dir().unwrap_or_default().display()
+        )
+    })
+}
+
+fn find_shared(env: &str, rel: &str) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(env).filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
+        return Some(PathBuf::from(dir)).filter(|d| d.is_dir());
     }
-    let cwd = std::env::current_dir().expect("working directory");
+    let cwd = std::env::current_dir().ok()?;
     cwd.ancestors()
         .map(|dir| dir.join("../shared").join(rel))
         .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("no ../shared/{rel} above {}: set {env}", cwd.display()))
 }
+
+/// What a test needs beyond the checkout and the built binary.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// The sample photos and the models (`../shared`, or `FRUITS_SAMPLE_DIR`
+    /// and `FRUITS_MODELS_DIR`).
+    Shared,
+    /// The Garage S3 server (`scripts/install-garage.sh` installs it).
+    Garage,
+    /// chromium and chromedriver (Debian's `chromium`, `chromium-driver`).
+    Browser,
+}
+
+/// Set (to 1) by `scripts/test.sh`: there every test must run, so a missing
+/// need fails the test instead of skipping it.
+pub const REQUIRE_ALL_ENV: &str = "FRUITS_REQUIRE_ALL";
+
+/// Why the needs are not met here, if they are not.
+fn missing(needs: &[Need]) -> Option<String> {
+    let why: Vec<String> = needs
+        .iter()
+        .filter_map(|need| match need {
+            Need::Shared => (find_shared("FRUITS_SAMPLE_DIR", "data/fruits-360-sample").is_none()
+                || find_shared("FRUITS_MODELS_DIR", "models").is_none())
+            .then(|| {
+                "no ../shared/data/fruits-360-sample and ../shared/models (set FRUITS_SAMPLE_DIR \
+                 and FRUITS_MODELS_DIR)"
+                    .to_string()
+            }),
+            Need::Garage => {
+                let bin = garage::garage_bin();
+                (!bin.is_file())
+                    .then(|| format!("no Garage at {} (scripts/install-garage.sh)", bin.display()))
+            }
+            Need::Browser => {
+                let driver = std::env::var_os("FRUITS_CHROMEDRIVER")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+                (!driver.is_file()).then(|| {
+                    format!(
+                        "no chromedriver at {} (Debian's chromium and chromium-driver)",
+                        driver.display()
+                    )
+                })
+            }
+        })
+        .collect();
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// True when the calling test must stop here because `needs` are not met: it
+/// prints why, straight to the terminal (libtest hides a passing test's
+/// output), so a skip is never silent. Under `FRUITS_REQUIRE_ALL` it panics
+/// instead: CI runs every test.
+pub fn skip(needs: &[Need]) -> bool {
+    use std::io::Write;
+    let Some(why) = missing(needs) else {
+        return false;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var_os(REQUIRE_ALL_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} cannot run: {why} ({REQUIRE_ALL_ENV} is set: every test must run)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    true
+}
+
+/// Returns from the calling test, saying why, when what it needs is missing:
+/// `require!(Shared, Garage);`.
+macro_rules! require {
+    ($($need:ident),+) => {
+        if $crate::common::skip(&[$($crate::common::Need::$need),+]) {
+            return;
+        }
+    };
+}
+pub(crate) use require;
 
 /// Copies the first `per_class` images of each class of each split into `dest`.
 pub fn copy_subset(dest: &Path, classes: &[&str], per_class: usize) {
