@@ -285,7 +285,7 @@ impl S3ErrorBody {
 
 /// The whole chain of an error's messages ("outer: inner: root"), for the
 /// detail of errors people read.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

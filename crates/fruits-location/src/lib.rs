@@ -38,7 +38,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-pub use error::{Action, CredentialProblem, StorageError};
+pub use error::{Action, CredentialProblem, StorageError, chain as error_chain};
 pub use local::{ListProblem, ProblemKind, TEMP_MARKER, read_file};
 
 pub use s3::init_tls;

@@ -335,7 +335,7 @@ fn open(model: &KnownModel, from: &str) -> Result<(String, Box<dyn Read>), Catal
             .send()
             .map_err(|e| CatalogError::Unreachable {
                 url: url.clone(),
-                detail: error_chain(&e),
+                detail: fruits_location::error_chain(&e),
             })?;
         if !response.status().is_success() {
             return Err(CatalogError::Status {
@@ -361,18 +361,6 @@ fn open(model: &KnownModel, from: &str) -> Result<(String, Box<dyn Read>), Catal
         return Ok((path.display().to_string(), Box::new(file)));
     }
     Err(CatalogError::BadSource(from.into()))
-}
-
-/// An error and its causes on one line (reqwest's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
