@@ -16,7 +16,9 @@
 # trains; ~/.cache/fruits/service-bundle).
 #
 # The recipe, each part measured in docs/identify.md:
-#   - studio photos featurised as they are (int8 model, colour descriptor);
+#   - studio photos featurised as they are (int8 model, colour descriptor),
+#     with 2 augmented copies of each Training photo (--augment 2: turned,
+#     reframed, relit, on other backgrounds), trained on as photos in the wild;
 #   - real photos featurised in 6 views (--views), with 2 augmented copies of
 #     each Training photo (--augment 2: turned, reframed, relit), and trained
 #     on as photos in the wild (--real), their Test splits never trained on;
@@ -58,7 +60,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 step "featurise (resumes: photos done before are skipped)"
-"$fruits" featurize "$sample" --out "$work/studio" --quiet || [[ $? -eq 3 ]]
+"$fruits" featurize "$sample" --out "$work/studio-aug2" --augment 2 --quiet || [[ $? -eq 3 ]]
 for s in "${sources[@]}"; do
   "$fruits" featurize "$real/$s" --out "$work/$s" --views --augment 2 --quiet || [[ $? -eq 3 ]]
 done
@@ -72,7 +74,7 @@ fi
 step "train (Training splits only)"
 real_args=()
 for s in "${sources[@]}"; do real_args+=(--real "$work/$s"); done
-"$fruits" train "$work/studio" "${real_args[@]}" --split Training --no-pca \
+"$fruits" train "$work/studio-aug2" "${real_args[@]}" --split Training --no-pca \
   --abstain-below 0.75 --out "$out"
 
 step "evaluate (Test splits; never trained on)"
@@ -82,7 +84,7 @@ mkdir -p "$report"
 evaluate() {
   "$fruits" evaluate "$out" --on "$2" --split Test --json --out "$report/$1" >"$report/$1.json"
 }
-evaluate studio "$work/studio"
+evaluate studio "$work/studio-aug2"  # its Test rows: the photos as they are
 evaluate augmented "$work/augmented-test"
 for s in "${sources[@]}"; do evaluate "$s" "$work/$s"; done
 python3 - "$report" studio augmented "${sources[@]}" <<'PY'
