@@ -7,9 +7,11 @@ import os
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import pyarrow as pa
 
 from fruits import _check, _native
 from fruits._models import cores, onnxruntime_library
+from fruits._tables import META_KEY, Featurized
 from fruits.errors import InputError
 
 
@@ -74,6 +76,57 @@ class Classifier:
                                           pca=os.fspath(pca) if pca is not None else None,
                                           cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,
                                           studio_head=studio_head)
+        return cls(native)
+
+    @classmethod
+    def fit(cls, X: Any, y: Optional[Sequence[Any]] = None, *, split: Optional[str] = None,
+            C: float = _native.DEFAULT_C, max_iter: int = _native.DEFAULT_MAX_ITER,
+            variance: Optional[float] = None, k: Optional[int] = None, no_pca: bool = False,
+            cv: Optional[int] = None, cv_C: Optional[Sequence[float]] = None, colour: bool = True,
+            studio_head: bool = True) -> Classifier:
+        """`train` on rows in memory, in scikit-learn's spelling::
+
+            features, errors = fruits.featurize("photos/")
+            clf = fruits.Classifier.fit(features)                 # labels: the `label` column
+            clf = fruits.Classifier.fit(features, y=my_labels)    # or one label per row
+
+        `X` is a table `fruits.featurize` or `fruits.read` returned (a pyarrow
+        Table, or the `Featurized` pair): it records the image model and the
+        preprocessing that made its rows, which the classifier keeps, so it
+        identifies photos, evaluates and saves as one from `train` does.
+        `split` keeps the rows of one split (default: every row). The other
+        arguments as for `train`."""
+        C = _check.positive("C", C, 1e12)
+        max_iter = _check.count("max_iter", max_iter, 1, 1_000_000)
+        k = _check.optional_count("k", k, 1, 1_000_000)
+        cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
+        if variance is not None:
+            variance = _check.positive("variance", variance, 1.0)
+        table = X.features if isinstance(X, Featurized) else X
+        if not isinstance(table, pa.Table):
+            raise InputError(f"fit takes the table fruits.featurize or fruits.read returns (a pyarrow Table, which "
+                             f"records the image model that made its rows); got {type(X).__name__}")
+        meta = (table.schema.metadata or {}).get(META_KEY)
+        if not meta:
+            raise InputError("this table does not say which image model made its rows (no fruits metadata): "
+                             "train on a table from fruits.featurize or fruits.read")
+        if y is not None:
+            labels = list(y)
+            if len(labels) != table.num_rows:
+                raise InputError(f"y has {len(labels)} labels for {table.num_rows} rows")
+            bad = [i for i, v in enumerate(labels) if not isinstance(v, str) or not v]
+            if bad:
+                raise InputError(f"y[{bad[0]}] is {labels[bad[0]]!r}: each label is a non-empty string")
+            column = pa.array(labels, pa.string())
+            if "label" in table.column_names:
+                table = table.set_column(table.schema.get_field_index("label"), "label", column)
+            else:
+                table = table.append_column("label", column)
+        native = _native.Classifier.train_batches(table.combine_chunks().to_batches(), meta.decode(), "a table",
+                                                  split=split, c=float(C), max_iter=max_iter, variance=variance,
+                                                  k=k, no_pca=no_pca, cv=cv,
+                                                  cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,
+                                                  studio_head=studio_head)
         return cls(native)
 
     @classmethod

@@ -168,6 +168,23 @@ class Classifier:
         real: list[str] = ...,
     ) -> Classifier: ...
     @staticmethod
+    def train_batches(
+        batches: list[pa.RecordBatch],
+        meta_json: str,
+        name: str,
+        split: Optional[str] = None,
+        c: float = ...,
+        max_iter: int = ...,
+        variance: Optional[float] = None,
+        k: Optional[int] = None,
+        no_pca: bool = False,
+        pca: Optional[str] = None,
+        cv: Optional[int] = None,
+        cv_c: Optional[list[float]] = None,
+        colour: bool = True,
+        studio_head: bool = True,
+    ) -> Classifier: ...
+    @staticmethod
     def load(location: str) -> Classifier: ...
     def save(self, location: str) -> None: ...
     def evaluate(

@@ -208,6 +208,28 @@ def test_pca_takes_numpy_arrays_and_n_components_as_scikit_learn(cli_run, featur
         fruits.PCA(n_components=3).fit(x[0])
 
 
+def test_classifier_fits_on_a_table_in_memory_as_train_does_on_its_output(cli_run, photos):
+    features = os.path.join(cli_run, "features")
+    table = fruits.read(features)
+    fitted = fruits.Classifier.fit(table, split="Training")
+    trained = fruits.Classifier.train(features, split="Training")
+    assert fitted.classes_ == trained.classes_
+    a, b = fitted.evaluate(features, split="Test"), trained.evaluate(features, split="Test")
+    assert a["accuracy"] == pytest.approx(b["accuracy"], abs=1e-9) and a["accuracy"] > 0.9
+    # It keeps the image model its rows were made with: it identifies photos.
+    kiwi = os.path.join(photos, "Test", "Kiwi 1", sorted(os.listdir(os.path.join(photos, "Test", "Kiwi 1")))[0])
+    assert fitted.identify(kiwi)["top"][0]["class"] == "Kiwi 1"
+    # y gives the labels (one per row).
+    y = ["fruit " + label for label in table.column("label").to_pylist()]
+    assert fruits.Classifier.fit(table, y, split="Training").classes_ == sorted(set(y))
+    with pytest.raises(fruits.InputError, match="2 labels for"):
+        fruits.Classifier.fit(table, ["a", "b"])
+    with pytest.raises(fruits.InputError, match="pyarrow Table"):
+        fruits.Classifier.fit(np.zeros((3, 4)), ["a", "b", "c"])
+    with pytest.raises(fruits.InputError, match="which image model"):
+        fruits.Classifier.fit(pa.table({"features": [[1.0, 2.0]], "label": ["a"]}))
+
+
 def test_classifier_trains_evaluates_and_identifies_like_the_cli(cli_run, photos, tmp_path):
     features = os.path.join(cli_run, "features")
     clf = fruits.Classifier.train(features, split="Training")

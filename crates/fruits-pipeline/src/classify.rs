@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use fruits_classify::bundle::{DEFAULT_MIN_STUDIO, GATE_CLASSES, StudioHead, append_columns};
 use fruits_classify::cv::{self, CvReport, CvScore};
@@ -11,7 +12,7 @@ use fruits_classify::{
     argmax, train,
 };
 use fruits_pca::{Keep, PcaModel, PcaStats};
-use fruits_store::{Dataset, columns};
+use fruits_store::{Dataset, DatasetMeta, columns};
 use serde::Serialize;
 
 use crate::PipelineError;
@@ -54,44 +55,76 @@ impl Rows {
 
 /// Reads every row of `ds` whose split is `split` (every row when `None`).
 pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineError> {
-    let column = ds.manifest().meta.vector_column();
-    let has_colour = ds.manifest().meta.spec.colour_bins > 0;
-    let extra_views = ds.manifest().meta.extra_views();
+    let meta = &ds.manifest().meta;
+    let wanted = wanted_columns(meta);
+    let batches = ds
+        .feature_columns(&wanted, BATCH_ROWS)
+        .map(|b| b.map_err(PipelineError::from));
+    rows_of_batches(batches, meta, &ds.root().to_string(), split)
+}
+
+/// The columns training reads from rows described by `meta`.
+fn wanted_columns(meta: &DatasetMeta) -> Vec<&'static str> {
+    let mut wanted = vec![
+        meta.vector_column(),
+        columns::PATH,
+        columns::LABEL,
+        columns::SPLIT,
+    ];
+    if meta.spec.colour_bins > 0 {
+        wanted.push(columns::COLOUR);
+    }
+    if meta.extra_views() > 0 {
+        wanted.push(columns::VIEWS);
+    }
+    wanted
+}
+
+/// The rows of `split` among `batches` (rows described by `meta`, from the
+/// output or table called `name`).
+fn rows_of_batches(
+    batches: impl Iterator<Item = Result<RecordBatch, PipelineError>>,
+    meta: &DatasetMeta,
+    name: &str,
+    split: Option<&str>,
+) -> Result<Rows, PipelineError> {
+    let column = meta.vector_column();
+    let has_colour = meta.spec.colour_bins > 0;
+    let extra_views = meta.extra_views();
     let mut rows = Rows {
         extra_views,
         ..Rows::default()
     };
     let mut splits_seen = BTreeSet::new();
-    let mut wanted = vec![column, columns::PATH, columns::LABEL, columns::SPLIT];
-    if has_colour {
-        wanted.push(columns::COLOUR);
-    }
-    if extra_views > 0 {
-        wanted.push(columns::VIEWS);
-    }
-    for batch in ds.feature_columns(&wanted, BATCH_ROWS) {
+    for batch in batches {
         let batch = batch?;
-        let (values, d) = vector_column(&batch, column, ds.root())?;
+        let (values, d) = vector_column(&batch, column, &name)?;
+        if d != meta.spec.feature_dim && meta.pca_fingerprint.is_none() {
+            return Err(PipelineError::Config(format!(
+                "{name}: vectors of {d} values where its metadata says {}",
+                meta.spec.feature_dim
+            )));
+        }
         rows.d = d;
         let colour = if has_colour {
-            let (c, bins) = vector_column(&batch, columns::COLOUR, ds.root())?;
+            let (c, bins) = vector_column(&batch, columns::COLOUR, &name)?;
             rows.colour_bins = bins;
             Some(c)
         } else {
             None
         };
         let views = if extra_views > 0 {
-            Some(vector_column(&batch, columns::VIEWS, ds.root())?.0)
+            Some(vector_column(&batch, columns::VIEWS, &name)?.0)
         } else {
             None
         };
-        let strings = |name: &'static str| {
+        let strings = |col: &'static str| {
             batch
-                .column_by_name(name)
-                .map(|c| c.as_string::<i32>().clone())
+                .column_by_name(col)
+                .and_then(|c| c.as_string_opt::<i32>().cloned())
                 .ok_or_else(|| PipelineError::MissingColumn {
-                    dataset: ds.root().to_string(),
-                    column: name,
+                    dataset: name.to_string(),
+                    column: col,
                 })
         };
         let (paths, labels, splits) = (
@@ -120,7 +153,7 @@ pub fn read_rows(ds: &Dataset, split: Option<&str>) -> Result<Rows, PipelineErro
     }
     if rows.is_empty() {
         return Err(PipelineError::NoRows {
-            dataset: ds.root().to_string(),
+            dataset: name.to_string(),
             split: split.map(str::to_string),
             splits_seen: splits_seen.into_iter().collect(),
         });
@@ -148,11 +181,56 @@ pub struct CrossValidation {
     pub grid: Vec<f64>,
 }
 
-/// One output to train on.
+/// Rows to train on.
+#[derive(Debug, Clone, Copy)]
+pub enum Rowset<'a> {
+    /// A features (or reduced) output.
+    Stored(&'a Dataset),
+    /// Rows in memory (a table of the Python API): Arrow batches with the
+    /// columns of a features output, and the metadata of the output they
+    /// came from.
+    InMemory {
+        /// The batches.
+        batches: &'a [RecordBatch],
+        /// What made them.
+        meta: &'a DatasetMeta,
+        /// What to call them in messages and in the bundle's sources.
+        name: &'a str,
+    },
+}
+
+impl Rowset<'_> {
+    fn meta(&self) -> &DatasetMeta {
+        match self {
+            Rowset::Stored(ds) => &ds.manifest().meta,
+            Rowset::InMemory { meta, .. } => meta,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Rowset::Stored(ds) => ds.root().to_string(),
+            Rowset::InMemory { name, .. } => name.to_string(),
+        }
+    }
+
+    fn read(&self, split: Option<&str>) -> Result<Rows, PipelineError> {
+        match self {
+            Rowset::Stored(ds) => read_rows(ds, split),
+            Rowset::InMemory {
+                batches,
+                meta,
+                name,
+            } => rows_of_batches(batches.iter().cloned().map(Ok), meta, name, split),
+        }
+    }
+}
+
+/// One set of rows to train on.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
-    /// The features (or reduced) output.
-    pub dataset: &'a Dataset,
+    /// The rows.
+    pub rows: Rowset<'a>,
     /// Its photos are real photos (shops, kitchens, orchards), not studio
     /// ones: they train the main head and, as photos in the wild, the gate,
     /// never the studio head.
@@ -171,7 +249,7 @@ pub fn train_dataset(
     studio_head: bool,
 ) -> Result<Classifier, PipelineError> {
     let source = Source {
-        dataset: ds,
+        rows: Rowset::Stored(ds),
         real: false,
     };
     train_sources(&[source], split, pca, config, cv, colour, studio_head)
@@ -195,11 +273,8 @@ struct Gathered {
 
 /// Reads `split` of every source into one set of training rows.
 fn gather_sources(sources: &[Source<'_>], split: Option<&str>) -> Result<Gathered, PipelineError> {
-    let first = &sources[0].dataset.manifest().meta;
-    let colour_bins = if sources
-        .iter()
-        .all(|s| s.dataset.manifest().meta.spec.colour_bins > 0)
-    {
+    let first = sources[0].rows.meta();
+    let colour_bins = if sources.iter().all(|s| s.rows.meta().spec.colour_bins > 0) {
         first.spec.colour_bins
     } else {
         0
@@ -216,11 +291,11 @@ fn gather_sources(sources: &[Source<'_>], split: Option<&str>) -> Result<Gathere
         sources: Vec::new(),
     };
     for source in sources {
-        let meta = &source.dataset.manifest().meta;
+        let meta = source.rows.meta();
         if !meta.spec.same_features(&first.spec) {
             return Err(PipelineError::Store(
                 fruits_store::StoreError::ModelMismatch {
-                    dir: source.dataset.root().to_string(),
+                    dir: source.rows.name(),
                     existing: Box::new(first.spec.clone()),
                     current: Box::new(meta.spec.clone()),
                 },
@@ -230,16 +305,16 @@ fn gather_sources(sources: &[Source<'_>], split: Option<&str>) -> Result<Gathere
             if !all.views.is_empty() && all.views != meta.views {
                 return Err(PipelineError::Config(format!(
                     "{} was featurised with other views than the outputs before it",
-                    source.dataset.root()
+                    source.rows.name()
                 )));
             }
             all.views = meta.views.clone();
         }
-        let rows = read_rows(source.dataset, split)?;
+        let rows = source.rows.read(split)?;
         let d = rows.d;
         let copies: Vec<bool> = rows.paths.iter().map(|p| is_copy(p)).collect();
         all.sources.push(TrainingSource {
-            location: source.dataset.root().to_string(),
+            location: source.rows.name(),
             rows: rows.len() as u64,
             real: source.real,
             augmented_rows: copies.iter().filter(|c| **c).count() as u64,
@@ -306,13 +381,12 @@ pub fn train_sources(
     let Some(first) = sources.first() else {
         return Err(PipelineError::Config("nothing to train on".into()));
     };
-    let ds = first.dataset;
-    let meta = &ds.manifest().meta;
+    let meta = first.rows.meta();
     let reduced = meta.pca_fingerprint.is_some();
     if sources.len() > 1
         && sources
             .iter()
-            .any(|s| s.dataset.manifest().meta.pca_fingerprint.is_some())
+            .any(|s| s.rows.meta().pca_fingerprint.is_some())
     {
         return Err(PipelineError::Config(
             "training on several outputs takes features outputs, not reduced ones".into(),
@@ -321,11 +395,18 @@ pub fn train_sources(
     let pca = match (pca, reduced) {
         (PcaChoice::Given(_), false) => {
             return Err(PipelineError::NotReduced {
-                dataset: ds.root().to_string(),
+                dataset: first.rows.name(),
             });
         }
         (PcaChoice::Given(model), true) => PcaChoice::Given(model),
-        (_, true) => PcaChoice::Given(pca_beside(ds)?.model),
+        (_, true) => match first.rows {
+            Rowset::Stored(ds) => PcaChoice::Given(pca_beside(ds)?.model),
+            Rowset::InMemory { name, .. } => {
+                return Err(PipelineError::Config(format!(
+                    "{name} holds reduced rows: give the PCA that made them"
+                )));
+            }
+        },
         (choice, false) => choice,
     };
     let Gathered {
@@ -393,7 +474,7 @@ pub fn train_sources(
             let fingerprint = meta.pca_fingerprint.clone().unwrap_or_default();
             if model.fingerprint() != fingerprint {
                 return Err(PipelineError::PcaMismatch {
-                    dataset: ds.root().to_string(),
+                    dataset: first.rows.name(),
                     reduced_by: fingerprint,
                     given: model.fingerprint(),
                 });

@@ -3,19 +3,89 @@
 
 use std::sync::OnceLock;
 
+use arrow_array::RecordBatch;
+use arrow_pyarrow::PyArrowType;
 use fruits_classify::metrics::NetRevenue;
 use fruits_classify::{Classifier as Bundle, TrainConfig};
 use fruits_identify::{Identifier, LoadOptions};
 use fruits_image::DecodeLimits;
 use fruits_model::ModelOptions;
 use fruits_pipeline::classify::{
-    CrossValidation, PcaChoice, Source, evaluate_dataset, train_sources,
+    CrossValidation, PcaChoice, Rowset, Source, evaluate_dataset, train_sources,
 };
-use fruits_store::Dataset;
+use fruits_store::{Dataset, DatasetMeta};
 use pyo3::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::{json_err, open, storage_options};
+
+/// How to train, from the keyword arguments `train` and `train_batches` share.
+struct Settings {
+    choice: PcaChoice,
+    config: TrainConfig,
+    cv: Option<CrossValidation>,
+}
+
+impl Settings {
+    // The Python keyword arguments, one to one.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        c: f64,
+        max_iter: usize,
+        variance: Option<f64>,
+        k: Option<usize>,
+        no_pca: bool,
+        pca: Option<String>,
+        cv: Option<usize>,
+        cv_c: Option<Vec<f64>>,
+    ) -> Result<Settings> {
+        let choice = match (pca, no_pca, k, variance) {
+            (Some(dir), false, None, None) => {
+                let dir = open(&dir)?;
+                PcaChoice::Given(py.detach(|| fruits_pca::load(&dir))?.model)
+            }
+            (None, true, None, None) => PcaChoice::None,
+            (None, false, Some(k), None) => PcaChoice::Fit(fruits_pca::Keep::K(k)),
+            (None, false, None, v) => PcaChoice::Fit(fruits_pca::Keep::Variance(
+                v.unwrap_or(fruits_pipeline::reduce::DEFAULT_VARIANCE),
+            )),
+            _ => {
+                return Err(Error::input(
+                    "give at most one of pca, no_pca, k and variance",
+                ));
+            }
+        };
+        let mut config = TrainConfig {
+            c,
+            ..TrainConfig::default()
+        };
+        config.lbfgs.max_iter = max_iter;
+        let cv = cv.map(|folds| CrossValidation {
+            folds,
+            grid: cv_c.unwrap_or_else(|| fruits_classify::DEFAULT_CV_GRID.to_vec()),
+        });
+        Ok(Settings { choice, config, cv })
+    }
+
+    fn train(
+        self,
+        sources: &[Source<'_>],
+        split: Option<&str>,
+        colour: bool,
+        studio_head: bool,
+    ) -> std::result::Result<Bundle, fruits_pipeline::PipelineError> {
+        train_sources(
+            sources,
+            split,
+            self.choice,
+            &self.config,
+            self.cv.as_ref(),
+            colour,
+            studio_head,
+        )
+    }
+}
 
 /// A trained classifier, and the image model it needs once asked to identify photos.
 #[pyclass(frozen)]
@@ -102,31 +172,7 @@ impl Classifier {
             .map(|l| Ok((open(l)?, false)))
             .chain(real.iter().map(|l| Ok((open(l)?, true))))
             .collect::<Result<Vec<_>>>()?;
-        let choice = match (pca, no_pca, k, variance) {
-            (Some(dir), false, None, None) => {
-                let dir = open(&dir)?;
-                PcaChoice::Given(py.detach(|| fruits_pca::load(&dir))?.model)
-            }
-            (None, true, None, None) => PcaChoice::None,
-            (None, false, Some(k), None) => PcaChoice::Fit(fruits_pca::Keep::K(k)),
-            (None, false, None, v) => PcaChoice::Fit(fruits_pca::Keep::Variance(
-                v.unwrap_or(fruits_pipeline::reduce::DEFAULT_VARIANCE),
-            )),
-            _ => {
-                return Err(Error::input(
-                    "give at most one of pca, no_pca, k and variance",
-                ));
-            }
-        };
-        let mut config = TrainConfig {
-            c,
-            ..TrainConfig::default()
-        };
-        config.lbfgs.max_iter = max_iter;
-        let cv = cv.map(|folds| CrossValidation {
-            folds,
-            grid: cv_c.unwrap_or_else(|| fruits_classify::DEFAULT_CV_GRID.to_vec()),
-        });
+        let settings = Settings::new(py, c, max_iter, variance, k, no_pca, pca, cv, cv_c)?;
         let bundle = py.detach(|| {
             let datasets = roots
                 .iter()
@@ -135,19 +181,58 @@ impl Classifier {
             let sources: Vec<Source<'_>> = datasets
                 .iter()
                 .map(|(dataset, real)| Source {
-                    dataset,
+                    rows: Rowset::Stored(dataset),
                     real: *real,
                 })
                 .collect();
-            train_sources(
-                &sources,
-                split.as_deref(),
-                choice,
-                &config,
-                cv.as_ref(),
-                colour,
-                studio_head,
-            )
+            settings.train(&sources, split.as_deref(), colour, studio_head)
+        })?;
+        Ok(Classifier::new(bundle))
+    }
+
+    /// Trains on rows in memory: `batches` with the columns of a features
+    /// output (features, path, label, split, and colour / views when
+    /// `meta_json`, the metadata of the output they came from, says so),
+    /// named `name` in messages. The other arguments as for `train`.
+    #[staticmethod]
+    // Python keyword arguments, mirrored one to one.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (batches, meta_json, name, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true))]
+    fn train_batches(
+        py: Python<'_>,
+        batches: Vec<PyArrowType<RecordBatch>>,
+        meta_json: &str,
+        name: &str,
+        split: Option<String>,
+        c: f64,
+        max_iter: usize,
+        variance: Option<f64>,
+        k: Option<usize>,
+        no_pca: bool,
+        pca: Option<String>,
+        cv: Option<usize>,
+        cv_c: Option<Vec<f64>>,
+        colour: bool,
+        studio_head: bool,
+    ) -> Result<Classifier> {
+        let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(|e| {
+            Error::input(format!(
+                "the table carries no readable fruits metadata ({e}): train on a table from \
+                 fruits.featurize or fruits.read"
+            ))
+        })?;
+        let batches: Vec<RecordBatch> = batches.into_iter().map(|b| b.0).collect();
+        let settings = Settings::new(py, c, max_iter, variance, k, no_pca, pca, cv, cv_c)?;
+        let bundle = py.detach(|| {
+            let source = Source {
+                rows: Rowset::InMemory {
+                    batches: &batches,
+                    meta: &meta,
+                    name,
+                },
+                real: false,
+            };
+            settings.train(&[source], split.as_deref(), colour, studio_head)
         })?;
         Ok(Classifier::new(bundle))
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use fruits_classify::{ClassifyError, TrainConfig};
 use fruits_pipeline::PipelineError;
-use fruits_pipeline::classify::{CrossValidation, PcaChoice, Source, train_sources};
+use fruits_pipeline::classify::{CrossValidation, PcaChoice, Rowset, Source, train_sources};
 use fruits_store::Dataset;
 
 use crate::args::TrainArgs;
@@ -28,7 +28,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let sources: Vec<Source<'_>> = datasets
         .iter()
         .map(|(dataset, real)| Source {
-            dataset,
+            rows: Rowset::Stored(dataset),
             real: *real,
         })
         .collect();
