@@ -14,7 +14,8 @@ the same rendered documents, following AWS's documented evaluation logic:
   operator must hold, and a key holds when any of the request's values
   matches any of the policy's values (a negated operator: when none does);
 - a key missing from the request makes the condition false, except for
-  `Null` and the `...IfExists` forms.
+  `Null`, the `...IfExists` forms and the negated operators (`StringNotEquals`,
+  `StringNotLike`), which hold: no value of the request equals a policy value.
 
 Only the operators the project's policies use are implemented (StringEquals,
 StringNotEquals, StringLike, StringNotLike, Bool, Null and their IfExists
@@ -53,10 +54,10 @@ def _condition_holds(op, key, policy_values, context):
         return wanted_missing != present
     if_exists = op.endswith("IfExists")
     base = op.removesuffix("IfExists")
-    if not present:
-        return if_exists
-    request_values = _as_list(context[key])
     negated = base in ("StringNotEquals", "StringNotLike")
+    if not present:
+        return if_exists or negated
+    request_values = _as_list(context[key])
     positive = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike"}.get(base, base)
     if positive not in ("StringEquals", "StringLike", "Bool"):
         raise ValueError(f"condition operator {op} is not implemented")

@@ -253,6 +253,22 @@ def test_conditions_moto_cannot_evaluate_hold_and_the_evaluator_agrees_with_moto
                                                 "s3:x-amz-server-side-encryption": "AES256"}) == "ExplicitDeny"
 
 
+def test_negated_operators_hold_when_the_key_is_missing():
+    # IAM: a negated operator (StringNotEquals, StringNotLike) holds when the
+    # request has no value for the key; the positive ones and IfExists as before.
+    def decide(op, context):
+        policy = {"Statement": [{"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*",
+                                 "Condition": {op: {"s3:x-amz-server-side-encryption": "AES256"}}}]}
+        return iam_policy.evaluate([policy], "s3:PutObject", "arn:aws:s3:::b/k", context)
+    for op in ("StringNotEquals", "StringNotLike"):
+        assert decide(op, {}) == "ExplicitDeny", op
+        assert decide(op, {"s3:x-amz-server-side-encryption": "AES256"}) == "ImplicitDeny", op
+        assert decide(op + "IfExists", {}) == "ExplicitDeny", op
+    for op in ("StringEquals", "StringLike"):
+        assert decide(op, {}) == "ImplicitDeny", op
+        assert decide(op + "IfExists", {}) == "ExplicitDeny", op
+
+
 def test_the_evaluator_refuses_operators_it_does_not_implement():
     policy = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
                              "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}
