@@ -312,3 +312,143 @@ fn decode_block(bits: &mut Bits<'_>, dc: &Huffman, ac: &Huffman) -> Option<()> {
     }
     Some(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Small synthetic JPEGs made by Pillow (tests/data/make_jpegs.py): 61x37,
+    /// so the edge blocks and MCUs are partial.
+    const BASELINE: [(&str, &[u8]); 4] = [
+        (
+            "baseline-420.jpg",
+            include_bytes!("../tests/data/baseline-420.jpg"),
+        ),
+        (
+            "baseline-444-restarts.jpg",
+            include_bytes!("../tests/data/baseline-444-restarts.jpg"),
+        ),
+        (
+            "baseline-420-restart-rows.jpg",
+            include_bytes!("../tests/data/baseline-420-restart-rows.jpg"),
+        ),
+        ("grey.jpg", include_bytes!("../tests/data/grey.jpg")),
+    ];
+    const PROGRESSIVE: &[u8] = include_bytes!("../tests/data/progressive.jpg");
+
+    fn has_marker(bytes: &[u8], marker: u8) -> bool {
+        bytes.windows(2).any(|w| w == [0xFF, marker])
+    }
+
+    /// Where the first scan's entropy-coded data starts.
+    fn scan_data_start(bytes: &[u8]) -> usize {
+        let sos = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xDA])
+            .expect("a scan");
+        sos + 2 + usize::from(u16::from_be_bytes([bytes[sos + 2], bytes[sos + 3]]))
+    }
+
+    #[test]
+    fn whole_baseline_files_are_complete() {
+        for (name, bytes) in BASELINE {
+            assert_eq!(scans_are_complete(bytes), Some(true), "{name}");
+        }
+    }
+
+    #[test]
+    fn restart_intervals_are_followed() {
+        // The fixtures hold what their names say: a DRI segment and RSTn markers.
+        for (name, bytes) in &BASELINE[1..3] {
+            assert!(has_marker(bytes, 0xDD), "{name} has no restart interval");
+            assert!(
+                (0xD0..=0xD7).any(|m| has_marker(bytes, m)),
+                "{name} has no restart marker"
+            );
+            assert_eq!(scans_are_complete(bytes), Some(true), "{name}");
+        }
+    }
+
+    #[test]
+    fn progressive_files_are_left_to_the_decoder() {
+        assert!(has_marker(PROGRESSIVE, 0xC2));
+        assert_eq!(scans_are_complete(PROGRESSIVE), None);
+    }
+
+    #[test]
+    fn a_file_cut_at_any_byte_is_never_complete() {
+        for (name, bytes) in BASELINE {
+            let data = scan_data_start(bytes);
+            // Every cut before the end-of-image marker, alone and with an
+            // end-of-image marker appended (a truncated upload "repaired").
+            for len in 0..bytes.len() - 2 {
+                let cut = &bytes[..len];
+                let mut closed = cut.to_vec();
+                closed.extend_from_slice(&[0xFF, 0xD9]);
+                for (how, candidate) in [("cut", cut), ("cut + EOI", &closed[..])] {
+                    let answer = scans_are_complete(candidate);
+                    assert_ne!(answer, Some(true), "{name} {how} at {len}");
+                    if len > data {
+                        // Inside the image data: known to stop early.
+                        assert_eq!(answer, Some(false), "{name} {how} at {len}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_claiming_more_blocks_than_the_data_holds_is_caught() {
+        // The 9000x9000 trick: the same scan data under a frame header
+        // claiming a larger picture.
+        let (_, bytes) = BASELINE[0];
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
+        let mut big = bytes.to_vec();
+        big[sof + 5..sof + 9].copy_from_slice(&[0x23, 0x28, 0x23, 0x28]);
+        assert_eq!(scans_are_complete(&big), Some(false));
+    }
+
+    proptest! {
+        // Bounded: a few hundred cases each, well under a second in CI.
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_after_a_start_marker_are_answered_without_panicking(
+            tail in prop::collection::vec(any::<u8>(), 0..2048)
+        ) {
+            let mut bytes = vec![0xFF, 0xD8];
+            bytes.extend(tail);
+            let _ = scans_are_complete(&bytes);
+        }
+
+        #[test]
+        fn changed_bytes_of_a_real_file_are_answered_without_panicking(
+            file in 0..BASELINE.len(),
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = BASELINE[file].1.to_vec();
+            for (at, value) in changes {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            let len = cut.index(bytes.len() + 1);
+            let _ = scans_are_complete(&bytes[..len]);
+        }
+
+        #[test]
+        fn a_cut_inside_the_image_data_is_always_caught(
+            file in 0..BASELINE.len(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let bytes = BASELINE[file].1;
+            let data = scan_data_start(bytes);
+            let len = data + 1 + at.index(bytes.len() - 2 - data - 1);
+            prop_assert_eq!(scans_are_complete(&bytes[..len]), Some(false));
+        }
+    }
+}
