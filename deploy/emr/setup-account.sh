@@ -10,15 +10,13 @@
 #   - created in eu-west-3 if missing (tagged created-by=fruits-setup-account, which
 #     is what `teardown.sh --delete-buckets` looks for); an existing bucket must be in
 #     eu-west-3 and yours;
-#   - S3 Block Public Access, all four settings on;
+#   - S3 Block Public Access, all four settings on; default encryption SSE-S3;
 #   - lifecycle rule abort-incomplete-multipart-uploads (1 day), and on the log bucket
 #     expire-emr-logs (emr-logs/, --log-retention-days, default 30; 0: no such rule);
 #     rules of an existing bucket with other IDs are kept;
 #   - bucket policy deploy/iam/bucket-policy.json (rendered by deploy/iam/render.sh):
-#     deny requests without TLS, deny puts without SSE. The log bucket gets the TLS
-#     statement only, since EMR's log upload may not send the encryption header. An
-#     existing bucket keeps the statements of its policy that are not the kit's. The
-#     policies applied are kept as DIR/bucket-policy-BUCKET.json.
+#     deny requests without TLS. An existing bucket keeps the statements of its policy
+#     that are not the kit's. The policies applied are kept as DIR/bucket-policy-BUCKET.json.
 # IAM:
 #   - role fruits-emr-instance-profile (trust: ec2-trust.json) with the managed policies
 #     fruits-pipeline (DIR/pipeline-policy.json) and fruits-emr-artifacts
@@ -61,15 +59,7 @@ service_policy=arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2
 # --- buckets -----------------------------------------------------------------------
 
 bucket_policy() {  # bucket_policy BUCKET > file: the rendered bucket policy
-  if [[ "$1" == "$LOG_BUCKET" ]]; then
-    "$root/deploy/iam/render.sh" bucket "$1" | python3 -c '
-import json, sys
-doc = json.load(sys.stdin)
-doc["Statement"] = [s for s in doc["Statement"] if not s.get("Sid", "").startswith("DenyPuts")]
-print(json.dumps(doc, indent=2))'
-  else
-    "$root/deploy/iam/render.sh" bucket "$1"
-  fi
+  "$root/deploy/iam/render.sh" bucket "$1"
 }
 
 merge_policy() {  # merge_policy OURS CURRENT OUT: the bucket's own statements + ours to OUT;
@@ -79,8 +69,11 @@ import json, sys
 ours = json.load(open(sys.argv[1]))
 text = open(sys.argv[2]).read().strip()
 current = json.loads(text) if text else None
-# Statements with the kit's Sids are the kit's: replaced (or dropped, like DenyPuts* on the log bucket).
+# Statements with the kit's Sids are the kit's: replaced. Earlier versions of the kit
+# also denied puts without an encryption header, which denies every part of a multipart
+# upload (UploadPart sends no such header): those statements are the kit's too, removed.
 kit = {s.get("Sid") for s in json.load(open(sys.argv[4]))["Statement"]}
+kit |= {"DenyPutsWithoutEncryptionHeader", "DenyPutsWithOtherEncryption"}
 others = [s for s in (current or {}).get("Statement", []) if s.get("Sid") not in kit]
 merged = {**(current or {}), **ours, "Statement": others + ours["Statement"]}
 with open(sys.argv[3], "w") as f:
@@ -127,6 +120,10 @@ setup_bucket() {
   fi
   awsr s3api put-public-access-block --bucket "$b" --public-access-block-configuration \
     BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  # Encryption at rest as the bucket's default (SSE-S3), whatever a writer asks for:
+  # every object, multipart parts and EMR's log uploads included.
+  awsr s3api put-bucket-encryption --bucket "$b" --server-side-encryption-configuration \
+    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
   : >"$existing"
   if [[ $created == 0 ]]; then
     awsr_or NoSuchLifecycleConfiguration s3api get-bucket-lifecycle-configuration --bucket "$b" \
