@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use fruits_classify::{DEFAULT_C, DEFAULT_MAX_ITER};
 use fruits_identify::DEFAULT_TOP;
 use fruits_image::DEFAULT_MAX_MEGAPIXELS;
-use fruits_location::{DEFAULT_CONCURRENCY, DEFAULT_REGION, DEFAULT_RETRY_TIMEOUT_SECS};
+use fruits_location::{DEFAULT_CONCURRENCY, DEFAULT_RETRY_TIMEOUT_SECS};
 use fruits_model::{DEFAULT_FEATURE_OUTPUT, Precision};
 use fruits_pca::Keep;
 use fruits_pipeline::featurize::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_FILE_MIB, DEFAULT_PART_ROWS};
@@ -131,19 +131,16 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Storage (S3)")]
 pub struct StorageArgs {
-    /// Also allow S3 buckets in REGION (repeatable). Buckets outside the allowed
-    /// regions are refused before any data moves; eu-west-3 (Paris) is always allowed.
+    /// Also allow S3 buckets in REGION (repeatable; FRUITS_ALLOW_REGIONS,
+    /// comma-separated, adds more). Buckets outside the allowed regions are
+    /// refused before any data moves; eu-west-3 (Paris) is always allowed.
     #[arg(long = "allow-region", global = true, value_name = "REGION")]
     pub allow_region: Vec<String>,
 
-    /// S3-compatible endpoint to use instead of Amazon S3 (e.g. http://127.0.0.1:3900).
-    #[arg(
-        long,
-        global = true,
-        env = "AWS_ENDPOINT_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// S3-compatible endpoint to use instead of Amazon S3 (e.g.
+    /// http://127.0.0.1:3900) [default: AWS_ENDPOINT_URL_S3, else
+    /// AWS_ENDPOINT_URL].
+    #[arg(long, global = true, value_name = "URL")]
     pub s3_endpoint: Option<String>,
 
     /// Give up on an S3 request after retrying it (with backoff) for this long.
@@ -158,21 +155,19 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
-    /// The storage options these flags ask for.
+    /// The storage options the environment and these flags ask for (the
+    /// flags win).
     pub fn options(&self) -> fruits_location::StorageOptions {
-        let mut allowed = vec![DEFAULT_REGION.to_string()];
+        let mut options = fruits_location::StorageOptions::from_env();
         for region in &self.allow_region {
-            if !allowed.contains(region) {
-                allowed.push(region.clone());
-            }
+            options.allow_region(region);
         }
-        fruits_location::StorageOptions {
-            allowed_regions: allowed,
-            endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
-            retry_timeout: std::time::Duration::from_secs(self.s3_retry_timeout),
-            concurrency: self.s3_concurrency.max(1),
-            ..fruits_location::StorageOptions::default()
+        if let Some(endpoint) = self.s3_endpoint.clone().filter(|e| !e.is_empty()) {
+            options.endpoint = Some(endpoint);
         }
+        options.retry_timeout = std::time::Duration::from_secs(self.s3_retry_timeout);
+        options.concurrency = self.s3_concurrency.max(1);
+        options
     }
 }
 

@@ -60,7 +60,8 @@ pub const WRITE_PROBE: &str = ".fruits-write-check";
 pub struct StorageOptions {
     /// Regions whose buckets may be read or written.
     pub allowed_regions: Vec<String>,
-    /// An S3-compatible endpoint instead of Amazon S3 (`--s3-endpoint`, `AWS_ENDPOINT_URL`).
+    /// An S3-compatible endpoint instead of Amazon S3 (`--s3-endpoint`, or
+    /// [`env::ENDPOINT_S3`] / [`env::ENDPOINT`] through [`StorageOptions::from_env`]).
     pub endpoint: Option<String>,
     /// Give up on a request after retrying it for this long.
     pub retry_timeout: Duration,
@@ -106,6 +107,48 @@ impl Default for StorageOptions {
             multipart_threshold: 16 * 1024 * 1024,
             server_side_encryption: Some("AES256".into()),
             credentials: None,
+        }
+    }
+}
+
+/// The environment variables the storage layer reads, each in one place:
+/// [`StorageOptions::from_env`], from which the CLI, the Python bindings and
+/// the service build their options.
+pub mod env {
+    /// An S3-compatible endpoint for S3 alone (AWS's service-specific
+    /// variable: it wins over [`ENDPOINT`]).
+    pub const ENDPOINT_S3: &str = "AWS_ENDPOINT_URL_S3";
+    /// An S3-compatible endpoint (AWS's variable for every service).
+    pub const ENDPOINT: &str = "AWS_ENDPOINT_URL";
+    /// Regions whose buckets are allowed besides eu-west-3, comma-separated.
+    pub const ALLOW_REGIONS: &str = "FRUITS_ALLOW_REGIONS";
+}
+
+impl StorageOptions {
+    /// The defaults, with what the environment sets: the endpoint
+    /// ([`env::ENDPOINT_S3`], else [`env::ENDPOINT`]) and regions allowed
+    /// besides eu-west-3 ([`env::ALLOW_REGIONS`]). Flags given on a command
+    /// line go on top.
+    pub fn from_env() -> StorageOptions {
+        let mut options = StorageOptions {
+            endpoint: [env::ENDPOINT_S3, env::ENDPOINT]
+                .iter()
+                .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty())),
+            ..StorageOptions::default()
+        };
+        if let Ok(extra) = std::env::var(env::ALLOW_REGIONS) {
+            for region in extra.split(',') {
+                options.allow_region(region);
+            }
+        }
+        options
+    }
+
+    /// Allows the buckets of `region` too (blank and repeated names are ignored).
+    pub fn allow_region(&mut self, region: &str) {
+        let region = region.trim();
+        if !region.is_empty() && !self.allowed_regions.iter().any(|r| r == region) {
+            self.allowed_regions.push(region.to_string());
         }
     }
 }

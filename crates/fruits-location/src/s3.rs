@@ -26,15 +26,14 @@ fn cache() -> &'static Cache {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The S3-compatible endpoint to use instead of Amazon S3, if any.
+/// The S3-compatible endpoint to use instead of Amazon S3, if any (the
+/// environment's is read once, by `StorageOptions::from_env`).
 fn endpoint(options: &StorageOptions) -> Option<String> {
     options
         .endpoint
         .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty())
-        .map(|e| e.trim_end_matches('/').to_string())
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.trim().trim_end_matches('/').to_string())
 }
 
 fn builder(

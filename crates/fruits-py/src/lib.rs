@@ -44,20 +44,7 @@ pub(crate) fn json_err(e: serde_json::Error) -> Error {
 }
 
 pub(crate) fn storage_options() -> StorageOptions {
-    let mut options = StorageOptions::default();
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
-        && !endpoint.is_empty()
-    {
-        options.endpoint = Some(endpoint);
-    }
-    if let Ok(extra) = std::env::var("FRUITS_ALLOW_REGIONS") {
-        for region in extra.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-            if !options.allowed_regions.iter().any(|r| r == region) {
-                options.allowed_regions.push(region.to_string());
-            }
-        }
-    }
-    options
+    StorageOptions::from_env()
 }
 
 pub(crate) fn open(spec: &str) -> Result<Location> {

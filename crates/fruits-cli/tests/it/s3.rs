@@ -430,6 +430,20 @@ fn bad_credentials_missing_bucket_and_foreign_region_are_clear() {
             .iter()
             .any(|f| f.rel == format!("x/{MANIFEST_FILE}"))
     );
+    // The environment allows it as the flag does (as in Python and the service).
+    let out = us
+        .fruits(&us_admin)
+        .env("FRUITS_ALLOW_REGIONS", " ap-south-1, us-east-1 ")
+        .args([
+            "featurize",
+            &local_in,
+            "--out",
+            "s3://us-results/y/",
+            "--quiet",
+        ])
+        .output()
+        .expect("spawn fruits");
+    ok(&out);
 }
 
 #[test]
