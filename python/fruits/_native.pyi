@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "DEFAULT_TOP",
     "DEFAULT_VARIANCE",
+    "ERROR_CLASSES",
     "FP32_MODEL_FILE",
     "Featurizer",
     "INT8_MODEL_FILE",
@@ -58,6 +59,7 @@ DEFAULT_C: float
 DEFAULT_MAX_ITER: int
 DEFAULT_TOP: int
 DEFAULT_CV_GRID: list[float]
+ERROR_CLASSES: list[str]
 FP32_MODEL_FILE: str
 INT8_MODEL_FILE: str
 MAX_BATCH_SIZE: int

@@ -104,6 +104,23 @@ def test_pca_statistics_merge_and_match_the_cli(cli_run, tmp_path):
         assert open(os.path.join(plots, name), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_every_class_the_core_maps_errors_to_exists_and_is_documented():
+    # The extension maps every variant of every core error enum (an exhaustive
+    # match, checked by the compiler) to one of these; each must exist, derive
+    # from FruitsError, and have its row in docs/python.md.
+    from conftest import ROOT
+    import fruits.errors
+    from fruits import _native
+
+    docs = open(os.path.join(ROOT, "docs", "python.md")).read()
+    assert len(_native.ERROR_CLASSES) == len(set(_native.ERROR_CLASSES)) >= 10
+    for name in _native.ERROR_CLASSES:
+        cls = getattr(fruits.errors, name)
+        assert issubclass(cls, fruits.FruitsError), name
+        assert getattr(fruits, name) is cls, name
+        assert f"| `fruits.{name}` |" in docs, f"{name} has no row in docs/python.md's table of errors"
+
+
 def test_errors_are_typed_python_exceptions(tmp_path):
     # One class per kind of failure, each also the builtin it means.
     with pytest.raises(fruits.NotFound, match="missing") as e:

@@ -11,19 +11,96 @@ use fruits_pipeline::PipelineError;
 use fruits_store::StoreError;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
-/// A core error on its way to Python: the name of its class in
-/// `fruits.errors`, and the core's message.
+/// The exception classes of `fruits.errors` the core's errors map to. Every
+/// variant of every core error enum is matched below without a catch-all arm,
+/// so a new variant does not compile until it is given a class; the classes
+/// are looked up once, when the extension is imported, and the tests check
+/// that each exists in `fruits.errors` and is documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Anything else the core reports.
+    FruitsError,
+    /// Bad data or arguments (a `ValueError`).
+    InputError,
+    /// The image model cannot be loaded or run.
+    ModelError,
+    /// Data, PCA or classifier made with another model (a `ValueError`).
+    ModelMismatch,
+    /// Reading or writing a folder or S3 (an `OSError`).
+    StorageError,
+    /// A file, object or bucket that does not exist.
+    NotFound,
+    /// The credentials lack a permission.
+    AccessDenied,
+    /// No credentials, or refused ones.
+    CredentialsError,
+    /// A bucket outside the allowed regions.
+    RegionNotAllowed,
+    /// The service did not answer after retrying.
+    Unreachable,
+}
+
+impl Class {
+    /// Every class, in `fruits.errors`' order.
+    pub const ALL: [Class; 10] = [
+        Class::FruitsError,
+        Class::InputError,
+        Class::ModelError,
+        Class::ModelMismatch,
+        Class::StorageError,
+        Class::NotFound,
+        Class::AccessDenied,
+        Class::CredentialsError,
+        Class::RegionNotAllowed,
+        Class::Unreachable,
+    ];
+
+    /// Its name in `fruits.errors`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::FruitsError => "FruitsError",
+            Class::InputError => "InputError",
+            Class::ModelError => "ModelError",
+            Class::ModelMismatch => "ModelMismatch",
+            Class::StorageError => "StorageError",
+            Class::NotFound => "NotFound",
+            Class::AccessDenied => "AccessDenied",
+            Class::CredentialsError => "CredentialsError",
+            Class::RegionNotAllowed => "RegionNotAllowed",
+            Class::Unreachable => "Unreachable",
+        }
+    }
+}
+
+/// The classes, imported from `fruits.errors` once (at the extension's import).
+static CLASSES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
+
+/// Imports `fruits.errors` and keeps every class of [`Class::ALL`]; fails (and
+/// so does the extension's import) when one is missing.
+pub fn init(py: Python<'_>) -> PyResult<()> {
+    let module = py.import("fruits.errors")?;
+    let classes = Class::ALL
+        .iter()
+        .map(|c| module.getattr(c.name()).map(Bound::unbind))
+        .collect::<PyResult<Vec<_>>>()?;
+    let _ = CLASSES.set(py, classes);
+    Ok(())
+}
+
+/// A core error on its way to Python: its class in `fruits.errors`, and the
+/// core's message.
 #[derive(Debug)]
 pub struct Error {
-    class: &'static str,
+    class: Class,
     message: String,
     /// A Python error raised while calling back into Python: passed through.
     python: Option<PyErr>,
 }
 
 impl Error {
-    fn new(class: &'static str, message: impl std::fmt::Display) -> Self {
+    fn new(class: Class, message: impl std::fmt::Display) -> Self {
         Error {
             class,
             message: message.to_string(),
@@ -33,23 +110,24 @@ impl Error {
 
     /// Bad data or arguments: `fruits.InputError` (a `ValueError`).
     pub fn input(message: impl std::fmt::Display) -> Self {
-        Error::new("InputError", message)
+        Error::new(Class::InputError, message)
     }
 }
 
 /// The class of a storage error.
-fn storage_class(e: &StorageError) -> &'static str {
+fn storage_class(e: &StorageError) -> Class {
+    use StorageError as S;
     match e {
-        StorageError::RegionNotAllowed { .. } | StorageError::RegionUnknown { .. } => {
-            "RegionNotAllowed"
+        S::RegionNotAllowed { .. } | S::RegionUnknown { .. } => Class::RegionNotAllowed,
+        S::PermissionDenied { .. } => Class::AccessDenied,
+        S::NotWritable { reason, .. } => storage_class(reason),
+        S::Credentials { .. } | S::NoCredentials { .. } => Class::CredentialsError,
+        S::NotFound { .. } | S::NoSuchBucket { .. } => Class::NotFound,
+        S::Unreachable { .. } => Class::Unreachable,
+        S::BadUrl { .. } | S::NotAFile { .. } | S::NonUtf8Path(_) => Class::InputError,
+        S::Local { .. } | S::AlreadyExists { .. } | S::Store { .. } | S::Internal(_) => {
+            Class::StorageError
         }
-        StorageError::PermissionDenied { .. } => "AccessDenied",
-        StorageError::NotWritable { reason, .. } => storage_class(reason),
-        StorageError::Credentials { .. } | StorageError::NoCredentials { .. } => "CredentialsError",
-        StorageError::NotFound { .. } | StorageError::NoSuchBucket { .. } => "NotFound",
-        StorageError::Unreachable { .. } => "Unreachable",
-        StorageError::BadUrl { .. } | StorageError::NotAFile { .. } => "InputError",
-        _ => "StorageError",
     }
 }
 
@@ -59,52 +137,99 @@ impl From<StorageError> for Error {
     }
 }
 
+/// The class of an output error.
+fn store_class(e: &StoreError) -> Class {
+    match e {
+        StoreError::Storage(s) => storage_class(s),
+        StoreError::Manifest(_) | StoreError::Schema { .. } => Class::InputError,
+        StoreError::ModelMismatch { .. } => Class::ModelMismatch,
+        // Another writer holds the output: a storage condition.
+        StoreError::Locked { .. } => Class::StorageError,
+        StoreError::Parquet { .. } | StoreError::Arrow(_) => Class::FruitsError,
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        let class = match &e {
-            StoreError::Storage(s) => storage_class(s),
-            StoreError::Manifest(_) | StoreError::Schema { .. } => "InputError",
-            StoreError::ModelMismatch { .. } => "ModelMismatch",
-            _ => "FruitsError",
-        };
-        Error::new(class, e)
+        Error::new(store_class(&e), e)
+    }
+}
+
+/// The class of an image model error.
+fn model_class(e: &fruits_model::ModelError) -> Class {
+    use fruits_model::ModelError as M;
+    match e {
+        M::Storage(s) => storage_class(s),
+        M::BadOptions(_) => Class::InputError,
+        M::ModelNotFound(_) => Class::NotFound,
+        M::RuntimeNotFound { .. }
+        | M::RuntimeLoad(_)
+        | M::ModelRead { .. }
+        | M::Load { .. }
+        | M::NoSuchOutput { .. }
+        | M::UnsupportedInput(_)
+        | M::BadBatch { .. }
+        | M::Run(_) => Class::ModelError,
     }
 }
 
 impl From<fruits_model::ModelError> for Error {
     fn from(e: fruits_model::ModelError) -> Self {
-        let class = match &e {
-            fruits_model::ModelError::Storage(s) => storage_class(s),
-            fruits_model::ModelError::BadOptions(_) => "InputError",
-            _ => "ModelError",
-        };
-        Error::new(class, e)
+        Error::new(model_class(&e), e)
+    }
+}
+
+/// The class of a PCA error.
+fn pca_class(e: &fruits_pca::PcaError) -> Class {
+    use fruits_pca::PcaError as P;
+    match e {
+        P::Storage { source, .. } => storage_class(source),
+        P::NoConvergence => Class::FruitsError,
+        P::TooFewRows(_)
+        | P::DimensionMismatch { .. }
+        | P::NotFinite { .. }
+        | P::BadVariance(_)
+        | P::BadK { .. }
+        | P::BadSummary
+        | P::File { .. } => Class::InputError,
     }
 }
 
 impl From<fruits_pca::PcaError> for Error {
     fn from(e: fruits_pca::PcaError) -> Self {
-        let class = match &e {
-            fruits_pca::PcaError::Storage { source, .. } => storage_class(source),
-            fruits_pca::PcaError::NoConvergence => "FruitsError",
-            _ => "InputError",
-        };
-        Error::new(class, e)
+        Error::new(pca_class(&e), e)
+    }
+}
+
+/// The class of a classifier error.
+fn classify_class(e: &fruits_classify::ClassifyError) -> Class {
+    use fruits_classify::ClassifyError as C;
+    match e {
+        C::Storage(s) => storage_class(s),
+        C::Pca(p) => pca_class(p),
+        C::WrongImageModel { .. }
+        | C::WrongFeatures { .. }
+        | C::WrongPca { .. }
+        | C::NoColour { .. } => Class::ModelMismatch,
+        // Stopped by a cancel flag (Ctrl-C in the CLI): not the caller's input.
+        C::Cancelled | C::NonFinite | C::NonFiniteOutput => Class::FruitsError,
+        C::NotRows { .. }
+        | C::LabelCount { .. }
+        | C::TooFewClasses(_)
+        | C::LabelOutOfRange { .. }
+        | C::BadC(_)
+        | C::BadFolds { .. }
+        | C::EmptyGrid
+        | C::NonFiniteInput { .. }
+        | C::Revenue(_)
+        | C::Catalogue(_)
+        | C::File { .. } => Class::InputError,
     }
 }
 
 impl From<fruits_classify::ClassifyError> for Error {
     fn from(e: fruits_classify::ClassifyError) -> Self {
-        use fruits_classify::ClassifyError as C;
-        let class = match &e {
-            C::Storage(s) => storage_class(s),
-            C::WrongImageModel { .. }
-            | C::WrongFeatures { .. }
-            | C::WrongPca { .. }
-            | C::NoColour { .. } => "ModelMismatch",
-            _ => "InputError",
-        };
-        Error::new(class, e)
+        Error::new(classify_class(&e), e)
     }
 }
 
@@ -119,20 +244,32 @@ impl From<fruits_ingest::IngestError> for Error {
 
 impl From<PipelineError> for Error {
     fn from(e: PipelineError) -> Self {
+        use PipelineError as P;
         match e {
-            PipelineError::Ingest(e) => e.into(),
-            PipelineError::Store(e) => e.into(),
-            PipelineError::Storage(e) => e.into(),
-            PipelineError::Model(e) => e.into(),
-            PipelineError::Pca(e) => e.into(),
-            PipelineError::Classify(e) => e.into(),
-            e @ (PipelineError::Report(_) | PipelineError::Internal(_)) => {
-                Error::new("FruitsError", e)
+            P::Ingest(e) => e.into(),
+            P::Store(e) => e.into(),
+            P::Storage(e) => e.into(),
+            P::Model(e) => e.into(),
+            P::Pca(e) => e.into(),
+            P::Classify(e) => e.into(),
+            e @ (P::Report(_) | P::Internal(_)) => Error::new(Class::FruitsError, e),
+            e @ (P::PcaOfAnotherModel { .. } | P::PcaMismatch { .. }) => {
+                Error::new(Class::ModelMismatch, e)
             }
-            e @ (PipelineError::PcaOfAnotherModel { .. } | PipelineError::PcaMismatch { .. }) => {
-                Error::new("ModelMismatch", e)
-            }
-            e => Error::input(e),
+            e @ (P::NoImages { .. }
+            | P::MissingColumn { .. }
+            | P::WrongColumnType { .. }
+            | P::NoRows { .. }
+            | P::TooFewRows { .. }
+            | P::MixedDimensions { .. }
+            | P::WrongDimension { .. }
+            | P::ReducedWithoutPca { .. }
+            | P::NotReduced { .. }
+            | P::NoKnownLabels { .. }
+            | P::PlotNeedsTwoComponents { .. }
+            | P::OutputInsideInput { .. }
+            | P::AugmentationChanged { .. }
+            | P::Config(_)) => Error::input(e),
         }
     }
 }
@@ -143,11 +280,13 @@ impl From<fruits_identify::IdentifyError> for Error {
         match e {
             I::Classify(e) => e.into(),
             I::Model(e) => e.into(),
+            I::Storage(e) => e.into(),
             e @ (I::WrongImageModel { .. }
             | I::WrongOutput { .. }
-            | I::WrongPreprocessing { .. }) => Error::new("ModelMismatch", e),
+            | I::WrongPreprocessing { .. }) => Error::new(Class::ModelMismatch, e),
             e @ I::BadTop(_) => Error::input(e),
-            e => Error::new("ModelError", e),
+            e @ I::ImageModelNotFound { .. } => Error::new(Class::NotFound, e),
+            e @ I::Internal(_) => Error::new(Class::FruitsError, e),
         }
     }
 }
@@ -155,7 +294,7 @@ impl From<fruits_identify::IdentifyError> for Error {
 impl From<PyErr> for Error {
     fn from(e: PyErr) -> Self {
         Error {
-            class: "FruitsError",
+            class: Class::FruitsError,
             message: String::new(),
             python: Some(e),
         }
@@ -168,15 +307,14 @@ impl From<Error> for PyErr {
             return python;
         }
         Python::attach(|py| {
-            let class = py.import("fruits.errors").and_then(|m| m.getattr(e.class));
-            match class {
-                Ok(class) => match class.call1((e.message.clone(),)) {
+            let index = Class::ALL.iter().position(|c| *c == e.class).unwrap_or(0);
+            match CLASSES.get(py).and_then(|classes| classes.get(index)) {
+                Some(class) => match class.bind(py).call1((e.message.clone(),)) {
                     Ok(instance) => PyErr::from_value(instance),
                     Err(err) => err,
                 },
-                // The package is always there beside the extension; if not,
-                // still raise with the core's message.
-                Err(_) => PyRuntimeError::new_err(e.message),
+                // Only before the module's init ran (it fails without them).
+                None => PyRuntimeError::new_err(e.message),
             }
         })
     }

@@ -394,5 +394,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(models_dir, m)?)?;
+    // The exception classes every core error maps to, looked up once here.
+    m.add(
+        "ERROR_CLASSES",
+        error::Class::ALL.map(error::Class::name).to_vec(),
+    )?;
+    error::init(m.py())?;
     Ok(())
 }
