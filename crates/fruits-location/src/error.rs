@@ -5,10 +5,10 @@
 //! source chain (connection refused, timeouts), and from the `<Code>` of S3's
 //! XML error body (parsed with quick-xml). Two places read text, and say so:
 //! object_store keeps a failed response's body only inside its error's
-//! message, so the XML document is cut out of that message ([`s3_body`]);
+//! message, so the XML document is cut out of that message (`s3_body`);
 //! and S3-compatible servers that answer every credential problem with
 //! `AccessDenied` (Garage) are told apart by two phrases of their message
-//! ([`S3ErrorBody::credential_problem`]), which only refines the
+//! (`S3ErrorBody::credential_problem`), which only refines the
 //! `AccessDenied` class and never turns another code into one.
 
 use std::path::{Path, PathBuf};
