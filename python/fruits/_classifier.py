@@ -164,14 +164,20 @@ class Classifier:
         true, columns predicted). With `out`, also writes ``report.json``,
         ``per_class.csv``, ``confusion.png`` and ``revenue.png`` there.
         `revenue` is a dict or the path of a TOML file of gain/cost values."""
-        text = None
+        toml_text = json_text = None
         if isinstance(revenue, dict):
-            text = "\n".join(f"{key} = {float(value)}" for key, value in revenue.items())
+            # Handed over as JSON, parsed by the core like the TOML file (per-class
+            # overrides under "classes" included).
+            try:
+                json_text = json.dumps(revenue, allow_nan=True)
+            except (TypeError, ValueError) as e:
+                raise InputError(f"revenue: {e}") from None
         elif revenue is not None:
             # Read by the core: a FIFO or a folder is refused, not waited on.
-            text = bytes(_native.read_bytes(_check.path("revenue", revenue))).decode("utf-8")
+            toml_text = bytes(_native.read_bytes(_check.path("revenue", revenue))).decode("utf-8")
         report, counts, warnings = self._native.evaluate(_location(data, "evaluate"), split=split,
-                                                         out=os.fspath(out) if out else None, revenue_toml=text)
+                                                         out=os.fspath(out) if out else None,
+                                                         revenue_toml=toml_text, revenue_json=json_text)
         result = json.loads(report)
         k = len(self.classes_)
         result["classes"] = self.classes_

@@ -195,6 +195,7 @@ class Classifier:
         split: Optional[str] = None,
         out: Optional[str] = None,
         revenue_toml: Optional[str] = None,
+        revenue_json: Optional[str] = None,
     ) -> tuple[str, list[int], list[str]]: ...
     def identify(
         self,

@@ -251,6 +251,14 @@ def test_classifier_trains_evaluates_and_identifies_like_the_cli(cli_run, photos
         assert os.path.exists(tmp_path / "report" / name), name
     custom = clf.evaluate(features, split="Test", revenue={"gain_correct": 1.0, "cost_wrong": 10.0})
     assert custom["revenue_values"]["cost_wrong"] == 10.0
+    # A dict takes per-class overrides as the TOML file does; bad values are InputErrors.
+    per_class = clf.evaluate(features, split="Test", revenue={"gain_correct": 1, "cost_wrong": 5,
+                                                              "classes": {"Kiwi 1": {"cost_wrong": 20}}})
+    assert per_class["revenue_values"]["classes"]["Kiwi 1"]["cost_wrong"] == 20.0
+    for bad in ({"gain_correct": 1, "cost_wrong": float("nan")}, {"gain_correct": 1, "cost_wrong": "5"},
+                {"gain_correct": 1, "cost_wrong": 5, "bogus": 1}, {"gain_correct": 1, "cost_wrong": -5}):
+        with pytest.raises(fruits.InputError, match="revenue"):
+            clf.evaluate(features, split="Test", revenue=bad)
 
     kiwi = os.path.join(photos, "Test", "Kiwi 1")
     photo = os.path.join(kiwi, sorted(os.listdir(kiwi))[0])

@@ -205,6 +205,15 @@ impl NetRevenue {
         Ok(revenue)
     }
 
+    /// Parses the same table as JSON (what the Python API hands over from a
+    /// dict) and checks every value.
+    pub fn from_json(text: &str) -> Result<NetRevenue, RevenueError> {
+        let revenue: NetRevenue =
+            serde_json::from_str(text).map_err(|e| RevenueError::Parse(e.to_string()))?;
+        revenue.check_values()?;
+        Ok(revenue)
+    }
+
     /// Every gain and cost finite and in `0..=MAX_REVENUE_VALUE`.
     pub fn check_values(&self) -> Result<(), RevenueError> {
         let check = |field: &'static str, class: Option<&String>, value: f64| {

@@ -255,9 +255,10 @@ impl Classifier {
 
     /// Scores it on the rows of `split` of the output at `location`, as
     /// `fruits evaluate` does; with `out`, also writes its report files there.
-    /// `revenue_toml` overrides the net-revenue values. Returns
+    /// `revenue_toml` (a TOML file's text) or `revenue_json` (a dict, as
+    /// JSON) overrides the net-revenue values. Returns
     /// `(report JSON, confusion counts row-major)`.
-    #[pyo3(signature = (location, split=None, out=None, revenue_toml=None))]
+    #[pyo3(signature = (location, split=None, out=None, revenue_toml=None, revenue_json=None))]
     fn evaluate(
         &self,
         py: Python<'_>,
@@ -265,12 +266,18 @@ impl Classifier {
         split: Option<String>,
         out: Option<String>,
         revenue_toml: Option<String>,
+        revenue_json: Option<String>,
     ) -> Result<(String, Vec<u64>, Vec<String>)> {
-        let revenue = match revenue_toml {
-            Some(text) => NetRevenue::from_toml(&text)
-                .map_err(|e| Error::input(format!("not a valid revenue table: {e}")))?,
-            None => NetRevenue::default(),
+        let parsed = match (revenue_toml, revenue_json) {
+            (Some(text), None) => NetRevenue::from_toml(&text),
+            (None, Some(text)) => NetRevenue::from_json(&text),
+            (None, None) => Ok(NetRevenue::default()),
+            (Some(_), Some(_)) => {
+                return Err(Error::input("give the revenue values once: TOML or a dict"));
+            }
         };
+        let revenue =
+            parsed.map_err(|e| Error::input(format!("not a valid revenue table: {e}")))?;
         let root = open(location)?;
         let out = out.map(|o| open(&o)).transpose()?;
         let (eval, warnings) = py.detach(|| -> Result<_> {
