@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, Sender, bounded};
 use fruits_image::{COLOUR_BINS, DecodeLimits, Preprocessing, View};
 use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::FeatureModel;
@@ -391,6 +391,11 @@ struct Work<'a> {
 /// calling `flush` with the gathered rows and errors every `part_rows` inputs
 /// and at the end (it must empty them). Used by [`featurize_entries`] (parts of
 /// an output) and [`featurize_partition`] (one part per Spark partition).
+///
+/// Each stage is a function of its own ([`fetch_stage`], [`decode_stage`],
+/// [`infer_stage`], [`gather_stage`]); this one holds the plumbing: the
+/// bounded channels between them (so memory stays flat), their threads, and
+/// how a failure or a stop in one reaches the others.
 fn run_stages<F>(
     work: Work<'_>,
     model: &FeatureModel,
@@ -402,218 +407,44 @@ fn run_stages<F>(
 where
     F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError> + Send,
 {
-    let Work {
-        photos: input,
-        pending,
-        sources,
-    } = work;
-    let dim = model.info().feature_dim;
-    let pre = &config.preprocessing;
-    let limits = &config.limits;
     let views = config.views();
-    let views = &views[..];
-    // Each input's slot holds one tensor per view.
-    let tensor_len = pre.tensor_len() * views.len();
+    let shape = Shape {
+        dim: model.info().feature_dim,
+        views: &views,
+        // Each input's slot holds one tensor per view.
+        tensor_len: config.preprocessing.tensor_len() * views.len(),
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.decode_threads)
         .thread_name(|i| format!("fruits-decode-{i}"))
         .build()
         .map_err(|e| PipelineError::Internal(e.to_string()))?;
-
     let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
     let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
-    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
-    // An augmented copy is made from its photo's bytes.
-    let keys: Vec<String> = pending
-        .iter()
-        .map(|e| {
-            sources
-                .get(&e.path)
-                .map_or(&e.path[..], |(source, _)| source)
-        })
-        .map(str::to_string)
-        .collect();
     let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
+    let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
     let stopped_early = AtomicBool::new(false);
+    let stop = Stop {
+        cancel,
+        stopped_early: &stopped_early,
+    };
 
     let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
-        // Stage 0: fetch, with bounded concurrency, in input order.
-        let fetcher = s.spawn(|| {
-            let mut entries = Vec::with_capacity(config.batch_size);
-            let mut bytes = Vec::with_capacity(config.batch_size);
-            let each = |i: usize, result: Result<Bytes, StorageError>| {
-                if cancel.load(Ordering::Relaxed) {
-                    return false;
-                }
-                let item = match result {
-                    Ok(b) => Ok(b),
-                    Err(e) if e.is_item_level() => Err(ItemError {
-                        kind: match e {
-                            StorageError::NotAFile { .. } => ErrorKind::NotAFile,
-                            _ => ErrorKind::Io,
-                        },
-                        message: format!("cannot read the file: {e}"),
-                    }),
-                    Err(e) => {
-                        // The service is down or access is denied: not this
-                        // image's fault, so it must not land in the errors table.
-                        if let Ok(mut slot) = fetch_failure.lock() {
-                            *slot = Some(e);
-                        }
-                        return false;
-                    }
-                };
-                entries.push(pending[i].clone());
-                bytes.push(item);
-                if entries.len() == config.batch_size {
-                    let batch = FetchedBatch {
-                        entries: std::mem::take(&mut entries),
-                        bytes: std::mem::take(&mut bytes),
-                    };
-                    return fetched_tx.send(batch).is_ok();
-                }
-                true
-            };
-            match input {
-                Photos::At(location) => location.fetch_each(&keys, each),
-                Photos::Given(all) => {
-                    let mut each = each;
-                    for (i, bytes) in all.iter().enumerate() {
-                        if !each(i, Ok(bytes.clone())) {
-                            break;
-                        }
-                    }
-                }
-            }
-            let failed = fetch_failure.lock().map(|f| f.is_some()).unwrap_or(true);
-            if !entries.is_empty() && !failed && !cancel.load(Ordering::Relaxed) {
-                let _ = fetched_tx.send(FetchedBatch { entries, bytes });
-            }
-            drop(fetched_tx);
-        });
-
-        // Stage 1: decode, batch by batch, in input order.
-        let decoder = s.spawn(|| {
-            for (seq, fetched) in fetched_rx.iter().enumerate() {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let n = fetched.entries.len();
-                let mut tensors = vec![0f32; n * tensor_len];
-                let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
-                    tensors
-                        .par_chunks_mut(tensor_len)
-                        .zip(fetched.bytes.par_iter())
-                        .zip(fetched.entries.par_iter())
-                        .map(|((slot, bytes), entry)| {
-                            match (sources.get(&entry.path), &config.augment) {
-                                (Some((source, k)), Some(augmentation)) => {
-                                    let copy = make_copy(bytes, augmentation, source, k, limits);
-                                    load_one(&copy, pre, limits, views, slot)
-                                }
-                                _ => load_one(bytes, pre, limits, views, slot),
-                            }
-                        })
-                        .collect()
-                });
-                let batch = DecodedBatch {
-                    seq,
-                    entries: fetched.entries,
-                    results,
-                    tensors,
-                };
-                if decoded_tx.send(batch).is_err() {
-                    break; // inference stopped
-                }
-            }
-            // Dropping the receiver too unblocks the fetcher when we stop early.
-            drop(fetched_rx);
-            drop(decoded_tx);
-        });
-
-        // Stage 3: gather rows; hand them to `flush` every `part_rows`.
-        let writer = s.spawn(move || -> Result<(u64, u64), PipelineError> {
-            // Owned here, so a failed flush drops the receiver and the
-            // inference stage stops instead of waiting on a full queue.
-            let inferred_rx = inferred_rx;
-            let mut flush = flush;
-            let mut rows = FeatureRows::with_views(dim, views.len() - 1);
-            let mut errors = ErrorRows::default();
-            let (mut ok, mut failed) = (0u64, 0u64);
-            // Sessions finish batches out of order; rows are written in input
-            // order, holding back a batch until those before it arrived.
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut next = 0;
-            for arrived in inferred_rx.iter() {
-                waiting.insert(arrived.seq, arrived);
-                while let Some(batch) = waiting.remove(&next) {
-                    next += 1;
-                    let (good, bad) = gather(batch, dim * views.len(), &mut rows, &mut errors)?;
-                    ok += good;
-                    failed += bad;
-                    if rows.len() + errors.len() >= config.part_rows {
-                        flush(&mut rows, &mut errors)?;
-                    }
-                }
-            }
-            // Batches after a gap (a run stopped early) are left out: the
-            // next run does them again.
-            flush(&mut rows, &mut errors)?;
-            Ok((ok, failed))
-        });
-
-        // Stage 2: inference, one thread per session, each on whole batches.
-        let infer = || -> Result<(), PipelineError> {
-            for batch in decoded_rx.iter() {
-                // Decided by position, not by which session finishes first,
-                // so a test's stop keeps exactly the first k batches.
-                let past_stop = config.stop_after_batches.is_some_and(|k| batch.seq >= k);
-                if past_stop {
-                    stopped_early.store(true, Ordering::Relaxed);
-                }
-                if stopped_early.load(Ordering::Relaxed) {
-                    break;
-                }
-                let good = batch.results.iter().filter(|r| r.is_ok()).count();
-                let features = if good == 0 {
-                    Vec::new()
-                } else {
-                    let input = if good == batch.results.len() {
-                        batch.tensors
-                    } else {
-                        // Compact: the model sees only the images that decoded.
-                        let mut packed = Vec::with_capacity(good * tensor_len);
-                        for (slot, r) in batch.tensors.chunks_exact(tensor_len).zip(&batch.results)
-                        {
-                            if r.is_ok() {
-                                packed.extend_from_slice(slot);
-                            }
-                        }
-                        packed
-                    };
-                    model.run(&input).map_err(|e| {
-                        // The other sessions stop too: the run has failed.
-                        stopped_early.store(true, Ordering::Relaxed);
-                        PipelineError::Model(e)
-                    })?
-                };
-                let n = batch.entries.len() as u64;
-                let inferred = InferredBatch {
-                    seq: batch.seq,
-                    entries: batch.entries,
-                    results: batch.results,
-                    features,
-                };
-                if inferred_tx.send(inferred).is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-                progress.advance(n);
-                if cancel.load(Ordering::Relaxed) {
-                    stopped_early.store(true, Ordering::Relaxed);
-                    break;
-                }
-            }
-            Ok(())
+        let fetcher = s.spawn(|| fetch_stage(work, config, stop, &fetch_failure, fetched_tx));
+        let decoder =
+            s.spawn(|| decode_stage(work, config, &shape, &pool, stop, fetched_rx, decoded_tx));
+        let writer = s.spawn(|| gather_stage(config, &shape, inferred_rx, flush));
+        // Inference: one thread per session, each on whole batches.
+        let infer = || {
+            infer_stage(
+                model,
+                config,
+                &shape,
+                progress,
+                stop,
+                &decoded_rx,
+                &inferred_tx,
+            )
         };
         let inference_result = std::thread::scope(|inner| {
             let workers: Vec<_> = (1..model.sessions()).map(|_| inner.spawn(infer)).collect();
@@ -627,6 +458,7 @@ where
             }
             result
         });
+        // Closing our ends lets the stages before and after finish.
         drop(decoded_rx);
         drop(inferred_tx);
         decoder
@@ -651,6 +483,247 @@ where
         failed,
         stopped_early: stopped_early.load(Ordering::Relaxed),
     })
+}
+
+/// What every stage knows of the vectors: their length per view, the views,
+/// and the length of one input's tensors.
+struct Shape<'a> {
+    dim: usize,
+    views: &'a [View],
+    tensor_len: usize,
+}
+
+/// The two ways a run stops before its end: the caller's cancel flag
+/// (Ctrl-C), and a stage's own stop (a failed session, the test hook).
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    cancel: &'a AtomicBool,
+    stopped_early: &'a AtomicBool,
+}
+
+/// Stage 0: reads the inputs' bytes, with bounded concurrency, in input
+/// order, into batches of `batch_size`. A failure that is not the item's own
+/// (the service down, access denied) goes to `failure` and ends the stage, so
+/// that it never lands in the errors table.
+fn fetch_stage(
+    work: Work<'_>,
+    config: &FeaturizeConfig,
+    stop: Stop<'_>,
+    failure: &Mutex<Option<StorageError>>,
+    fetched_tx: Sender<FetchedBatch>,
+) {
+    let Work {
+        photos,
+        pending,
+        sources,
+    } = work;
+    // An augmented copy is made from its photo's bytes.
+    let keys: Vec<String> = pending
+        .iter()
+        .map(|e| {
+            sources
+                .get(&e.path)
+                .map_or(&e.path[..], |(source, _)| source)
+        })
+        .map(str::to_string)
+        .collect();
+    let mut entries = Vec::with_capacity(config.batch_size);
+    let mut bytes = Vec::with_capacity(config.batch_size);
+    let each = |i: usize, result: Result<Bytes, StorageError>| {
+        if stop.cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        let item = match result {
+            Ok(b) => Ok(b),
+            Err(e) if e.is_item_level() => Err(ItemError {
+                kind: match e {
+                    StorageError::NotAFile { .. } => ErrorKind::NotAFile,
+                    _ => ErrorKind::Io,
+                },
+                message: format!("cannot read the file: {e}"),
+            }),
+            Err(e) => {
+                if let Ok(mut slot) = failure.lock() {
+                    *slot = Some(e);
+                }
+                return false;
+            }
+        };
+        entries.push(pending[i].clone());
+        bytes.push(item);
+        if entries.len() == config.batch_size {
+            let batch = FetchedBatch {
+                entries: std::mem::take(&mut entries),
+                bytes: std::mem::take(&mut bytes),
+            };
+            return fetched_tx.send(batch).is_ok();
+        }
+        true
+    };
+    match photos {
+        Photos::At(location) => location.fetch_each(&keys, each),
+        Photos::Given(all) => {
+            let mut each = each;
+            for (i, bytes) in all.iter().enumerate() {
+                if !each(i, Ok(bytes.clone())) {
+                    break;
+                }
+            }
+        }
+    }
+    let failed = failure.lock().map(|f| f.is_some()).unwrap_or(true);
+    if !entries.is_empty() && !failed && !stop.cancel.load(Ordering::Relaxed) {
+        let _ = fetched_tx.send(FetchedBatch { entries, bytes });
+    }
+}
+
+/// Stage 1: decodes each batch on the decode pool (making augmented copies
+/// from their photo's bytes), in input order, numbering the batches.
+fn decode_stage(
+    work: Work<'_>,
+    config: &FeaturizeConfig,
+    shape: &Shape<'_>,
+    pool: &rayon::ThreadPool,
+    stop: Stop<'_>,
+    fetched_rx: Receiver<FetchedBatch>,
+    decoded_tx: Sender<DecodedBatch>,
+) {
+    let (pre, limits) = (&config.preprocessing, &config.limits);
+    for (seq, fetched) in fetched_rx.iter().enumerate() {
+        if stop.cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let n = fetched.entries.len();
+        let mut tensors = vec![0f32; n * shape.tensor_len];
+        let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
+            tensors
+                .par_chunks_mut(shape.tensor_len)
+                .zip(fetched.bytes.par_iter())
+                .zip(fetched.entries.par_iter())
+                .map(|((slot, bytes), entry)| {
+                    match (work.sources.get(&entry.path), &config.augment) {
+                        (Some((source, k)), Some(augmentation)) => {
+                            let copy = make_copy(bytes, augmentation, source, k, limits);
+                            load_one(&copy, pre, limits, shape.views, slot)
+                        }
+                        _ => load_one(bytes, pre, limits, shape.views, slot),
+                    }
+                })
+                .collect()
+        });
+        let batch = DecodedBatch {
+            seq,
+            entries: fetched.entries,
+            results,
+            tensors,
+        };
+        if decoded_tx.send(batch).is_err() {
+            break; // inference stopped
+        }
+    }
+    // Dropping the receiver (with this function's arguments) unblocks the
+    // fetcher when the run stops early.
+}
+
+/// Stage 2, on each session's thread: runs the model on whole batches (only
+/// the inputs that decoded), sharing the decoded queue with the other sessions.
+fn infer_stage(
+    model: &FeatureModel,
+    config: &FeaturizeConfig,
+    shape: &Shape<'_>,
+    progress: &dyn Progress,
+    stop: Stop<'_>,
+    decoded_rx: &Receiver<DecodedBatch>,
+    inferred_tx: &Sender<InferredBatch>,
+) -> Result<(), PipelineError> {
+    for batch in decoded_rx.iter() {
+        // Decided by position, not by which session finishes first,
+        // so a test's stop keeps exactly the first k batches.
+        if config.stop_after_batches.is_some_and(|k| batch.seq >= k) {
+            stop.stopped_early.store(true, Ordering::Relaxed);
+        }
+        if stop.stopped_early.load(Ordering::Relaxed) {
+            break;
+        }
+        let good = batch.results.iter().filter(|r| r.is_ok()).count();
+        let features = if good == 0 {
+            Vec::new()
+        } else {
+            let input = if good == batch.results.len() {
+                batch.tensors
+            } else {
+                // Compact: the model sees only the images that decoded.
+                let mut packed = Vec::with_capacity(good * shape.tensor_len);
+                for (slot, r) in batch
+                    .tensors
+                    .chunks_exact(shape.tensor_len)
+                    .zip(&batch.results)
+                {
+                    if r.is_ok() {
+                        packed.extend_from_slice(slot);
+                    }
+                }
+                packed
+            };
+            model.run(&input).map_err(|e| {
+                // The other sessions stop too: the run has failed.
+                stop.stopped_early.store(true, Ordering::Relaxed);
+                PipelineError::Model(e)
+            })?
+        };
+        let n = batch.entries.len() as u64;
+        let inferred = InferredBatch {
+            seq: batch.seq,
+            entries: batch.entries,
+            results: batch.results,
+            features,
+        };
+        if inferred_tx.send(inferred).is_err() {
+            break; // the writer failed; its error is reported by run_stages
+        }
+        progress.advance(n);
+        if stop.cancel.load(Ordering::Relaxed) {
+            stop.stopped_early.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Stage 3: gathers the rows in input order (sessions finish batches out of
+/// order: a batch waits for those before it) and hands them to `flush` every
+/// `part_rows` inputs and at the end. Owning the receiver, a failed flush
+/// drops it, and inference stops instead of waiting on a full queue.
+fn gather_stage<F>(
+    config: &FeaturizeConfig,
+    shape: &Shape<'_>,
+    inferred_rx: Receiver<InferredBatch>,
+    mut flush: F,
+) -> Result<(u64, u64), PipelineError>
+where
+    F: FnMut(&mut FeatureRows, &mut ErrorRows) -> Result<(), PipelineError>,
+{
+    let mut rows = FeatureRows::with_views(shape.dim, shape.views.len() - 1);
+    let mut errors = ErrorRows::default();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0;
+    for arrived in inferred_rx.iter() {
+        waiting.insert(arrived.seq, arrived);
+        while let Some(batch) = waiting.remove(&next) {
+            next += 1;
+            let (good, bad) = gather(batch, shape.dim * shape.views.len(), &mut rows, &mut errors)?;
+            ok += good;
+            failed += bad;
+            if rows.len() + errors.len() >= config.part_rows {
+                flush(&mut rows, &mut errors)?;
+            }
+        }
+    }
+    // Batches after a gap (a run stopped early) are left out: the next run
+    // does them again.
+    flush(&mut rows, &mut errors)?;
+    Ok((ok, failed))
 }
 
 /// Adds one inferred batch to the rows and errors being gathered (`dim`
