@@ -22,6 +22,15 @@ def _location(data, what):
                      f"{type(data).__name__}: write the rows first with fruits.featurize(..., out=...)")
 
 
+def _training(C, max_iter, variance, k, no_pca, cv, cv_C, colour, studio_head) -> dict[str, Any]:
+    """`train`'s and `fit`'s settings, checked, as the extension's keyword arguments."""
+    return dict(c=_check.positive("C", C, 1e12), max_iter=_check.count("max_iter", max_iter, 1, 1_000_000),
+                variance=None if variance is None else _check.positive("variance", variance, 1.0),
+                k=_check.optional_count("k", k, 1, 1_000_000), no_pca=bool(no_pca),
+                cv=_check.optional_count("cv", cv, 2, _native.MAX_FOLDS),
+                cv_c=[float(c) for c in cv_C] if cv_C else None, colour=bool(colour), studio_head=bool(studio_head))
+
+
 def _photo(photo, i):
     """A photo as the extension takes it: its bytes, or its path (read there,
     a chunk at a time; a path that cannot be read is that photo's error)."""
@@ -63,19 +72,11 @@ class Classifier:
         When the rows mix studio photos with augmented copies or real photos, a
         second head trained on the studio photos alone answers for photos a gate
         sees as taken in the studio, unless ``studio_head=False``."""
-        C = _check.positive("C", C, 1e12)
-        max_iter = _check.count("max_iter", max_iter, 1, 1_000_000)
-        k = _check.optional_count("k", k, 1, 1_000_000)
-        cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
-        if variance is not None:
-            variance = _check.positive("variance", variance, 1.0)
+        settings = _training(C, max_iter, variance, k, no_pca, cv, cv_C, colour, studio_head)
         outputs: list[Any] = list(data) if isinstance(data, (list, tuple)) else [data]
-        native = _native.Classifier.train([_location(d, "train") for d in outputs], split=split, c=float(C),
-                                          max_iter=max_iter, real=[_location(r, "train") for r in real],
-                                          variance=variance, k=k, no_pca=no_pca,
-                                          pca=os.fspath(pca) if pca is not None else None,
-                                          cv=cv, cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,
-                                          studio_head=studio_head)
+        native = _native.Classifier.train([_location(d, "train") for d in outputs], split=split,
+                                          real=[_location(r, "train") for r in real],
+                                          pca=os.fspath(pca) if pca is not None else None, **settings)
         return cls(native)
 
     @classmethod
@@ -96,12 +97,7 @@ class Classifier:
         identifies photos, evaluates and saves as one from `train` does.
         `split` keeps the rows of one split (default: every row). The other
         arguments as for `train`."""
-        C = _check.positive("C", C, 1e12)
-        max_iter = _check.count("max_iter", max_iter, 1, 1_000_000)
-        k = _check.optional_count("k", k, 1, 1_000_000)
-        cv = _check.optional_count("cv", cv, 2, _native.MAX_FOLDS)
-        if variance is not None:
-            variance = _check.positive("variance", variance, 1.0)
+        settings = _training(C, max_iter, variance, k, no_pca, cv, cv_C, colour, studio_head)
         table = X.features if isinstance(X, Featurized) else X
         if not isinstance(table, pa.Table):
             raise InputError(f"fit takes the table fruits.featurize or fruits.read returns (a pyarrow Table, which "
@@ -122,11 +118,8 @@ class Classifier:
                 table = table.set_column(table.schema.get_field_index("label"), "label", column)
             else:
                 table = table.append_column("label", column)
-        native = _native.Classifier.train_batches(table.combine_chunks().to_batches(), meta.decode(), "a table",
-                                                  split=split, c=float(C), max_iter=max_iter, variance=variance,
-                                                  k=k, no_pca=no_pca, cv=cv,
-                                                  cv_c=[float(c) for c in cv_C] if cv_C else None, colour=colour,
-                                                  studio_head=studio_head)
+        native = _native.Classifier.train((table.combine_chunks().to_batches(), meta.decode()), split=split,
+                                          **settings)
         return cls(native)
 
     @classmethod

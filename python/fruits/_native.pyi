@@ -5,7 +5,7 @@ these are the building blocks they and the Spark job call. Checked against the
 built module by `mypy.stubtest` in python/tests/test_stubs.py.
 """
 
-from typing import Optional, final
+from typing import Optional, Union, final
 
 import pyarrow as pa
 
@@ -155,7 +155,7 @@ class Classifier:
 
     @staticmethod
     def train(
-        location: list[str],
+        data: Union[list[str], tuple[list[pa.RecordBatch], str]],
         split: Optional[str] = None,
         c: float = ...,
         max_iter: int = ...,
@@ -168,23 +168,6 @@ class Classifier:
         colour: bool = True,
         studio_head: bool = True,
         real: list[str] = ...,
-    ) -> Classifier: ...
-    @staticmethod
-    def train_batches(
-        batches: list[pa.RecordBatch],
-        meta_json: str,
-        name: str,
-        split: Optional[str] = None,
-        c: float = ...,
-        max_iter: int = ...,
-        variance: Optional[float] = None,
-        k: Optional[int] = None,
-        no_pca: bool = False,
-        pca: Optional[str] = None,
-        cv: Optional[int] = None,
-        cv_c: Optional[list[float]] = None,
-        colour: bool = True,
-        studio_head: bool = True,
     ) -> Classifier: ...
     @staticmethod
     def load(location: str) -> Classifier: ...

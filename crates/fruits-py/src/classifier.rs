@@ -19,7 +19,16 @@ use pyo3::prelude::*;
 use crate::error::{Error, Result};
 use crate::{json_err, open, storage_options};
 
-/// How to train, from the keyword arguments `train` and `train_batches` share.
+/// What `Classifier.train` trains on.
+#[derive(FromPyObject)]
+pub enum TrainData {
+    /// Features or reduced outputs (folders or s3:// prefixes).
+    Locations(Vec<String>),
+    /// Rows in memory: Arrow batches and their output's metadata (JSON).
+    Table(Vec<PyArrowType<RecordBatch>>, String),
+}
+
+/// How to train, from `train`'s keyword arguments.
 struct Settings {
     choice: PcaChoice,
     config: TrainConfig,
@@ -139,21 +148,24 @@ pub enum PhotoArg {
 
 #[pymethods]
 impl Classifier {
-    /// Trains on the rows of `split` of the features or reduced output at
-    /// `location`, as `fruits train` does. PCA: `pca` (a saved PCA's folder)
-    /// for reduced data, else fitted keeping `variance` or `k`, or none with
-    /// `no_pca`. `cv` folds choose C among `cv_c` on the training rows. The
-    /// photos' colour descriptors go beside the features unless `colour` is false.
-    /// With augmented copies or `real` outputs (real photos, trained on
-    /// beside the studio ones) among the rows, a studio head and its gate are
-    /// trained as well unless `studio_head` is false.
+    /// Trains on the rows of `split` of `data`: the features or reduced
+    /// outputs at a list of locations, as `fruits train` does, or rows in
+    /// memory (`(batches, meta_json)`: Arrow batches with the columns of a
+    /// features output and the metadata of the output they came from). PCA:
+    /// `pca` (a saved PCA's folder) for reduced data, else fitted keeping
+    /// `variance` or `k`, or none with `no_pca`. `cv` folds choose C among
+    /// `cv_c` on the training rows. The photos' colour descriptors go beside
+    /// the features unless `colour` is false. With augmented copies or `real`
+    /// outputs (real photos, trained on beside the studio ones) among the rows,
+    /// a studio head and its gate are trained as well unless `studio_head` is
+    /// false.
     #[staticmethod]
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (location, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true, real=Vec::new()))]
+    #[pyo3(signature = (data, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true, real=Vec::new()))]
     fn train(
         py: Python<'_>,
-        location: Vec<String>,
+        data: TrainData,
         split: Option<String>,
         c: f64,
         max_iter: usize,
@@ -167,73 +179,56 @@ impl Classifier {
         studio_head: bool,
         real: Vec<String>,
     ) -> Result<Classifier> {
-        let roots = location
-            .iter()
-            .map(|l| Ok((open(l)?, false)))
-            .chain(real.iter().map(|l| Ok((open(l)?, true))))
-            .collect::<Result<Vec<_>>>()?;
         let settings = Settings::new(py, c, max_iter, variance, k, no_pca, pca, cv, cv_c)?;
-        let bundle = py.detach(|| {
-            let datasets = roots
-                .iter()
-                .map(|(root, real)| Ok((Dataset::open(root)?, *real)))
-                .collect::<std::result::Result<Vec<_>, fruits_store::StoreError>>()?;
-            let sources: Vec<Source<'_>> = datasets
-                .iter()
-                .map(|(dataset, real)| Source {
-                    rows: Rowset::Stored(dataset),
-                    real: *real,
-                })
-                .collect();
-            settings.train(&sources, split.as_deref(), colour, studio_head)
-        })?;
-        Ok(Classifier::new(bundle))
-    }
-
-    /// Trains on rows in memory: `batches` with the columns of a features
-    /// output (features, path, label, split, and colour / views when
-    /// `meta_json`, the metadata of the output they came from, says so),
-    /// named `name` in messages. The other arguments as for `train`.
-    #[staticmethod]
-    // Python keyword arguments, mirrored one to one.
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (batches, meta_json, name, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true))]
-    fn train_batches(
-        py: Python<'_>,
-        batches: Vec<PyArrowType<RecordBatch>>,
-        meta_json: &str,
-        name: &str,
-        split: Option<String>,
-        c: f64,
-        max_iter: usize,
-        variance: Option<f64>,
-        k: Option<usize>,
-        no_pca: bool,
-        pca: Option<String>,
-        cv: Option<usize>,
-        cv_c: Option<Vec<f64>>,
-        colour: bool,
-        studio_head: bool,
-    ) -> Result<Classifier> {
-        let meta: DatasetMeta = serde_json::from_str(meta_json).map_err(|e| {
-            Error::input(format!(
-                "the table carries no readable fruits metadata ({e}): train on a table from \
-                 fruits.featurize or fruits.read"
-            ))
-        })?;
-        let batches: Vec<RecordBatch> = batches.into_iter().map(|b| b.0).collect();
-        let settings = Settings::new(py, c, max_iter, variance, k, no_pca, pca, cv, cv_c)?;
-        let bundle = py.detach(|| {
-            let source = Source {
-                rows: Rowset::InMemory {
-                    batches: &batches,
-                    meta: &meta,
-                    name,
-                },
-                real: false,
-            };
-            settings.train(&[source], split.as_deref(), colour, studio_head)
-        })?;
+        let split = split.as_deref();
+        let bundle = match data {
+            TrainData::Locations(location) => {
+                let roots = location
+                    .iter()
+                    .map(|l| Ok((open(l)?, false)))
+                    .chain(real.iter().map(|l| Ok((open(l)?, true))))
+                    .collect::<Result<Vec<_>>>()?;
+                py.detach(|| {
+                    let datasets = roots
+                        .iter()
+                        .map(|(root, real)| Ok((Dataset::open(root)?, *real)))
+                        .collect::<std::result::Result<Vec<_>, fruits_store::StoreError>>()?;
+                    let sources: Vec<Source<'_>> = datasets
+                        .iter()
+                        .map(|(dataset, real)| Source {
+                            rows: Rowset::Stored(dataset),
+                            real: *real,
+                        })
+                        .collect();
+                    settings.train(&sources, split, colour, studio_head)
+                })?
+            }
+            TrainData::Table(batches, meta_json) => {
+                if !real.is_empty() {
+                    return Err(Error::input(
+                        "real= names outputs; train on a table alone, or on outputs",
+                    ));
+                }
+                let meta: DatasetMeta = serde_json::from_str(&meta_json).map_err(|e| {
+                    Error::input(format!(
+                        "the table carries no readable fruits metadata ({e}): train on a \
+                         table from fruits.featurize or fruits.read"
+                    ))
+                })?;
+                let batches: Vec<RecordBatch> = batches.into_iter().map(|b| b.0).collect();
+                py.detach(|| {
+                    let source = Source {
+                        rows: Rowset::InMemory {
+                            batches: &batches,
+                            meta: &meta,
+                            name: "a table",
+                        },
+                        real: false,
+                    };
+                    settings.train(&[source], split, colour, studio_head)
+                })?
+            }
+        };
         Ok(Classifier::new(bundle))
     }
 
