@@ -237,6 +237,19 @@ pub struct Source<'a> {
     pub real: bool,
 }
 
+impl<'a> Source<'a> {
+    /// The sources of stored outputs, each with whether it holds real photos.
+    pub fn stored(datasets: &'a [(Dataset, bool)]) -> Vec<Source<'a>> {
+        datasets
+            .iter()
+            .map(|(dataset, real)| Source {
+                rows: Rowset::Stored(dataset),
+                real: *real,
+            })
+            .collect()
+    }
+}
+
 /// Trains a classifier on the rows of `split` in `ds`: [`train_sources`] with
 /// one source of studio photos.
 pub fn train_dataset(

@@ -193,14 +193,7 @@ impl Classifier {
                         .iter()
                         .map(|(root, real)| Ok((Dataset::open(root)?, *real)))
                         .collect::<std::result::Result<Vec<_>, fruits_store::StoreError>>()?;
-                    let sources: Vec<Source<'_>> = datasets
-                        .iter()
-                        .map(|(dataset, real)| Source {
-                            rows: Rowset::Stored(dataset),
-                            real: *real,
-                        })
-                        .collect();
-                    settings.train(&sources, split, colour, studio_head)
+                    settings.train(&Source::stored(&datasets), split, colour, studio_head)
                 })?
             }
             TrainData::Table(batches, meta_json) => {

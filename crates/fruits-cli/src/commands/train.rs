@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use fruits_classify::{ClassifyError, TrainConfig};
 use fruits_pipeline::PipelineError;
-use fruits_pipeline::classify::{CrossValidation, PcaChoice, Rowset, Source, train_sources};
+use fruits_pipeline::classify::{CrossValidation, PcaChoice, Source, train_sources};
 use fruits_store::Dataset;
 
 use crate::args::TrainArgs;
@@ -25,13 +25,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let ds = Dataset::open(&ctx.open(spec)?).with_context(|| format!("cannot open {spec}"))?;
         datasets.push((ds, real));
     }
-    let sources: Vec<Source<'_>> = datasets
-        .iter()
-        .map(|(dataset, real)| Source {
-            rows: Rowset::Stored(dataset),
-            real: *real,
-        })
-        .collect();
+    let sources = Source::stored(&datasets);
     let choice = if let Some(dir) = &args.pca {
         let pca = fruits_pca::load(&ctx.open(dir)?)
             .with_context(|| format!("cannot load the PCA {dir}"))?;
