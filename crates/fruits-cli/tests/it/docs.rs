@@ -101,3 +101,75 @@ fn defaults_are_quoted_as_the_code_sets_them() {
         }
     }
 }
+
+/// Each workspace crate and the workspace crates its `[dependencies]` name,
+/// read from the crates' Cargo.toml files.
+fn crate_graph() -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut graph = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crates"))
+        .expect("crates/")
+        .flatten()
+    {
+        let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else {
+            continue;
+        };
+        let (mut name, mut section, mut deps) = (String::new(), String::new(), Vec::new());
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+            } else if section == "[package]" && line.starts_with("name") {
+                name = line.split('"').nth(1).unwrap_or_default().to_string();
+            } else if section == "[dependencies]" && line.starts_with("fruits-") {
+                let dep = line.split(['.', ' ', '=']).next().unwrap_or_default();
+                deps.push(dep.to_string());
+            }
+        }
+        deps.sort();
+        graph.insert(name, deps);
+    }
+    graph
+}
+
+#[test]
+fn design_md_shows_the_crate_graph_the_manifests_declare() {
+    let graph = crate_graph();
+    assert!(graph.len() >= 10, "{graph:?}");
+    // Dependencies first; among crates ready at the same time, by name (as
+    // scripts/crate-graph.sh prints it).
+    let mut order: Vec<&String> = Vec::new();
+    while order.len() < graph.len() {
+        let ready: Vec<&String> = graph
+            .iter()
+            .filter(|(n, deps)| !order.contains(n) && deps.iter().all(|d| order.contains(&d)))
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            !ready.is_empty(),
+            "the crates depend on each other in a cycle"
+        );
+        order.extend(ready);
+    }
+    let width = order.iter().map(|n| n.len()).max().unwrap_or(0);
+    let expected: String = order
+        .iter()
+        .map(|n| {
+            let deps = &graph[*n];
+            let uses = if deps.is_empty() {
+                "(none)".to_string()
+            } else {
+                deps.join(", ")
+            };
+            format!("{n:<width$}  <- {uses}\n")
+        })
+        .collect();
+    let design = std::fs::read_to_string(root().join("docs/design.md")).expect("design.md");
+    let block = design
+        .split("<!-- crate-graph -->\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- /crate-graph -->").next())
+        .expect("docs/design.md has a crate-graph block");
+    assert_eq!(
+        block, expected,
+        "docs/design.md's crate graph is stale: run scripts/crate-graph.sh and paste its output"
+    );
+}
