@@ -27,7 +27,9 @@ delete    deletes the endpoint, its configuration and the model (and with
 
 Credentials come from the standard AWS chain; AWS_ENDPOINT_URL points every
 client at a stand-in (moto) for rehearsals. Every resource is created in
---region (eu-west-3): data, images, models and logs stay in Paris (GDPR).
+--region (eu-west-3): data, images, models and logs stay in Paris (GDPR); another
+region is refused unless --allow-region-outside-paris is given too (AWS_REGION and
+profiles do not move it).
 """
 
 import argparse
@@ -231,7 +233,10 @@ def delete(sess, name, delete_model_data=False):
 
 def main(argv=None, sess=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--region", default=os.environ.get("AWS_REGION", REGION))
+    parser.add_argument("--region", default=REGION,
+                        help=f"AWS region [{REGION}, Paris: the data, images, models and logs stay there]")
+    parser.add_argument("--allow-region-outside-paris", action="store_true",
+                        help="accept a --region other than eu-west-3 (check the data may leave Paris first)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("push")
     p.add_argument("--image", required=True, help="local image (deploy/sagemaker/build.sh prints it)")
@@ -261,9 +266,11 @@ def main(argv=None, sess=None):
     p.add_argument("--name", default="fruits")
     p.add_argument("--delete-model-data", action="store_true")
     args = parser.parse_args(argv)
-    if args.region != REGION:
-        print(f"deploy.py: warning: region {args.region} is not {REGION} (Paris): "
-              "check this is allowed for the data", file=sys.stderr)
+    # Pinned to Paris (GDPR): neither AWS_REGION nor a profile's region moves it; another
+    # region takes --region and an explicit override.
+    if args.region != REGION and not args.allow_region_outside_paris:
+        parser.error(f"--region {args.region} is not {REGION} (Paris), where the data must stay; "
+                     "add --allow-region-outside-paris if it may leave")
     sess = sess or session(args.region)
     if args.command == "push":
         return push(sess, args.image, args.repository, args.registry, args.tool)

@@ -346,3 +346,12 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
                "sagemaker.DeleteEndpoint"):
         assert op in operations, sorted(operations)
     awsapi.assert_valid(recorded)
+
+
+def test_deploy_stays_in_paris_unless_told_otherwise(capsys, monkeypatch):
+    # Neither AWS_REGION nor --region alone moves it: another region needs the override.
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with pytest.raises(SystemExit) as e:
+        deploy.main(["--region", "us-east-1", "delete"], sess=object())
+    assert e.value.code == 2
+    assert "eu-west-3" in capsys.readouterr().err
