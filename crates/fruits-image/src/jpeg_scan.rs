@@ -228,8 +228,10 @@ pub fn scans_are_complete(bytes: &[u8]) -> Option<bool> {
                     let id = *segment.get(1 + 2 * c)?;
                     let tables = *segment.get(2 + 2 * c)?;
                     let index = comps.iter().position(|k| k.id == id)?;
-                    let dc = dc[usize::from(tables >> 4)].clone()?;
-                    let ac = ac[usize::from(tables & 3)].clone()?;
+                    // A selector is 4 bits wide and only 0..=3 name a table:
+                    // anything else is a header this cannot follow.
+                    let dc = dc.get(usize::from(tables >> 4))?.clone()?;
+                    let ac = ac.get(usize::from(tables & 15))?.clone()?;
                     scan.push((index, dc, ac));
                 }
                 let (hmax, vmax) = (
@@ -395,6 +397,22 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_scan_naming_a_table_that_cannot_exist_is_not_followed() {
+        // Found by the property test below: a table selector of 15 in the
+        // scan header indexed past the four table slots (a panic).
+        let (_, bytes) = BASELINE[0];
+        let sos = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xDA])
+            .expect("SOS");
+        for selector in [0xF0, 0x0F, 0x44] {
+            let mut bad = bytes.to_vec();
+            bad[sos + 6] = selector; // the first component's DC/AC selectors
+            assert_eq!(scans_are_complete(&bad), None, "selector {selector:#04x}");
         }
     }
 

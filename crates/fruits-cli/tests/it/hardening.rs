@@ -612,3 +612,41 @@ fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_jpeg_whose_scan_names_a_table_that_cannot_exist_is_an_error_row_not_a_crash() {
+    require!(Shared);
+    // A 1.9 KB JPEG whose scan header selects Huffman table 15 (of 0..=3)
+    // made the completeness walker index past its tables: `identify` exited
+    // 101 (a panic), and so did every path that decodes.
+    let t = trained();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fruits-image/tests/data/baseline-420.jpg");
+    let mut bytes = std::fs::read(fixture).expect("fixture");
+    let sos = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .expect("SOS");
+    bytes[sos + 6] = 0xF0;
+    let photos = tmp.path().join("photos/Test/Kiwi 1");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let bad = photos.join("bad-selector.jpg");
+    std::fs::write(&bad, &bytes).expect("write");
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let o = run(&["identify", &s(&bad), "--model", &s(&t.classifier), "--json"]);
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", describe(&o));
+    let answers: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    // featurize: the photo ends as a row or an error row, the run completes.
+    let out = tmp.path().join("features");
+    let o = run(&[
+        "featurize",
+        &s(&tmp.path().join("photos")),
+        "--out",
+        &s(&out),
+        "--quiet",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{}", describe(&o));
+    assert_eq!(read_rows(&out).len() + read_errors(&out).len(), 1);
+}
