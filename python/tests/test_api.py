@@ -228,6 +228,11 @@ def test_classifier_fits_on_a_table_in_memory_as_train_does_on_its_output(cli_ru
         fruits.Classifier.fit(np.zeros((3, 4)), ["a", "b", "c"])
     with pytest.raises(fruits.InputError, match="which image model"):
         fruits.Classifier.fit(pa.table({"features": [[1.0, 2.0]], "label": ["a"]}))
+    # Vectors shorter than the metadata says are refused, as in a stored output.
+    short = pa.FixedSizeListArray.from_arrays(pa.array(vectors(table)[:, :1000].ravel(), pa.float32()), 1000)
+    cut = table.set_column(table.schema.get_field_index("features"), "features", short)
+    with pytest.raises(fruits.InputError, match="metadata"):
+        fruits.Classifier.fit(cut)
 
 
 def test_classifier_trains_evaluates_and_identifies_like_the_cli(cli_run, photos, tmp_path):

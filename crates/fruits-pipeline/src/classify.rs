@@ -99,12 +99,6 @@ fn rows_of_batches(
     for batch in batches {
         let batch = batch?;
         let (values, d) = vector_column(&batch, column, &name)?;
-        if d != meta.spec.feature_dim && meta.pca_fingerprint.is_none() {
-            return Err(PipelineError::Config(format!(
-                "{name}: vectors of {d} values where its metadata says {}",
-                meta.spec.feature_dim
-            )));
-        }
         rows.d = d;
         let colour = if has_colour {
             let (c, bins) = vector_column(&batch, columns::COLOUR, &name)?;
@@ -221,7 +215,14 @@ impl Rowset<'_> {
                 batches,
                 meta,
                 name,
-            } => rows_of_batches(batches.iter().cloned().map(Ok), meta, name, split),
+            } => {
+                // Stored parts are checked by the reader; rows in memory here.
+                let checked = batches.iter().map(|batch| {
+                    fruits_store::check_vector_lengths(batch, meta, name)?;
+                    Ok(batch.clone())
+                });
+                rows_of_batches(checked, meta, name, split)
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ mod schema;
 pub use csv::export_csv;
 pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
-pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart};
+pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart, check_vector_lengths};
 pub use schema::{
     AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, columns,
     errors_schema, features_schema, meta_from_kv, meta_to_kv,

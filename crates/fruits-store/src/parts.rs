@@ -401,9 +401,10 @@ impl Dataset {
 
 /// Refuses a batch whose vectors are not as long as the output's metadata
 /// says (a part rewritten by another tool): every reader (training, PCA,
-/// evaluation, export) then fails here, naming the part, instead of building
-/// a model that answers nothing but errors.
-fn check_vector_lengths(
+/// evaluation, export) then fails here, naming the part (`path`), instead of
+/// building a model that answers nothing but errors. Also for rows handed
+/// over in memory with an output's metadata (the Python API's tables).
+pub fn check_vector_lengths(
     batch: &RecordBatch,
     meta: &DatasetMeta,
     path: &str,
