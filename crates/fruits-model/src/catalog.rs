@@ -221,10 +221,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), CatalogError> {
 /// user's cache (`$XDG_CACHE_HOME/fruits/models`, else `~/.cache/fruits/models`),
 /// which every command searches for a bundle's model.
 pub fn fetch_dir() -> Option<PathBuf> {
-    std::env::var_os(paths::MODELS_DIR_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(paths::cache_models_dir)
+    paths::models_dir_env().or_else(paths::cache_models_dir)
 }
 
 /// What `fetch` did with one model.

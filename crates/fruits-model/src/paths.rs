@@ -66,22 +66,36 @@ impl std::fmt::Display for Precision {
 /// put the models there. Never a path fixed at build time: a binary built in
 /// one checkout and run from another must not read the first one's models.
 pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(MODELS_DIR_ENV).filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
+    if let Some(dir) = models_dir_env() {
+        return dir;
     }
-    let relative = PathBuf::from("../shared/models");
+    let relative = PathBuf::from(SHARED_MODELS);
     if relative.is_dir() {
         return relative;
     }
     std::env::current_dir()
         .ok()
-        .and_then(|cwd| {
-            cwd.ancestors()
-                .map(|dir| dir.join("../shared/models"))
-                .find(|dir| dir.is_dir())
-        })
+        .and_then(|cwd| shared_models_beside(&cwd))
         .or_else(|| cache_models_dir().filter(|dir| dir.is_dir()))
         .unwrap_or(relative)
+}
+
+/// The shared models folder, relative to a checkout.
+const SHARED_MODELS: &str = "../shared/models";
+
+/// `FRUITS_MODELS_DIR`, when set: the one place it is read.
+pub fn models_dir_env() -> Option<PathBuf> {
+    std::env::var_os(MODELS_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `../shared/models` beside `start` or the nearest of its parents that has one.
+fn shared_models_beside(start: &std::path::Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(SHARED_MODELS))
+        .find(|dir| dir.is_dir())
 }
 
 /// The user's model cache, where `fruits models fetch` downloads:
@@ -105,17 +119,10 @@ pub fn model_search_dirs(explicit: &std::path::Path) -> Vec<PathBuf> {
     if let Some(cache) = cache_models_dir() {
         dirs.push(cache);
     }
-    let beside = |start: PathBuf| {
-        start
-            .ancestors()
-            .map(|dir| dir.join("../shared/models"))
-            .find(|dir| dir.is_dir())
-    };
-    if let Some(dir) = std::env::current_dir().ok().and_then(beside) {
-        dirs.push(dir);
-    }
-    if let Some(dir) = std::env::current_exe().ok().and_then(beside) {
-        dirs.push(dir);
+    for start in [std::env::current_dir(), std::env::current_exe()] {
+        if let Some(dir) = start.ok().and_then(|s| shared_models_beside(&s)) {
+            dirs.push(dir);
+        }
     }
     let mut seen = std::collections::HashSet::new();
     dirs.retain(|d| seen.insert(std::path::absolute(d).unwrap_or_else(|_| d.clone())));
