@@ -114,6 +114,13 @@ for manifest in crates/*/Cargo.toml; do
     exit 1
   fi
 done
+# The online path (the service and what it links) reads no Parquet or Arrow:
+# a bundle's PCA is a NumPy file and the feature contract sits below storage.
+step "the service's dependency tree (no Parquet, no Arrow)"
+if cargo tree -p fruits-serve -e normal --prefix none --locked | grep -E '^(parquet|arrow)'; then
+  echo "fruits-serve links the crates above: the online path must not depend on Parquet or Arrow" >&2
+  exit 1
+fi
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
 if [[ ! -x $RUSTC_WORKSPACE_WRAPPER ]]; then
   echo "clippy-driver not found: rustup component add clippy" >&2

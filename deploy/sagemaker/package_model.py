@@ -5,7 +5,8 @@ the archive SageMaker extracts into /opt/ml/model:
     model.tar.gz
       classifier.json          the classifier (`fruits train --out`)
       pca-<fingerprint>/...    its PCA, when it has one (the folder classifier.json
-                               names; `pca/` in bundles of fruits 0.1)
+                               names; `pca/` in bundles of fruits 0.1), and the
+      studio-pca-<fingerprint>/ studio head's own PCA, when it has one
       mobilenetv2-12-int8.onnx the image model whose sha256 classifier.json records
 
     deploy/sagemaker/package_model.py CLASSIFIER_DIR model.tar.gz [--models-dir DIR]
@@ -67,9 +68,18 @@ def main():
     features = spec["features"]
     model = find_model(features["model_source"], features["model_sha256"], args.models_dir)
     members = [(spec_path, "classifier.json")]
-    if spec.get("pca"):
-        folder = spec["pca"].get("dir", "pca")
-        for name in ("pca.json", "components.parquet"):
+    # The main head's PCA and the studio head's own, when they have one; each
+    # folder's pca.json names its components file (Parquet in format-1
+    # bundles, NumPy since).
+    steps = [spec.get("pca"), (spec.get("studio") or {}).get("pca")]
+    for step in filter(None, steps):
+        folder = step.get("dir", "pca")
+        meta = os.path.join(args.classifier, folder, "pca.json")
+        if not os.path.isfile(meta):
+            sys.exit(f"package_model.py: {meta} is missing: the bundle is incomplete")
+        with open(meta) as f:
+            components = json.load(f).get("components_file", "components.parquet")
+        for name in ("pca.json", components):
             path = os.path.join(args.classifier, folder, name)
             if not os.path.isfile(path):
                 sys.exit(f"package_model.py: {path} is missing: the bundle is incomplete")

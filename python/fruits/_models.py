@@ -16,8 +16,9 @@ DEFAULT_PRECISION = next(p for p, f in MODEL_FILES.items() if f == _native.DEFAU
 
 
 def onnxruntime_library():
-    """Path of libonnxruntime from the installed `onnxruntime` wheel (FRUITS_ORT_LIB overrides)."""
-    explicit = os.environ.get("FRUITS_ORT_LIB")
+    """Path of libonnxruntime from the installed `onnxruntime` wheel (FRUITS_ORT_LIB overrides,
+    read by the Rust core as the `fruits` binary reads it)."""
+    explicit = _native.runtime_library_from_env()
     if explicit:
         return explicit
     # Locate the package without importing it: its import (numpy, the pybind
@@ -44,8 +45,9 @@ def model_path(precision=None, model=None):
     shared file of `precision` ("fp32" or "int8") in `models_dir()`."""
     if model:
         return os.fspath(model)
-    if precision is None and os.environ.get("FRUITS_MODEL"):
-        return os.environ["FRUITS_MODEL"]
+    from_env = _native.model_from_env() if precision is None else None
+    if from_env:
+        return from_env
     precision = precision or DEFAULT_PRECISION
     if precision not in MODEL_FILES:
         raise InputError(f"precision must be one of {sorted(MODEL_FILES)}, not {precision!r}")
@@ -60,7 +62,8 @@ def model_path(precision=None, model=None):
 
 
 def cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """The cores this process may use, counted by the Rust core."""
+    return _native.available_cores()
 
 
 class Featurizer:

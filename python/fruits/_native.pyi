@@ -31,11 +31,13 @@ __all__ = [
     "MAX_TOP",
     "Pca",
     "__version__",
+    "available_cores",
     "batch_stats",
     "dataset_parts",
     "list_images",
     "list_images_and_problems",
     "models_built",
+    "model_from_env",
     "models_dir",
     "pca_merge",
     "pca_plots",
@@ -45,6 +47,7 @@ __all__ = [
     "read_part",
     "reduce_partition",
     "reduced_meta_json",
+    "runtime_library_from_env",
     "throughput_layout",
     "write_manifest",
     "write_part",
@@ -198,6 +201,9 @@ def throughput_layout(sessions: Optional[int] = None, intra_threads: Optional[in
 def list_images_and_problems(root: str) -> tuple[pa.RecordBatch, pa.RecordBatch]: ...
 def models_built() -> int: ...
 def models_dir() -> str: ...
+def available_cores() -> int: ...
+def model_from_env() -> Optional[str]: ...
+def runtime_library_from_env() -> Optional[str]: ...
 def write_manifest(
     out: str, meta_json: str, parts: list[tuple[str, int]], error_parts: list[tuple[str, int]]
 ) -> int: ...

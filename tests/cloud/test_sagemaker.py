@@ -90,9 +90,10 @@ def model_dir(classifier, tmp_path_factory):
     with tarfile.open(tar) as t:
         names = sorted(t.getnames())
         t.extractall(extracted, filter="data")
-    # The PCA folder is the one classifier.json names (pca-<fingerprint>).
+    # The PCA folder is the one classifier.json names (pca-<fingerprint>), its
+    # components as NumPy (bundle format 2).
     pca = json.loads((classifier / "classifier.json").read_text())["pca"]["dir"]
-    assert names == ["classifier.json", "mobilenetv2-12-int8.onnx", f"{pca}/components.parquet",
+    assert names == ["classifier.json", "mobilenetv2-12-int8.onnx", f"{pca}/components.npy",
                      f"{pca}/pca.json"], names
     return {"tar": tar, "dir": extracted}
 

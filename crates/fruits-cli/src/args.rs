@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fruits_classify::{DEFAULT_C, DEFAULT_MAX_ITER};
 use fruits_identify::DEFAULT_TOP;
 use fruits_image::DEFAULT_MAX_MEGAPIXELS;
+use fruits_learn::{DEFAULT_C, DEFAULT_MAX_ITER};
 use fruits_location::{DEFAULT_CONCURRENCY, DEFAULT_RETRY_TIMEOUT_SECS};
 use fruits_model::{DEFAULT_FEATURE_OUTPUT, Precision};
 use fruits_pca::Keep;
@@ -201,13 +201,9 @@ impl From<Precision> for PrecisionArg {
 /// Model selection and runtime flags.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// ONNX model file or s3:// object. Overrides --precision.
-    #[arg(
-        long,
-        env = "FRUITS_MODEL",
-        hide_env_values = true,
-        value_name = "PATH"
-    )]
+    /// ONNX model file or s3:// object. Overrides --precision [env:
+    /// FRUITS_MODEL].
+    #[arg(long, value_name = "PATH")]
     pub model: Option<String>,
 
     /// Which shared model to use when --model is not given.
@@ -226,13 +222,9 @@ pub struct ModelArgs {
 /// shared by the commands that featurise and those that identify.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Folder holding the shared models [default: ../shared/models].
-    #[arg(
-        long,
-        env = "FRUITS_MODELS_DIR",
-        hide_env_values = true,
-        value_name = "DIR"
-    )]
+    /// Folder holding the shared models [env: FRUITS_MODELS_DIR] [default:
+    /// ../shared/models, else the models cache].
+    #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
 
     /// ONNX Runtime intra-op threads of each session [default: featurising,
@@ -245,14 +237,9 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "N", value_parser = count(1, MAX_THREADS))]
     pub sessions: Option<usize>,
 
-    /// ONNX Runtime shared library [default: found beside the binary or where
-    /// scripts/setup-onnxruntime.sh installs it].
-    #[arg(
-        long,
-        env = "FRUITS_ORT_LIB",
-        hide_env_values = true,
-        value_name = "PATH"
-    )]
+    /// ONNX Runtime shared library [env: FRUITS_ORT_LIB] [default: found
+    /// beside the binary or where scripts/setup-onnxruntime.sh installs it].
+    #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
 }
 
@@ -558,12 +545,12 @@ pub struct TrainArgs {
     /// Choose C by stratified K-fold cross-validation on the training rows
     /// (the --split rows only: the test split is never used to pick it); a PCA
     /// fitted here is refitted inside each fold.
-    #[arg(long, value_name = "K", value_parser = count(2, fruits_classify::cv::MAX_FOLDS as u64))]
+    #[arg(long, value_name = "K", value_parser = count(2, fruits_learn::cv::MAX_FOLDS as u64))]
     pub cv: Option<usize>,
 
     /// The values of C cross-validation tries, comma-separated.
     #[arg(long, value_name = "C,...", value_delimiter = ',', value_parser = inverse_penalty,
-          requires = "cv", default_values_t = fruits_classify::DEFAULT_CV_GRID.to_vec())]
+          requires = "cv", default_values_t = fruits_learn::DEFAULT_CV_GRID.to_vec())]
     pub cv_c: Vec<f64>,
 
     /// Most L-BFGS iterations.

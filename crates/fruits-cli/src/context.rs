@@ -86,8 +86,9 @@ impl RuntimeArgs {
 impl ModelArgs {
     /// The model file (or s3:// object) these flags select.
     pub fn model_path(&self) -> String {
-        match &self.model {
-            Some(path) => path.clone(),
+        // The flag, else FRUITS_MODEL (read by the core, as every shell reads it).
+        match self.model.clone().or_else(paths::model_env) {
+            Some(path) => path,
             None => Precision::from(self.precision)
                 .path_in(&self.runtime.models_dir())
                 .display()

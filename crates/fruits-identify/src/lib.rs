@@ -14,8 +14,9 @@
 
 mod load;
 
-use fruits_classify::{Catalogue, Classifier, ClassifyError, FruitInfo, FruitLevel, InputKind};
-use fruits_image::{DecodeLimits, ImageError, ImageInfo, Preprocessing, View};
+use fruits_bundle::{BundleError, Classifier, InputKind};
+use fruits_catalogue::{Catalogue, CatalogueError, FruitInfo, FruitLevel};
+use fruits_image::{DecodeLimits, ImageError, ImageInfo, Prepare, Preprocessing, View};
 use fruits_model::{FeatureModel, ModelError};
 use serde::Serialize;
 
@@ -59,9 +60,13 @@ impl PhotoError {
 /// not among them: it gets its own [`ImageError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum IdentifyError {
-    /// The classifier bundle is unreadable or inconsistent.
+    /// The classifier bundle is unreadable or inconsistent, or could not
+    /// score a photo.
     #[error(transparent)]
-    Classify(#[from] ClassifyError),
+    Bundle(#[from] BundleError),
+    /// The fruit catalogue does not describe the classifier's classes.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
     /// The image model could not be loaded or run.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -339,7 +344,7 @@ impl Identifier {
             probability: p[i],
             info: self.catalogue.get(&classes[i]).cloned(),
         };
-        let top: Vec<Candidate> = fruits_classify::top_k(p, top)
+        let top: Vec<Candidate> = fruits_learn::top_k(p, top)
             .into_iter()
             .map(|(i, _)| candidate(i))
             .collect();

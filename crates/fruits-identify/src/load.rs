@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use fruits_classify::{Catalogue, Classifier, FeatureSpec};
+use fruits_bundle::Classifier;
+use fruits_catalogue::Catalogue;
+use fruits_contract::FeatureSpec;
 use fruits_image::DecodeLimits;
 use fruits_location::{Location, StorageOptions, is_s3_url};
 use fruits_model::{ModelOptions, paths};

@@ -1,8 +1,7 @@
 //! A compact colour descriptor: what ImageNet features partly ignore by design
 //! (a yellow and an orange pepper look alike to them).
 
-/// Values of the colour descriptor: 8 hues x 4 saturations x 4 values.
-pub const COLOUR_BINS: usize = 128;
+use fruits_contract::COLOUR_BINS;
 
 const HUES: usize = 8;
 const SATURATIONS: usize = 4;

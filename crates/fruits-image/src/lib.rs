@@ -14,18 +14,15 @@ pub mod augment;
 mod colour;
 mod jpeg_scan;
 
-pub use colour::{COLOUR_BINS, colour_histogram};
+pub use colour::colour_histogram;
+pub use fruits_contract::{
+    COLOUR_BINS, DEFAULT_VIEWS, IMAGENET_MEAN, IMAGENET_STD, Preprocessing, View,
+};
 
 use std::io::Cursor;
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
-use serde::{Deserialize, Serialize};
-
-/// ImageNet channel means (RGB), on the [0, 1] scale.
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations (RGB), on the [0, 1] scale.
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Why an image could not be turned into a tensor. Each variant has a stable
 /// [`kind`](ImageError::kind) recorded in the errors table.
@@ -94,33 +91,6 @@ impl ImageError {
     }
 }
 
-/// The preprocessing recipe: how a photo becomes the model's input. Recorded
-/// in every output's metadata and classifier bundle; two recipes are
-/// compatible exactly when they are equal (`==`), so features made one way are
-/// never mixed with, or classified as, features made another way.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Preprocessing {
-    /// Side of the square model input (224 for MobileNetV2).
-    pub size: u32,
-    /// Short side a non-square image is resized to before the centre crop (256).
-    pub resize_short: u32,
-    /// Channel means subtracted after scaling to [0, 1].
-    pub mean: [f32; 3],
-    /// Channel standard deviations divided by after subtracting the mean.
-    pub std: [f32; 3],
-}
-
-impl Default for Preprocessing {
-    fn default() -> Self {
-        Preprocessing {
-            size: 224,
-            resize_short: 256,
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
-        }
-    }
-}
-
 /// Default of [`DecodeLimits::max_pixels`] for batch featurisation, in megapixels.
 pub const DEFAULT_MAX_MEGAPIXELS: f64 = 100.0;
 
@@ -166,54 +136,6 @@ impl Default for DecodeLimits {
     }
 }
 
-/// One way of looking at a photo: the centred part of it that keeps `crop`
-/// of each side (1.0: the whole photo), mirrored left to right or not, then
-/// prepared by the usual recipe. Several views of one photo, each through the
-/// image model, are averaged by the identifier (test-time augmentation): a
-/// fruit that fills a third of a shop photo is seen closer in the crops.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Share of each side kept, centred, in (0, 1].
-    pub crop: f32,
-    /// Mirrored left to right.
-    pub mirror: bool,
-}
-
-impl View {
-    /// The whole photo, as [`Preprocessing::preprocess_into`] prepares it.
-    pub const WHOLE: View = View {
-        crop: 1.0,
-        mirror: false,
-    };
-}
-
-/// The views the identifier averages: the whole photo and its centred 80%
-/// and 60%, each also mirrored. Measured on real shop photos (docs/identify.md):
-/// 88% of the fruits named right against 82% from the whole photo alone.
-pub const DEFAULT_VIEWS: [View; 6] = [
-    View::WHOLE,
-    View {
-        crop: 1.0,
-        mirror: true,
-    },
-    View {
-        crop: 0.8,
-        mirror: false,
-    },
-    View {
-        crop: 0.8,
-        mirror: true,
-    },
-    View {
-        crop: 0.6,
-        mirror: false,
-    },
-    View {
-        crop: 0.6,
-        mirror: true,
-    },
-];
-
 /// Size of the image as decoded (after EXIF orientation), before resizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -223,37 +145,55 @@ pub struct ImageInfo {
     pub height: u32,
 }
 
-impl Preprocessing {
-    /// Number of `f32` values in one image's tensor (3 x size x size).
-    pub fn tensor_len(&self) -> usize {
-        3 * self.size as usize * self.size as usize
-    }
-
-    /// A one-line description for people. Outputs written before version 0.2
-    /// recorded this text instead of the recipe's fields; [`Preprocessing::from_legacy`]
-    /// reads it back.
-    pub fn describe(&self) -> String {
-        format!(
-            "rgb8; square: bilinear resize to {s}x{s}; other: bilinear short side to {r}, centre crop {s}; \
-             /255; mean {m:?}; std {d:?}; NCHW f32; alpha composited on white; EXIF orientation applied",
-            s = self.size,
-            r = self.resize_short,
-            m = self.mean,
-            d = self.std
-        )
-    }
-
-    /// The recipe an older output described with [`describe`](Self::describe)'s
-    /// text: every such output was made with the default recipe, so that text
-    /// (and only it) reads back as the default.
-    pub fn from_legacy(text: &str) -> Option<Preprocessing> {
-        let default = Preprocessing::default();
-        (text == default.describe()).then_some(default)
-    }
-
+/// Turns a photo into model input by the recipe: the decoding half of
+/// [`Preprocessing`], which itself is only the recipe's fields (in
+/// `fruits-contract`, shared with storage and classifiers).
+pub trait Prepare {
     /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
-    /// hold [`tensor_len`](Self::tensor_len) values.
-    pub fn preprocess_into(
+    /// hold `tensor_len` values.
+    fn preprocess_into(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        out: &mut [f32],
+    ) -> Result<ImageInfo, ImageError>;
+
+    /// Like [`preprocess_into`](Self::preprocess_into), also writing the
+    /// photo's colour descriptor ([`colour_histogram`] of the model's input
+    /// crop, [`COLOUR_BINS`] values) into `colour` when given: the decoded
+    /// pixels are at hand, so it costs a pass over 224 x 224 pixels.
+    fn preprocess_with_colour(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        out: &mut [f32],
+        colour: Option<&mut [f32]>,
+    ) -> Result<ImageInfo, ImageError>;
+
+    /// Decodes `bytes` once and writes one normalised CHW tensor per view of
+    /// `views` into `out` (`tensor_len` values each, in order), and the
+    /// colour descriptor of the whole photo into `colour` when given. The
+    /// first view should be [`View::WHOLE`]: its tensor is then the one
+    /// [`preprocess_into`](Self::preprocess_into) makes.
+    fn preprocess_views(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        views: &[View],
+        out: &mut [f32],
+        colour: Option<&mut [f32]>,
+    ) -> Result<ImageInfo, ImageError>;
+
+    /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
+    fn preprocess(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<(Vec<f32>, ImageInfo), ImageError>;
+}
+
+impl Prepare for Preprocessing {
+    fn preprocess_into(
         &self,
         bytes: &[u8],
         limits: &DecodeLimits,
@@ -262,11 +202,7 @@ impl Preprocessing {
         self.preprocess_with_colour(bytes, limits, out, None)
     }
 
-    /// Like [`preprocess_into`](Self::preprocess_into), also writing the
-    /// photo's colour descriptor ([`colour_histogram`] of the model's input
-    /// crop, [`COLOUR_BINS`] values) into `colour` when given: the decoded
-    /// pixels are at hand, so it costs a pass over 224 x 224 pixels.
-    pub fn preprocess_with_colour(
+    fn preprocess_with_colour(
         &self,
         bytes: &[u8],
         limits: &DecodeLimits,
@@ -276,12 +212,7 @@ impl Preprocessing {
         self.preprocess_views(bytes, limits, &[View::WHOLE], out, colour)
     }
 
-    /// Decodes `bytes` once and writes one normalised CHW tensor per view of
-    /// `views` into `out` ([`tensor_len`](Self::tensor_len) values each, in
-    /// order), and the colour descriptor of the whole photo into `colour`
-    /// when given. The first view should be [`View::WHOLE`]: its tensor is
-    /// then the one [`preprocess_into`](Self::preprocess_into) makes.
-    pub fn preprocess_views(
+    fn preprocess_views(
         &self,
         bytes: &[u8],
         limits: &DecodeLimits,
@@ -318,11 +249,11 @@ impl Preprocessing {
                 f64::from(h) * f64::from(view.crop),
             );
             let window = ((f64::from(w) - cw) / 2.0, (f64::from(h) - ch) / 2.0, cw, ch);
-            let mut resized = self.resize_window(&src, window)?;
+            let mut resized = resize_window(self, &src, window)?;
             if view.mirror {
                 mirror_rows(resized.buffer_mut(), self.size as usize);
             }
-            self.normalise(resized.buffer(), slot);
+            normalise(self, resized.buffer(), slot);
             if *view == View::WHOLE && whole.is_none() {
                 whole = Some(resized);
             }
@@ -331,8 +262,7 @@ impl Preprocessing {
             let histogram = match &whole {
                 Some(image) => colour_histogram(image.buffer()),
                 None => colour_histogram(
-                    self.resize_window(&src, (0.0, 0.0, f64::from(w), f64::from(h)))?
-                        .buffer(),
+                    resize_window(self, &src, (0.0, 0.0, f64::from(w), f64::from(h)))?.buffer(),
                 ),
             };
             colour.copy_from_slice(&histogram);
@@ -340,8 +270,7 @@ impl Preprocessing {
         Ok(info)
     }
 
-    /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
-    pub fn preprocess(
+    fn preprocess(
         &self,
         bytes: &[u8],
         limits: &DecodeLimits,
@@ -350,82 +279,81 @@ impl Preprocessing {
         let info = self.preprocess_into(bytes, limits, &mut out)?;
         Ok((out, info))
     }
+}
 
-    /// Resizes to `size` x `size`: square images whole, others as if the short
-    /// side went to `resize_short` and the centre `size` x `size` were cut out.
-    #[cfg(test)]
-    fn resize(&self, rgb: RgbImage) -> Result<Image<'static>, ImageError> {
-        let (w, h) = rgb.dimensions();
-        if w == 0 || h == 0 {
-            return Err(ImageError::Resize(format!("image has no pixels ({w}x{h})")));
-        }
-        let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
-            .map_err(|e| ImageError::Resize(e.to_string()))?;
-        self.resize_window(&src, (0.0, 0.0, f64::from(w), f64::from(h)))
+/// Resizes to `size` x `size`: square images whole, others as if the short
+/// side went to `resize_short` and the centre `size` x `size` were cut out.
+#[cfg(test)]
+fn resize(p: &Preprocessing, rgb: RgbImage) -> Result<Image<'static>, ImageError> {
+    let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 {
+        return Err(ImageError::Resize(format!("image has no pixels ({w}x{h})")));
     }
+    let src = Image::from_vec_u8(w, h, rgb.into_raw(), PixelType::U8x3)
+        .map_err(|e| ImageError::Resize(e.to_string()))?;
+    resize_window(p, &src, (0.0, 0.0, f64::from(w), f64::from(h)))
+}
 
-    /// The recipe applied to the part `(left, top, width, height)` of `src`
-    /// as if it were the whole image: square windows whole, others short side
-    /// to `resize_short` then the centre crop. The crop is computed in the
-    /// source's coordinates and resized straight into the model's input, so
-    /// the work and memory are those of the output, whatever the shape
-    /// (resizing a 20000x1 strip's short side up first would take gigabytes).
-    fn resize_window(
-        &self,
-        src: &Image<'_>,
-        (x, y, w, h): (f64, f64, f64, f64),
-    ) -> Result<Image<'static>, ImageError> {
-        // The window's size in whole pixels, as an image of that size would have.
-        let (wi, hi) = ((w.round() as u32).max(1), (h.round() as u32).max(1));
-        let size = self.size;
-        let (rw, rh) = if wi == hi {
-            (size, size)
-        } else if wi < hi {
-            (self.resize_short, scaled(hi, self.resize_short, wi))
-        } else {
-            (scaled(wi, self.resize_short, hi), self.resize_short)
-        };
-        // The centre crop of the resized window, with its offset rounded like
-        // torchvision's CenterCrop, mapped back onto the source.
-        let left = ((rw.saturating_sub(size)) as f64 / 2.0).round();
-        let top = ((rh.saturating_sub(size)) as f64 / 2.0).round();
-        let (sx, sy) = (w / f64::from(rw), h / f64::from(rh));
-        let mut dst = Image::new(size, size, PixelType::U8x3);
-        let crop = (
-            x + left * sx,
-            y + top * sy,
-            f64::from(size.min(rw)) * sx,
-            f64::from(size.min(rh)) * sy,
-        );
-        let mut options =
-            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        let whole = (0.0, 0.0, f64::from(src.width()), f64::from(src.height()));
-        if crop != whole {
-            options = options.crop(crop.0, crop.1, crop.2, crop.3);
-        }
-        Resizer::new()
-            .resize(src, &mut dst, &options)
-            .map_err(|e| ImageError::Resize(e.to_string()))?;
-        Ok(dst)
+/// The recipe applied to the part `(left, top, width, height)` of `src`
+/// as if it were the whole image: square windows whole, others short side
+/// to `resize_short` then the centre crop. The crop is computed in the
+/// source's coordinates and resized straight into the model's input, so
+/// the work and memory are those of the output, whatever the shape
+/// (resizing a 20000x1 strip's short side up first would take gigabytes).
+fn resize_window(
+    p: &Preprocessing,
+    src: &Image<'_>,
+    (x, y, w, h): (f64, f64, f64, f64),
+) -> Result<Image<'static>, ImageError> {
+    // The window's size in whole pixels, as an image of that size would have.
+    let (wi, hi) = ((w.round() as u32).max(1), (h.round() as u32).max(1));
+    let size = p.size;
+    let (rw, rh) = if wi == hi {
+        (size, size)
+    } else if wi < hi {
+        (p.resize_short, scaled(hi, p.resize_short, wi))
+    } else {
+        (scaled(wi, p.resize_short, hi), p.resize_short)
+    };
+    // The centre crop of the resized window, with its offset rounded like
+    // torchvision's CenterCrop, mapped back onto the source.
+    let left = ((rw.saturating_sub(size)) as f64 / 2.0).round();
+    let top = ((rh.saturating_sub(size)) as f64 / 2.0).round();
+    let (sx, sy) = (w / f64::from(rw), h / f64::from(rh));
+    let mut dst = Image::new(size, size, PixelType::U8x3);
+    let crop = (
+        x + left * sx,
+        y + top * sy,
+        f64::from(size.min(rw)) * sx,
+        f64::from(size.min(rh)) * sy,
+    );
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let whole = (0.0, 0.0, f64::from(src.width()), f64::from(src.height()));
+    if crop != whole {
+        options = options.crop(crop.0, crop.1, crop.2, crop.3);
     }
+    Resizer::new()
+        .resize(src, &mut dst, &options)
+        .map_err(|e| ImageError::Resize(e.to_string()))?;
+    Ok(dst)
+}
 
-    /// Interleaved RGB8 (HWC) to normalised planar CHW f32.
-    fn normalise(&self, hwc: &[u8], out: &mut [f32]) {
-        // One lookup table per channel: 768 multiplies instead of three per pixel.
-        let mut lut = [[0f32; 256]; 3];
-        for (c, table) in lut.iter_mut().enumerate() {
-            for (v, slot) in table.iter_mut().enumerate() {
-                *slot = (v as f32 / 255.0 - self.mean[c]) / self.std[c];
-            }
+/// Interleaved RGB8 (HWC) to normalised planar CHW f32.
+fn normalise(p: &Preprocessing, hwc: &[u8], out: &mut [f32]) {
+    // One lookup table per channel: 768 multiplies instead of three per pixel.
+    let mut lut = [[0f32; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, slot) in table.iter_mut().enumerate() {
+            *slot = (v as f32 / 255.0 - p.mean[c]) / p.std[c];
         }
-        let plane = hwc.len() / 3;
-        let (r, rest) = out.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        for (i, px) in hwc.chunks_exact(3).enumerate() {
-            r[i] = lut[0][px[0] as usize];
-            g[i] = lut[1][px[1] as usize];
-            b[i] = lut[2][px[2] as usize];
-        }
+    }
+    let plane = hwc.len() / 3;
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in hwc.chunks_exact(3).enumerate() {
+        r[i] = lut[0][px[0] as usize];
+        g[i] = lut[1][px[1] as usize];
+        b[i] = lut[2][px[2] as usize];
     }
 }
 
@@ -840,7 +768,7 @@ mod tests {
             ]);
         }
         let pre = Preprocessing::default();
-        let ours = pre.resize(img.clone()).expect("resize");
+        let ours = resize(&pre, img.clone()).expect("resize");
         let (w, h) = img.dimensions();
         let (rw, rh) = (scaled(w, 256, h), 256);
         let src = Image::from_vec_u8(w, h, img.into_raw(), PixelType::U8x3).expect("src");

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 /// Environment variable naming the folder that holds the model files.
 pub const MODELS_DIR_ENV: &str = "FRUITS_MODELS_DIR";
+/// Environment variable naming the image model file (or s3:// object) to use
+/// when none is given: it overrides the precision's shared file.
+pub const MODEL_ENV: &str = "FRUITS_MODEL";
 
 /// File name of the fp32 model.
 pub const FP32_MODEL: &str = "mobilenetv2-12-dequant-fp32.onnx";
@@ -88,6 +91,11 @@ pub fn models_dir_env() -> Option<PathBuf> {
     std::env::var_os(MODELS_DIR_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+}
+
+/// `FRUITS_MODEL`, when set: the one place it is read.
+pub fn model_env() -> Option<String> {
+    std::env::var(MODEL_ENV).ok().filter(|v| !v.is_empty())
 }
 
 /// `../shared/models` beside `start` or the nearest of its parents that has one.

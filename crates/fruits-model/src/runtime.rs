@@ -52,21 +52,28 @@ pub fn search_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// `FRUITS_ORT_LIB`, else `ort`'s own `ORT_DYLIB_PATH`, when set (the one
+/// place they are read): the variable and the path it names.
+pub fn runtime_env() -> Option<(&'static str, PathBuf)> {
+    [ORT_LIB_ENV, "ORT_DYLIB_PATH"].into_iter().find_map(|var| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(|p| (var, PathBuf::from(p)))
+    })
+}
+
 /// Finds the runtime library: `FRUITS_ORT_LIB` or `ORT_DYLIB_PATH` when set,
 /// otherwise the first match in [`search_dirs`].
 pub fn find_runtime() -> Result<PathBuf, ModelError> {
-    for var in [ORT_LIB_ENV, "ORT_DYLIB_PATH"] {
-        if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let p = PathBuf::from(p);
-            return if p.is_file() {
-                Ok(p)
-            } else {
-                Err(ModelError::RuntimeNotFound {
-                    searched: vec![p],
-                    hint: format!("{var} names a file that does not exist"),
-                })
-            };
-        }
+    if let Some((var, p)) = runtime_env() {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ModelError::RuntimeNotFound {
+                searched: vec![p],
+                hint: format!("{var} names a file that does not exist"),
+            })
+        };
     }
     let dirs = search_dirs();
     let mut searched = Vec::new();

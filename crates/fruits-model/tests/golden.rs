@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use fruits_image::{DecodeLimits, Preprocessing};
+use fruits_image::{DecodeLimits, Prepare, Preprocessing};
 use fruits_model::{FeatureModel, ModelOptions, paths};
 
 fn argmax(v: &[f32]) -> (usize, f32) {

@@ -12,7 +12,9 @@
 mod file;
 mod model;
 
-pub use file::{COMPONENTS_FILE, MODEL_FILE, ModelFile, load, save};
+#[cfg(feature = "parquet")]
+pub use file::save;
+pub use file::{COMPONENTS_FILE, COMPONENTS_NPY, MODEL_FILE, ModelFile, load, save_npy};
 pub use model::{Keep, PcaModel, choose_k, fit};
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};

@@ -113,7 +113,7 @@ impl Augmentation {
         .map(Bytes::from)
         .map_err(|e| {
             (
-                ErrorKind::from(&e),
+                crate::kinds::augment_error_kind(&e),
                 format!("augmented copy of {source}: {e}"),
             )
         })
@@ -269,7 +269,7 @@ pub fn augment_folder(
                     Err(e) => {
                         return Ok(Some(Err((
                             entry.path.clone(),
-                            ErrorKind::from(&e),
+                            crate::kinds::augment_error_kind(&e),
                             e.to_string(),
                         ))));
                     }

@@ -4,13 +4,14 @@ use std::collections::BTreeSet;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
-use fruits_classify::bundle::{DEFAULT_MIN_STUDIO, GATE_CLASSES, StudioHead, append_columns};
-use fruits_classify::cv::{self, CvReport, CvScore};
-use fruits_classify::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
-use fruits_classify::{
-    Catalogue, Classifier, FruitLevel, InputKind, TrainConfig, TrainingInfo, TrainingSource,
-    argmax, train,
+use fruits_bundle::{
+    Classifier, DEFAULT_MIN_STUDIO, GATE_CLASSES, InputKind, StudioHead, TrainingInfo,
+    TrainingSource, append_columns,
 };
+use fruits_catalogue::{Catalogue, FruitLevel};
+use fruits_learn::cv::{self, CvReport, CvScore};
+use fruits_learn::metrics::{ClassScores, Confusion, NetRevenue, RevenuePoint};
+use fruits_learn::{TrainConfig, argmax, train};
 use fruits_pca::{Keep, PcaModel, PcaStats};
 use fruits_store::{Dataset, DatasetMeta, columns};
 use serde::Serialize;
@@ -171,7 +172,7 @@ pub enum PcaChoice {
 pub struct CrossValidation {
     /// Number of stratified folds.
     pub folds: usize,
-    /// The values of C to try ([`fruits_classify::DEFAULT_CV_GRID`] by default).
+    /// The values of C to try ([`fruits_bundle::DEFAULT_CV_GRID`] by default).
     pub grid: Vec<f64>,
 }
 
@@ -818,9 +819,9 @@ pub fn evaluate_dataset(
     revenue
         .check_values()
         .and_then(|()| revenue.check_classes(classifier.classes()))
-        .map_err(fruits_classify::ClassifyError::from)?;
+        .map_err(fruits_learn::LearnError::from)?;
     let meta = &ds.manifest().meta;
-    let kind = classifier.input_kind(meta)?;
+    let kind = classifier.input_kind(&meta.spec, meta.pca_fingerprint.as_deref())?;
     let rows = read_rows(ds, split)?;
     let catalogue = Catalogue::builtin()?;
     let classes = classifier.classes();

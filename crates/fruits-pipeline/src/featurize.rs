@@ -28,7 +28,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use fruits_image::{COLOUR_BINS, DecodeLimits, Preprocessing, View};
+use fruits_image::{COLOUR_BINS, DecodeLimits, Prepare, Preprocessing, View};
 use fruits_ingest::{ImageEntry, ImageListing};
 use fruits_model::FeatureModel;
 use fruits_store::{
@@ -225,7 +225,7 @@ fn load_one(
             colour,
         }),
         Ok(Err(e)) => Err(ItemError {
-            kind: ErrorKind::from(&e),
+            kind: crate::kinds::image_error_kind(&e),
             message: e.to_string(),
         }),
         Err(_) => Err(ItemError {

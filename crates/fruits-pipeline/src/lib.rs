@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod classify;
 pub mod featurize;
+pub mod kinds;
 pub mod plots;
 pub mod reduce;
 pub mod report;
@@ -40,9 +41,15 @@ pub enum PipelineError {
     /// PCA statistics, fitting or the model file failed.
     #[error(transparent)]
     Pca(#[from] fruits_pca::PcaError),
-    /// Training or applying a classifier failed.
+    /// Training a classifier failed (or a metric could not be computed).
     #[error(transparent)]
-    Classify(#[from] fruits_classify::ClassifyError),
+    Learn(#[from] fruits_learn::LearnError),
+    /// A classifier bundle could not be read, written or applied.
+    #[error(transparent)]
+    Bundle(#[from] fruits_bundle::BundleError),
+    /// The fruit catalogue does not describe the classifier's classes.
+    #[error(transparent)]
+    Catalogue(#[from] fruits_catalogue::CatalogueError),
     /// A chart could not be drawn (no font, say): the results themselves are fine.
     #[error(transparent)]
     Report(#[from] fruits_report::ReportError),

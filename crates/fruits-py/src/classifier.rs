@@ -5,10 +5,11 @@ use std::sync::OnceLock;
 
 use arrow_array::RecordBatch;
 use arrow_pyarrow::PyArrowType;
-use fruits_classify::metrics::NetRevenue;
-use fruits_classify::{Classifier as Bundle, TrainConfig};
+use fruits_bundle::Classifier as Bundle;
 use fruits_identify::{Identifier, LoadOptions};
 use fruits_image::DecodeLimits;
+use fruits_learn::TrainConfig;
+use fruits_learn::metrics::NetRevenue;
 use fruits_model::ModelOptions;
 use fruits_pipeline::classify::{
     CrossValidation, PcaChoice, Rowset, Source, evaluate_dataset, train_sources,
@@ -72,7 +73,7 @@ impl Settings {
         config.lbfgs.max_iter = max_iter;
         let cv = cv.map(|folds| CrossValidation {
             folds,
-            grid: cv_c.unwrap_or_else(|| fruits_classify::DEFAULT_CV_GRID.to_vec()),
+            grid: cv_c.unwrap_or_else(|| fruits_learn::DEFAULT_CV_GRID.to_vec()),
         });
         Ok(Settings { choice, config, cv })
     }
@@ -162,7 +163,7 @@ impl Classifier {
     #[staticmethod]
     // Python keyword arguments, mirrored one to one.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (data, split=None, c=fruits_classify::DEFAULT_C, max_iter=fruits_classify::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true, real=Vec::new()))]
+    #[pyo3(signature = (data, split=None, c=fruits_learn::DEFAULT_C, max_iter=fruits_learn::DEFAULT_MAX_ITER, variance=None, k=None, no_pca=false, pca=None, cv=None, cv_c=None, colour=true, studio_head=true, real=Vec::new()))]
     fn train(
         py: Python<'_>,
         data: TrainData,

@@ -201,35 +201,53 @@ impl From<fruits_pca::PcaError> for Error {
     }
 }
 
-/// The class of a classifier error.
-fn classify_class(e: &fruits_classify::ClassifyError) -> Class {
-    use fruits_classify::ClassifyError as C;
+/// The class of a learning error.
+fn learn_class(e: &fruits_learn::LearnError) -> Class {
+    use fruits_learn::LearnError as L;
     match e {
-        C::Storage(s) => storage_class(s),
-        C::Pca(p) => pca_class(p),
-        C::WrongImageModel { .. }
-        | C::WrongFeatures { .. }
-        | C::WrongPca { .. }
-        | C::NoColour { .. } => Class::ModelMismatch,
         // Stopped by a cancel flag (Ctrl-C in the CLI): not the caller's input.
-        C::Cancelled | C::NonFinite | C::NonFiniteOutput => Class::FruitsError,
-        C::NotRows { .. }
-        | C::LabelCount { .. }
-        | C::TooFewClasses(_)
-        | C::LabelOutOfRange { .. }
-        | C::BadC(_)
-        | C::BadFolds { .. }
-        | C::EmptyGrid
-        | C::NonFiniteInput { .. }
-        | C::Revenue(_)
-        | C::Catalogue(_)
-        | C::File { .. } => Class::InputError,
+        L::Cancelled | L::NonFinite | L::NonFiniteOutput => Class::FruitsError,
+        L::NotRows { .. }
+        | L::LabelCount { .. }
+        | L::TooFewClasses(_)
+        | L::LabelOutOfRange { .. }
+        | L::BadC(_)
+        | L::BadFolds { .. }
+        | L::EmptyGrid
+        | L::Revenue(_) => Class::InputError,
     }
 }
 
-impl From<fruits_classify::ClassifyError> for Error {
-    fn from(e: fruits_classify::ClassifyError) -> Self {
-        Error::new(classify_class(&e), e)
+impl From<fruits_learn::LearnError> for Error {
+    fn from(e: fruits_learn::LearnError) -> Self {
+        Error::new(learn_class(&e), e)
+    }
+}
+
+/// The class of a classifier bundle error.
+fn bundle_class(e: &fruits_bundle::BundleError) -> Class {
+    use fruits_bundle::BundleError as B;
+    match e {
+        B::Learn(l) => learn_class(l),
+        B::Storage(s) => storage_class(s),
+        B::Pca(p) => pca_class(p),
+        B::WrongImageModel { .. }
+        | B::WrongFeatures { .. }
+        | B::WrongPca { .. }
+        | B::NoColour { .. } => Class::ModelMismatch,
+        B::NonFiniteInput { .. } | B::File { .. } => Class::InputError,
+    }
+}
+
+impl From<fruits_bundle::BundleError> for Error {
+    fn from(e: fruits_bundle::BundleError) -> Self {
+        Error::new(bundle_class(&e), e)
+    }
+}
+
+impl From<fruits_catalogue::CatalogueError> for Error {
+    fn from(e: fruits_catalogue::CatalogueError) -> Self {
+        Error::input(e)
     }
 }
 
@@ -251,7 +269,9 @@ impl From<PipelineError> for Error {
             P::Storage(e) => e.into(),
             P::Model(e) => e.into(),
             P::Pca(e) => e.into(),
-            P::Classify(e) => e.into(),
+            P::Learn(e) => e.into(),
+            P::Bundle(e) => e.into(),
+            P::Catalogue(e) => e.into(),
             e @ (P::Report(_) | P::Internal(_)) => Error::new(Class::FruitsError, e),
             e @ (P::PcaOfAnotherModel { .. } | P::PcaMismatch { .. }) => {
                 Error::new(Class::ModelMismatch, e)
@@ -278,7 +298,8 @@ impl From<fruits_identify::IdentifyError> for Error {
     fn from(e: fruits_identify::IdentifyError) -> Self {
         use fruits_identify::IdentifyError as I;
         match e {
-            I::Classify(e) => e.into(),
+            I::Bundle(e) => e.into(),
+            I::Catalogue(e) => e.into(),
             I::Model(e) => e.into(),
             I::Storage(e) => e.into(),
             e @ (I::WrongImageModel { .. }

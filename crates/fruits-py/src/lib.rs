@@ -334,6 +334,26 @@ fn models_dir() -> String {
     fruits_model::paths::models_dir().display().to_string()
 }
 
+/// The cores this process may use, as the core counts them for its thread
+/// layouts (`fruits_model::available_cores`).
+#[pyfunction]
+fn available_cores() -> usize {
+    fruits_model::available_cores()
+}
+
+/// `FRUITS_MODEL`, when set, as the core reads it (`fruits_model::paths::model_env`).
+#[pyfunction]
+fn model_from_env() -> Option<String> {
+    fruits_model::paths::model_env()
+}
+
+/// `FRUITS_ORT_LIB` (else `ORT_DYLIB_PATH`), when set, as the core reads it
+/// (`fruits_model::runtime::runtime_env`).
+#[pyfunction]
+fn runtime_library_from_env() -> Option<String> {
+    fruits_model::runtime::runtime_env().map(|(_, path)| path.display().to_string())
+}
+
 /// Reads a whole file or object (the model, on the driver, before broadcasting it).
 #[pyfunction]
 fn read_bytes<'py>(py: Python<'py>, spec: &str) -> Result<Bound<'py, PyBytes>> {
@@ -361,17 +381,17 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_DECODE_THREADS",
         fruits_pipeline::featurize::default_decode_threads(fruits_model::available_cores()),
     )?;
-    m.add("DEFAULT_C", fruits_classify::DEFAULT_C)?;
-    m.add("DEFAULT_MAX_ITER", fruits_classify::DEFAULT_MAX_ITER)?;
+    m.add("DEFAULT_C", fruits_learn::DEFAULT_C)?;
+    m.add("DEFAULT_MAX_ITER", fruits_learn::DEFAULT_MAX_ITER)?;
     m.add("DEFAULT_TOP", fruits_identify::DEFAULT_TOP)?;
-    m.add("DEFAULT_CV_GRID", fruits_classify::DEFAULT_CV_GRID.to_vec())?;
+    m.add("DEFAULT_CV_GRID", fruits_learn::DEFAULT_CV_GRID.to_vec())?;
     // The bounds every shell is held to, for arguments checked before the
     // extension converts them (a negative count would be an OverflowError).
     m.add("MAX_BATCH_SIZE", fruits_pipeline::featurize::MAX_BATCH_SIZE)?;
     m.add("MAX_THREADS", fruits_model::MAX_THREADS)?;
     m.add("MAX_COPIES", fruits_pipeline::augment::MAX_COPIES)?;
     m.add("MAX_TOP", fruits_identify::MAX_TOP)?;
-    m.add("MAX_FOLDS", fruits_classify::cv::MAX_FOLDS)?;
+    m.add("MAX_FOLDS", fruits_learn::cv::MAX_FOLDS)?;
     m.add("FP32_MODEL_FILE", fruits_model::Precision::Fp32.file_name())?;
     m.add("INT8_MODEL_FILE", fruits_model::Precision::Int8.file_name())?;
     m.add_class::<Featurizer>()?;
@@ -394,6 +414,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(models_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(model_from_env, m)?)?;
+    m.add_function(wrap_pyfunction!(available_cores, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime_library_from_env, m)?)?;
     // The exception classes every core error maps to, looked up once here.
     m.add(
         "ERROR_CLASSES",

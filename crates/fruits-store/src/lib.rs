@@ -28,11 +28,11 @@ pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart, check_vector_lengths};
 pub use schema::{
-    AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, columns,
-    errors_schema, features_schema, meta_from_kv, meta_to_kv,
+    AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, columns, errors_schema,
+    features_schema, meta_from_kv, meta_to_kv,
 };
 
-pub use fruits_image::View;
+pub use fruits_contract::{FeatureSpec, View};
 pub use fruits_location::{Location, StorageError};
 
 /// What can go wrong reading or writing an output.

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use arrow_array::builder::{FixedSizeBinaryBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use fruits_image::augment::AugmentError;
-use fruits_image::{COLOUR_BINS, ImageError, Preprocessing};
+use fruits_contract::{COLOUR_BINS, FeatureSpec};
 use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
 
@@ -41,72 +40,6 @@ pub mod columns {
     pub const MESSAGE: &str = "message";
 }
 
-/// The contract between the vectors of a dataset and whatever reads them: which
-/// image model made them (by sha256), from which output, how long they are,
-/// and how the photos were prepared. A features output records it; a
-/// classifier bundle records the one it was trained on and refuses others.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeatureSpec {
-    /// Hex sha256 of the image model file.
-    pub model_sha256: String,
-    /// Where the model was loaded from, for people; the hash is what identifies it.
-    pub model_source: String,
-    /// Name of the stored vector: the model output (`features`), or `pca` for a
-    /// reduced output.
-    pub feature_output: String,
-    /// Length of each stored vector.
-    pub feature_dim: usize,
-    /// Side of the square model input.
-    pub input_size: u32,
-    /// How photos were prepared.
-    #[serde(with = "preprocessing_field")]
-    pub preprocessing: Preprocessing,
-    /// Length of the `colour` descriptor stored beside each vector; 0 for
-    /// outputs written before it existed (they have no `colour` column).
-    #[serde(default)]
-    pub colour_bins: usize,
-}
-
-impl FeatureSpec {
-    /// True when vectors described by `other` were made the same way as these:
-    /// same model weights, output, length, input size and preprocessing (where
-    /// the model was loaded from does not matter).
-    pub fn same_features(&self, other: &FeatureSpec) -> bool {
-        self.model_sha256 == other.model_sha256
-            && self.feature_output == other.feature_output
-            && self.feature_dim == other.feature_dim
-            && self.input_size == other.input_size
-            && self.preprocessing == other.preprocessing
-            && self.colour_bins == other.colour_bins
-    }
-}
-
-/// The `preprocessing` field: the recipe's fields, or (outputs written before
-/// 0.2) the text of `Preprocessing::describe`.
-mod preprocessing_field {
-    use fruits_image::Preprocessing;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(p: &Preprocessing, s: S) -> Result<S::Ok, S::Error> {
-        p.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Preprocessing, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Recipe(Preprocessing),
-            Legacy(String),
-        }
-        match Either::deserialize(d)? {
-            Either::Recipe(p) => Ok(p),
-            Either::Legacy(text) => Preprocessing::from_legacy(&text).ok_or_else(|| {
-                serde::de::Error::custom(format!("unknown preprocessing description {text:?}"))
-            }),
-        }
-    }
-}
-
 /// Describes what made a dataset: stored in each part's Parquet key-value
 /// metadata (`fruits.*` keys) and in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,7 +65,7 @@ pub struct DatasetMeta {
     /// first: `features` holds the first, `views` the others. Empty: one
     /// vector per photo, no `views` column.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub views: Vec<fruits_image::View>,
+    pub views: Vec<fruits_contract::View>,
 }
 
 /// How a run made augmented copies of its photos (`--augment`), recorded with
@@ -332,29 +265,6 @@ impl From<fruits_location::ProblemKind> for ErrorKind {
             P::Unreadable => ErrorKind::Unreadable,
             P::NotAFile => ErrorKind::NotAFile,
             P::NonUtf8Name => ErrorKind::NonUtf8Name,
-        }
-    }
-}
-
-impl From<&ImageError> for ErrorKind {
-    fn from(e: &ImageError) -> Self {
-        match e {
-            ImageError::Empty => ErrorKind::Empty,
-            ImageError::UnknownFormat(_) => ErrorKind::UnsupportedFormat,
-            ImageError::TooLarge { .. } => ErrorKind::TooLarge,
-            ImageError::Decode(_) => ErrorKind::Decode,
-            ImageError::Truncated(_) => ErrorKind::Truncated,
-            ImageError::Resize(_) => ErrorKind::Resize,
-            ImageError::AspectRatio { .. } => ErrorKind::AspectRatio,
-        }
-    }
-}
-
-impl From<&AugmentError> for ErrorKind {
-    fn from(e: &AugmentError) -> Self {
-        match e {
-            AugmentError::Image(e) => ErrorKind::from(e),
-            AugmentError::Encode(_) => ErrorKind::Encode,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
-use fruits_image::Preprocessing;
+use fruits_contract::Preprocessing;
 use fruits_store::{
     Dataset, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, FeatureSpec, Location, Manifest,
     OutputDir, PartKind, export_csv, meta_from_kv,
@@ -16,7 +16,7 @@ fn meta() -> DatasetMeta {
         feature_dim: 4,
         input_size: 224,
         preprocessing: Preprocessing::default(),
-        colour_bins: fruits_image::COLOUR_BINS,
+        colour_bins: fruits_contract::COLOUR_BINS,
     })
 }
 
@@ -32,7 +32,7 @@ fn rows(paths: &[&str]) -> FeatureRows {
             100,
             100,
             &[v, v + 0.5, -v, 1e-7],
-            &[1.0 / fruits_image::COLOUR_BINS as f32; fruits_image::COLOUR_BINS],
+            &[1.0 / fruits_contract::COLOUR_BINS as f32; fruits_contract::COLOUR_BINS],
         )
         .expect("push");
     }

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fruits_classify::Classifier;
-use fruits_classify::metrics::NetRevenue;
+use fruits_bundle::Classifier;
+use fruits_learn::metrics::NetRevenue;
 use fruits_pipeline::classify::{Evaluation, evaluate_dataset};
 use fruits_pipeline::report::{REPORT_JSON, write_evaluation};
 use fruits_store::Dataset;
@@ -145,7 +145,7 @@ pub fn describe(e: &Evaluation) -> String {
             text.push_str(&format!("  {c:>4}  {t} -> {p}\n"));
         }
     }
-    let mut worst: Vec<&(String, fruits_classify::metrics::ClassScores)> =
+    let mut worst: Vec<&(String, fruits_learn::metrics::ClassScores)> =
         e.per_class.iter().filter(|(_, s)| s.support > 0).collect();
     worst.sort_by(|a, b| a.1.f1.total_cmp(&b.1.f1));
     text.push_str("lowest F1:\n");

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use fruits_classify::{ClassifyError, TrainConfig};
+use fruits_learn::{LearnError, TrainConfig};
 use fruits_pipeline::PipelineError;
 use fruits_pipeline::classify::{CrossValidation, PcaChoice, Source, train_sources};
 use fruits_store::Dataset;
@@ -56,7 +56,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         !args.no_colour,
         !args.no_studio_head,
     );
-    if let Err(PipelineError::Classify(ClassifyError::Cancelled)) = trained {
+    if let Err(PipelineError::Learn(LearnError::Cancelled)) = trained {
         eprintln!("interrupted: nothing was saved; {out} is as it was");
         return Ok(ExitCode::from(crate::EXIT_INTERRUPTED));
     }
@@ -152,7 +152,7 @@ pub fn run(args: TrainArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 /// Photos of the studio sources that are not augmented copies.
-fn studio_photos(classifier: &fruits_classify::Classifier) -> u64 {
+fn studio_photos(classifier: &fruits_bundle::Classifier) -> u64 {
     classifier
         .file
         .sources

@@ -1,30 +1,21 @@
-//! Identifies the fruit from its feature vector: a softmax (multinomial logistic)
-//! regression with standardisation, trained by L-BFGS ([`train`]), and the
-//! metrics to judge it ([`metrics`]).
-//!
-//! The model is small (classes x features weights plus the scaler) and stored as
-//! JSON beside the PCA it projects with ([`bundle`]), so it can be read without
-//! this project. [`info`] holds what the app says about each fruit.
+//! The learning maths: a softmax (multinomial logistic) regression with
+//! standardisation, trained by L-BFGS ([`train`]), cross-validation of its
+//! regularisation ([`cv`]), and the metrics to judge it ([`metrics`]).
 
-pub mod bundle;
 pub mod cv;
-pub mod info;
 pub mod lbfgs;
 pub mod metrics;
 mod softmax;
 
 use serde::{Deserialize, Serialize};
 
-pub use bundle::{Classifier, InputKind, TrainingInfo, TrainingSource};
 pub use cv::{CvReport, CvScore, DEFAULT_CV_GRID};
-pub use fruits_store::FeatureSpec;
-pub use info::{Catalogue, FruitInfo, FruitLevel};
 pub use lbfgs::StopReason;
 pub use softmax::{DEFAULT_C, DEFAULT_MAX_ITER, TrainConfig, TrainReport, train};
 
-/// What can go wrong training or applying a classifier.
+/// What can go wrong training or applying a softmax model.
 #[derive(Debug, thiserror::Error)]
-pub enum ClassifyError {
+pub enum LearnError {
     /// A flat slice of values is not a whole number of rows.
     #[error("{values} values are not rows of the {d} features this classifier takes")]
     NotRows {
@@ -73,87 +64,15 @@ pub enum ClassifyError {
     /// NaN or infinite values among the training features.
     #[error("the features contain NaN or infinite values")]
     NonFinite,
-    /// NaN or infinite values in the rows given to a classifier.
-    #[error(
-        "the data holds NaN or infinite values (row {row} of {rows}): those rows are damaged \
-         (featurise their photos again); the classifier is not at fault"
-    )]
-    NonFiniteInput {
-        /// The first such row, from 0.
-        row: usize,
-        /// Rows given.
-        rows: usize,
-    },
     /// Training was interrupted (Ctrl-C): nothing was made.
     #[error("interrupted before the classifier was trained")]
     Cancelled,
-    /// The data's vectors come from another image model than the classifier's.
-    #[error(
-        "the data holds features of image model {data} but the classifier was trained on \
-         features of {expected} ({source_hint})"
-    )]
-    WrongImageModel {
-        /// sha256 recorded with the data.
-        data: String,
-        /// sha256 the classifier expects.
-        expected: String,
-        /// Where the classifier's model was loaded from.
-        source_hint: String,
-    },
-    /// The data's vectors were made otherwise (output, length, preprocessing).
-    #[error("the data's features ({data}) are not made the way the classifier's were ({expected})")]
-    WrongFeatures {
-        /// How the data's were made.
-        data: String,
-        /// How the classifier's were made.
-        expected: String,
-    },
-    /// The classifier uses colour descriptors the data does not have.
-    #[error(
-        "the classifier uses {expected} colour values per photo but the data has {data}: \
-         featurise the photos again with this version (it stores the colour beside the features)"
-    )]
-    NoColour {
-        /// Colour values the classifier takes.
-        expected: usize,
-        /// Colour values per row in the data.
-        data: usize,
-    },
-    /// Reduced rows from another PCA than the classifier's own.
-    #[error(
-        "the data was reduced by PCA {data} but the classifier {}; give it the features output \
-         instead (the classifier applies its own PCA)",
-        expected.as_ref().map(|f| format!("was trained behind PCA {f}")).unwrap_or_else(|| "takes raw features".into())
-    )]
-    WrongPca {
-        /// The fingerprint recorded with the data.
-        data: String,
-        /// The classifier's PCA fingerprint, if it has one.
-        expected: Option<String>,
-    },
     /// The revenue values cannot be used.
     #[error(transparent)]
     Revenue(#[from] metrics::RevenueError),
     /// The model gave a NaN or infinite probability (a damaged classifier).
     #[error("the classifier gave a non-finite probability; its weights are damaged")]
     NonFiniteOutput,
-    /// The fruit catalogue is unusable.
-    #[error("fruit information: {0}")]
-    Catalogue(String),
-    /// A classifier file is unreadable or inconsistent.
-    #[error("{path}: {message}")]
-    File {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The bundled PCA could not be read, written or applied.
-    #[error(transparent)]
-    Pca(#[from] fruits_pca::PcaError),
-    /// Reading or writing the bundle failed.
-    #[error(transparent)]
-    Storage(#[from] fruits_location::StorageError),
 }
 
 /// Per-feature standardisation: `(x - mean) / scale`, learnt on the training rows.
@@ -218,10 +137,10 @@ pub struct SoftmaxModel {
 
 impl SoftmaxModel {
     /// Class probabilities for each row of `x` (`n x classes`, row-major).
-    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+    pub fn predict_proba(&self, x: &[f32]) -> Result<Vec<f32>, LearnError> {
         let d = self.d;
         if d == 0 || !x.len().is_multiple_of(d) {
-            return Err(ClassifyError::NotRows { values: x.len(), d });
+            return Err(LearnError::NotRows { values: x.len(), d });
         }
         let k = self.classes.len();
         let mut out = Vec::with_capacity(x.len() / d * k);
@@ -238,7 +157,7 @@ impl SoftmaxModel {
             let sum: f64 = logits.iter().map(|l| (l - max).exp()).sum();
             // Never a NaN answer: a damaged model is an error, not a guess.
             if !(max.is_finite() && sum.is_finite() && sum > 0.0) {
-                return Err(ClassifyError::NonFiniteOutput);
+                return Err(LearnError::NonFiniteOutput);
             }
             out.extend(logits.iter().map(|l| ((l - max).exp() / sum) as f32));
         }
@@ -246,7 +165,7 @@ impl SoftmaxModel {
     }
 
     /// The most probable class index of each row.
-    pub fn predict(&self, x: &[f32]) -> Result<Vec<usize>, ClassifyError> {
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<usize>, LearnError> {
         let k = self.classes.len();
         let p = self.predict_proba(x)?;
         Ok(p.chunks_exact(k.max(1)).map(argmax).collect())

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ClassifyError;
+use crate::LearnError;
 
 /// The values of C tried when none are given: a decade apart around
 /// scikit-learn's default of 1.
@@ -28,19 +28,19 @@ pub fn stratified_folds(y: &[usize], classes: usize, k: usize) -> Vec<usize> {
 }
 
 /// Checks a cross-validation request before any training.
-pub fn check(folds: usize, grid: &[f64], rows: usize) -> Result<(), ClassifyError> {
+pub fn check(folds: usize, grid: &[f64], rows: usize) -> Result<(), LearnError> {
     if !(2..=MAX_FOLDS).contains(&folds) || folds > rows {
-        return Err(ClassifyError::BadFolds {
+        return Err(LearnError::BadFolds {
             folds,
             rows,
             max: MAX_FOLDS,
         });
     }
     if grid.is_empty() {
-        return Err(ClassifyError::EmptyGrid);
+        return Err(LearnError::EmptyGrid);
     }
     if let Some(&c) = grid.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
-        return Err(ClassifyError::BadC(c));
+        return Err(LearnError::BadC(c));
     }
     Ok(())
 }
@@ -151,16 +151,16 @@ mod tests {
     fn bad_requests_are_typed_errors() {
         assert!(matches!(
             check(1, &[1.0], 10),
-            Err(ClassifyError::BadFolds { .. })
+            Err(LearnError::BadFolds { .. })
         ));
         assert!(matches!(
             check(11, &[1.0], 10),
-            Err(ClassifyError::BadFolds { .. })
+            Err(LearnError::BadFolds { .. })
         ));
-        assert!(matches!(check(3, &[], 10), Err(ClassifyError::EmptyGrid)));
+        assert!(matches!(check(3, &[], 10), Err(LearnError::EmptyGrid)));
         assert!(matches!(
             check(3, &[1.0, -1.0], 10),
-            Err(ClassifyError::BadC(_))
+            Err(LearnError::BadC(_))
         ));
         assert!(check(3, &DEFAULT_CV_GRID, 10).is_ok());
     }

@@ -15,7 +15,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 use crate::lbfgs::{LbfgsConfig, StopReason, minimize};
-use crate::{ClassifyError, Scaler, SoftmaxModel};
+use crate::{LearnError, Scaler, SoftmaxModel};
 
 /// Training settings.
 #[derive(Debug, Clone, Copy)]
@@ -144,33 +144,33 @@ pub fn train(
     y: &[usize],
     classes: Vec<String>,
     config: &TrainConfig,
-) -> Result<(SoftmaxModel, TrainReport), ClassifyError> {
+) -> Result<(SoftmaxModel, TrainReport), LearnError> {
     let started = Instant::now();
     let k = classes.len();
     if d == 0 || !x.len().is_multiple_of(d) {
-        return Err(ClassifyError::NotRows { values: x.len(), d });
+        return Err(LearnError::NotRows { values: x.len(), d });
     }
     let n = x.len() / d;
     if n != y.len() {
-        return Err(ClassifyError::LabelCount {
+        return Err(LearnError::LabelCount {
             rows: n,
             labels: y.len(),
         });
     }
     if k < 2 {
-        return Err(ClassifyError::TooFewClasses(k));
+        return Err(LearnError::TooFewClasses(k));
     }
     if let Some(bad) = y.iter().find(|&&c| c >= k) {
-        return Err(ClassifyError::LabelOutOfRange {
+        return Err(LearnError::LabelOutOfRange {
             index: *bad,
             classes: k,
         });
     }
     if !(config.c > 0.0 && config.c.is_finite()) {
-        return Err(ClassifyError::BadC(config.c));
+        return Err(LearnError::BadC(config.c));
     }
     if x.iter().any(|v| !v.is_finite()) {
-        return Err(ClassifyError::NonFinite);
+        return Err(LearnError::NonFinite);
     }
     let scaler = Scaler::fit(x, d);
     let mut xs = vec![0.0f64; n * d];
@@ -188,7 +188,7 @@ pub fn train(
     let mut theta = vec![0.0f64; d * k + k];
     let result = minimize(&mut theta, &config.lbfgs, |t, g| objective.eval(t, g));
     if result.reason == StopReason::Cancelled {
-        return Err(ClassifyError::Cancelled);
+        return Err(LearnError::Cancelled);
     }
 
     // Store row-major (k x d) f32 weights: one contiguous row per class.

@@ -5,10 +5,15 @@
 //!                              output, size, preprocessing), the PCA's fingerprint,
 //!                              scaler, weights, class names, how it was trained, and
 //!                              the studio head with its gate when trained with copies
-//! classifier/pca-<fingerprint>/ the PCA it projects with (as `fruits pca fit` writes
-//!                              it), absent when trained on raw features; bundles
-//!                              before version 0.2 named it `pca/`
+//! classifier/pca-<fingerprint>/ the PCA it projects with: pca.json and its components
+//!                              as components.npy (format 2); absent when trained on
+//!                              raw features
 //! ```
+//!
+//! Format 1 bundles (and those written before the PCA folder was named
+//! after its fingerprint, `pca/`) stored the components as Parquet: they
+//! still load when the `parquet` feature is on (the `fruits` binary, the
+//! Python package), and saving one writes format 2.
 //!
 //! `classifier.json` is written last and names the PCA folder, so saving into
 //! a folder that holds a bundle switches from the old bundle to the new one in
@@ -16,12 +21,17 @@
 //! PCA folder is another one), and the old folder is removed after it.
 
 use bytes::Bytes;
+use fruits_contract::{FeatureSpec, View};
+use fruits_learn::{CvReport, LearnError, SoftmaxModel, TrainReport};
 use fruits_location::Location;
 use fruits_pca::PcaModel;
-use fruits_store::{DatasetMeta, FeatureSpec, View};
 use serde::{Deserialize, Serialize};
 
-use crate::{ClassifyError, SoftmaxModel, TrainReport};
+use crate::BundleError;
+
+/// The bundle layout this version writes: 2 stores the PCA's components as
+/// NumPy (`components.npy`), 1 stored them as Parquet.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Name of the classifier file inside the bundle.
 pub const CLASSIFIER_FILE: &str = "classifier.json";
@@ -47,7 +57,7 @@ pub struct TrainingInfo {
     /// How C was chosen by cross-validation on the training rows (absent when
     /// it was given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cv: Option<crate::CvReport>,
+    pub cv: Option<CvReport>,
     /// Training rows that were augmented copies (`--augment`, `fruits
     /// augment`): 0 for a classifier that has only seen photos as taken in the
     /// studio, which scores far lower on photos taken in the wild.
@@ -193,9 +203,9 @@ pub enum InputKind {
     Reduced,
 }
 
-fn file_err(dir: &Location, file: &str) -> impl Fn(String) -> ClassifyError {
+fn file_err(dir: &Location, file: &str) -> impl Fn(String) -> BundleError {
     let path = dir.describe(file);
-    move |message| ClassifyError::File {
+    move |message| BundleError::File {
         path: path.clone(),
         message,
     }
@@ -212,7 +222,7 @@ impl Classifier {
         let step = pca.as_ref().map(|p| PcaStep::of(p, PCA_DIR));
         Classifier {
             file: ClassifierFile {
-                format_version: 1,
+                format_version: FORMAT_VERSION,
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 features,
                 pca: step,
@@ -274,7 +284,7 @@ impl Classifier {
     /// bundle there in one atomic step: the PCA goes to its own folder first,
     /// then `classifier.json` (one atomic put) names it, then the PCA folders
     /// no longer named (and temporary files of a killed save) are removed.
-    pub fn save(&self, dir: &Location) -> Result<(), ClassifyError> {
+    pub fn save(&self, dir: &Location) -> Result<(), BundleError> {
         dir.sweep_temporary_files()?;
         let studio_step = self.file.studio.as_ref().and_then(|h| h.pca.as_ref());
         for (pca, step) in [
@@ -282,7 +292,7 @@ impl Classifier {
             (&self.studio_pca, studio_step),
         ] {
             if let (Some(pca), Some(step)) = (pca, step) {
-                fruits_pca::save(
+                fruits_pca::save_npy(
                     &dir.child(&step.dir),
                     pca,
                     &self.file.features.model_sha256,
@@ -291,7 +301,13 @@ impl Classifier {
             }
         }
         let err = file_err(dir, CLASSIFIER_FILE);
-        let text = serde_json::to_vec(&self.file).map_err(|e| err(e.to_string()))?;
+        // Always the current format: a loaded format-1 bundle saved again is
+        // written as this version writes bundles.
+        let file = ClassifierFile {
+            format_version: FORMAT_VERSION,
+            ..self.file.clone()
+        };
+        let text = serde_json::to_vec(&file).map_err(|e| err(e.to_string()))?;
         dir.put(CLASSIFIER_FILE, Bytes::from(text))?;
         let current = [
             self.file.pca.as_ref().map(|s| s.dir.as_str()),
@@ -306,6 +322,14 @@ impl Classifier {
             if is_pca && file.rel.contains('/') && !current.contains(&Some(top)) {
                 dir.delete(&file.rel)?;
                 stale.insert(top.to_string());
+            } else if is_pca
+                && file
+                    .rel
+                    .ends_with(&format!("/{}", fruits_pca::COMPONENTS_FILE))
+            {
+                // A format-1 PCA saved again in its own folder: its Parquet
+                // components are no longer named by its pca.json.
+                dir.delete(&file.rel)?;
             }
         }
         for folder in stale {
@@ -314,16 +338,18 @@ impl Classifier {
         Ok(())
     }
 
-    /// Reads a bundle written by [`save`](Self::save), checking its parts agree.
-    pub fn load(dir: &Location) -> Result<Classifier, ClassifyError> {
+    /// Reads a bundle written by [`save`](Self::save) (format 2) or by an
+    /// earlier version (format 1), checking its parts agree.
+    pub fn load(dir: &Location) -> Result<Classifier, BundleError> {
         let err = file_err(dir, CLASSIFIER_FILE);
         let text = dir
             .get(CLASSIFIER_FILE)
             .map_err(|e| err(format!("{e} (is this a folder written by `fruits train`?)")))?;
         let file: ClassifierFile = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
-        if file.format_version != 1 {
+        if !(1..=FORMAT_VERSION).contains(&file.format_version) {
             return Err(err(format!(
-                "format version {} is not supported by this fruits (1)",
+                "format version {} is not supported by this fruits (1 to {FORMAT_VERSION}): \
+                 it was written by a newer version",
                 file.format_version
             )));
         }
@@ -394,30 +420,35 @@ impl Classifier {
         })
     }
 
-    /// Decides how to read the rows of a dataset described by `data`, or
+    /// Decides how to read the rows of a dataset whose vectors `data`
+    /// describes (reduced by the PCA `pca_fingerprint` names, if any), or
     /// explains why they do not fit this classifier.
-    pub fn input_kind(&self, data: &DatasetMeta) -> Result<InputKind, ClassifyError> {
+    pub fn input_kind(
+        &self,
+        data: &FeatureSpec,
+        pca_fingerprint: Option<&str>,
+    ) -> Result<InputKind, BundleError> {
         let spec = &self.file.features;
-        if data.spec.model_sha256 != spec.model_sha256 {
-            return Err(ClassifyError::WrongImageModel {
-                data: data.spec.model_sha256.clone(),
+        if data.model_sha256 != spec.model_sha256 {
+            return Err(BundleError::WrongImageModel {
+                data: data.model_sha256.clone(),
                 expected: spec.model_sha256.clone(),
                 source_hint: spec.model_source.clone(),
             });
         }
-        if self.file.colour_bins > 0 && data.spec.colour_bins != self.file.colour_bins {
-            return Err(ClassifyError::NoColour {
+        if self.file.colour_bins > 0 && data.colour_bins != self.file.colour_bins {
+            return Err(BundleError::NoColour {
                 expected: self.file.colour_bins,
-                data: data.spec.colour_bins,
+                data: data.colour_bins,
             });
         }
         // Compared without the colour descriptor: a classifier that uses none
         // reads data that has one, and the check above covers the others.
         let data_spec = FeatureSpec {
             colour_bins: spec.colour_bins,
-            ..data.spec.clone()
+            ..data.clone()
         };
-        let Some(fingerprint) = &data.pca_fingerprint else {
+        let Some(fingerprint) = pca_fingerprint else {
             if !spec.same_features(&data_spec) {
                 let describe = |f: &FeatureSpec| {
                     format!(
@@ -429,17 +460,17 @@ impl Classifier {
                         f.preprocessing.describe()
                     )
                 };
-                return Err(ClassifyError::WrongFeatures {
-                    data: describe(&data.spec),
+                return Err(BundleError::WrongFeatures {
+                    data: describe(data),
                     expected: describe(spec),
                 });
             }
             return Ok(InputKind::Features);
         };
         match &self.file.pca {
-            Some(step) if &step.fingerprint == fingerprint => Ok(InputKind::Reduced),
-            step => Err(ClassifyError::WrongPca {
-                data: fingerprint.clone(),
+            Some(step) if step.fingerprint == fingerprint => Ok(InputKind::Reduced),
+            step => Err(BundleError::WrongPca {
+                data: fingerprint.to_string(),
                 expected: step.as_ref().map(|s| s.fingerprint.clone()),
             }),
         }
@@ -460,7 +491,7 @@ impl Classifier {
         &self,
         features: &[f32],
         colour: &[f32],
-    ) -> Result<Vec<f32>, ClassifyError> {
+    ) -> Result<Vec<f32>, BundleError> {
         self.proba(features, colour, InputKind::Features)
     }
 
@@ -471,7 +502,7 @@ impl Classifier {
         rows: &[f32],
         colour: &[f32],
         kind: InputKind,
-    ) -> Result<Vec<f32>, ClassifyError> {
+    ) -> Result<Vec<f32>, BundleError> {
         Ok(self.proba_routed(rows, colour, kind)?.0)
     }
 
@@ -482,7 +513,7 @@ impl Classifier {
         rows: &[f32],
         colour: &[f32],
         kind: InputKind,
-    ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
+    ) -> Result<(Vec<f32>, Vec<bool>), BundleError> {
         self.proba_views(rows, colour, kind, 1)
     }
 
@@ -498,7 +529,7 @@ impl Classifier {
         colour: &[f32],
         kind: InputKind,
         views: usize,
-    ) -> Result<(Vec<f32>, Vec<bool>), ClassifyError> {
+    ) -> Result<(Vec<f32>, Vec<bool>), BundleError> {
         let views = views.max(1);
         let given = self.input_dim(kind);
         check_finite(rows, given)?;
@@ -506,13 +537,14 @@ impl Classifier {
         check_finite(colour, bins)?;
         let n = rows.len() / (given * views).max(1);
         if rows.len() != n * given * views {
-            return Err(ClassifyError::NotRows {
+            return Err(LearnError::NotRows {
                 values: rows.len(),
                 d: given * views,
-            });
+            }
+            .into());
         }
         if bins > 0 && colour.len() != n * bins {
-            return Err(ClassifyError::NoColour {
+            return Err(BundleError::NoColour {
                 expected: bins,
                 data: colour.len() / n.max(1),
             });
@@ -548,7 +580,7 @@ impl Classifier {
             if to_studio {
                 let row = studio
                     .next()
-                    .ok_or(ClassifyError::NotRows { values: 0, d: k })?;
+                    .ok_or(LearnError::NotRows { values: 0, d: k })?;
                 p.extend_from_slice(row);
                 continue;
             }
@@ -578,7 +610,7 @@ impl Classifier {
         colour: &[f32],
         routed: &[bool],
         kind: InputKind,
-    ) -> Result<Vec<f32>, ClassifyError> {
+    ) -> Result<Vec<f32>, BundleError> {
         let Some(head) = &self.file.studio else {
             return Ok(Vec::new());
         };
@@ -594,7 +626,7 @@ impl Classifier {
                 .collect(),
             Some(pca) => {
                 if kind != InputKind::Features {
-                    return Err(ClassifyError::WrongPca {
+                    return Err(BundleError::WrongPca {
                         data: "rows reduced by the main head's PCA".into(),
                         expected: self.file.pca.as_ref().map(|s| s.fingerprint.clone()),
                     });
@@ -619,7 +651,7 @@ impl Classifier {
         if x.is_empty() {
             return Ok(Vec::new());
         }
-        head.model.predict_proba(&x)
+        Ok(head.model.predict_proba(&x)?)
     }
 }
 
@@ -649,8 +681,8 @@ fn load_pca(
     dir: &Location,
     step: &PcaStep,
     features: &FeatureSpec,
-    err: &impl Fn(String) -> ClassifyError,
-) -> Result<PcaModel, ClassifyError> {
+    err: &impl Fn(String) -> BundleError,
+) -> Result<PcaModel, BundleError> {
     if step.dir.is_empty() || step.dir.contains(['/', '\\']) || step.dir.starts_with('.') {
         return Err(err(format!("{:?} is not a PCA folder name", step.dir)));
     }
@@ -676,10 +708,10 @@ fn load_pca(
 
 /// Refuses rows (`d` values each) holding NaN or infinite values, naming the
 /// first: a damaged row must not read as a damaged classifier.
-fn check_finite(values: &[f32], d: usize) -> Result<(), ClassifyError> {
+fn check_finite(values: &[f32], d: usize) -> Result<(), BundleError> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(i) => Err(ClassifyError::NonFiniteInput {
+        Some(i) => Err(BundleError::NonFiniteInput {
             row: i / d.max(1),
             rows: values.len() / d.max(1),
         }),
@@ -687,10 +719,7 @@ fn check_finite(values: &[f32], d: usize) -> Result<(), ClassifyError> {
 }
 
 /// Checks one softmax model's sizes and values, as [`Classifier::load`] reads it.
-fn check_model(
-    m: &SoftmaxModel,
-    err: &impl Fn(String) -> ClassifyError,
-) -> Result<(), ClassifyError> {
+fn check_model(m: &SoftmaxModel, err: &impl Fn(String) -> BundleError) -> Result<(), BundleError> {
     if m.weights.len() != m.classes.len() * m.d
         || m.bias.len() != m.classes.len()
         || m.scaler.mean.len() != m.d
@@ -728,7 +757,15 @@ pub fn append_columns(a: &[f32], da: usize, b: &[f32], db: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Scaler, StopReason};
+
+    /// A test's own failure (temp folder, file copy) as an error.
+    fn test_err(e: impl ToString) -> BundleError {
+        BundleError::File {
+            path: "test".into(),
+            message: e.to_string(),
+        }
+    }
+    use fruits_learn::{Scaler, StopReason};
 
     /// A softmax model on 2 inputs whose class `j` wins when input `j` is large.
     fn model(classes: &[&str]) -> SoftmaxModel {
@@ -799,7 +836,7 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_sends_studio_rows_to_the_studio_head() -> Result<(), ClassifyError> {
+    fn the_gate_sends_studio_rows_to_the_studio_head() -> Result<(), BundleError> {
         // Row 0: large first input (the gate says studio; the main head says
         // apple). Row 1: large second input (wild; pear).
         let rows = [1.0, 0.0, 0.0, 1.0];
@@ -843,8 +880,8 @@ mod tests {
 
     #[test]
     fn a_save_killed_midway_leaves_the_old_bundle_and_the_next_one_cleans_up()
-    -> Result<(), ClassifyError> {
-        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+    -> Result<(), BundleError> {
+        let tmp = tempfile::tempdir().map_err(test_err)?;
         let dir = Location::local_path(tmp.path());
         let old = with_pca(0.0);
         old.save(&dir)?;
@@ -853,7 +890,7 @@ mod tests {
         let new = with_pca(1.0);
         let (old_dir, new_dir) = match (&old.file.pca, &new.file.pca) {
             (Some(a), Some(b)) => (a.dir.clone(), b.dir.clone()),
-            _ => return Err(ClassifyError::Catalogue("no PCA step".into())),
+            _ => return Err(test_err("no PCA step")),
         };
         assert_ne!(old_dir, new_dir);
         fruits_pca::save(&dir.child(&new_dir), &pca(1.0), "ab", "test")?;
@@ -861,7 +898,7 @@ mod tests {
             tmp.path().join(".classifier.json.fruits-tmp-9-0"),
             b"{\"half",
         )
-        .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        .map_err(test_err)?;
         let loaded = Classifier::load(&dir)?;
         assert_eq!(
             loaded.pca.as_ref().map(PcaModel::fingerprint),
@@ -875,7 +912,7 @@ mod tests {
             Some(pca(1.0).fingerprint())
         );
         let mut names: Vec<String> = std::fs::read_dir(tmp.path())
-            .map_err(|e| ClassifyError::Catalogue(e.to_string()))?
+            .map_err(test_err)?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
@@ -885,8 +922,8 @@ mod tests {
     }
 
     #[test]
-    fn bundles_naming_their_pca_folder_pca_still_load() -> Result<(), ClassifyError> {
-        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+    fn bundles_naming_their_pca_folder_pca_still_load() -> Result<(), BundleError> {
+        let tmp = tempfile::tempdir().map_err(test_err)?;
         let dir = Location::local_path(tmp.path());
         let mut legacy = with_pca(0.0);
         if let Some(step) = &mut legacy.file.pca {
@@ -895,23 +932,20 @@ mod tests {
         legacy.save(&dir)?;
         // As written before the folder had the PCA's name: no `dir` field.
         let file = tmp.path().join(CLASSIFIER_FILE);
-        let mut json: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&file).map_err(|e| ClassifyError::Catalogue(e.to_string()))?,
-        )
-        .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).map_err(test_err)?).map_err(test_err)?;
         if let Some(step) = json["pca"].as_object_mut() {
             step.remove("dir");
         }
-        std::fs::write(&file, json.to_string())
-            .map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+        std::fs::write(&file, json.to_string()).map_err(test_err)?;
         let loaded = Classifier::load(&dir)?;
         assert_eq!(loaded.file.pca.map(|s| s.dir), Some(PCA_DIR.to_string()));
         Ok(())
     }
 
     #[test]
-    fn a_studio_head_survives_the_disk_and_a_damaged_one_is_refused() -> Result<(), ClassifyError> {
-        let tmp = tempfile::tempdir().map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+    fn a_studio_head_survives_the_disk_and_a_damaged_one_is_refused() -> Result<(), BundleError> {
+        let tmp = tempfile::tempdir().map_err(test_err)?;
         let dir = Location::local_path(tmp.path());
         let bundle = with_head(0.9);
         bundle.save(&dir)?;
@@ -924,7 +958,7 @@ mod tests {
         }
         damaged.save(&dir)?;
         let err = Classifier::load(&dir).expect_err("classes disagree");
-        assert!(matches!(err, ClassifyError::File { .. }), "{err}");
+        assert!(matches!(err, BundleError::File { .. }), "{err}");
         Ok(())
     }
 }

@@ -2,17 +2,20 @@
 //! variety, in English and French), the class's names in English and French,
 //! the botanical name and family, and a one-line description, for every class.
 //!
-//! The data lives in `data/fruit-info.toml` at the top of the repository (one
-//! place to review and extend) and is compiled into the binary.
+//! The data lives in this crate's `data/fruit-info.toml` (one place to
+//! review and extend) and is compiled into the binary.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ClassifyError;
+/// The fruit catalogue is unusable (bad TOML, a duplicate or missing class).
+#[derive(Debug, thiserror::Error)]
+#[error("fruit information: {0}")]
+pub struct CatalogueError(pub String);
 
 /// The built-in catalogue, as TOML.
-pub const BUILTIN_TOML: &str = include_str!("../../../data/fruit-info.toml");
+pub const BUILTIN_TOML: &str = include_str!("../data/fruit-info.toml");
 
 /// Information about one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,14 +56,14 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// The catalogue compiled into this build.
-    pub fn builtin() -> Result<Catalogue, ClassifyError> {
+    pub fn builtin() -> Result<Catalogue, CatalogueError> {
         Catalogue::from_toml(BUILTIN_TOML)
     }
 
     /// Parses a catalogue; refuses duplicates and empty fields.
-    pub fn from_toml(text: &str) -> Result<Catalogue, ClassifyError> {
+    pub fn from_toml(text: &str) -> Result<Catalogue, CatalogueError> {
         let file: CatalogueFile =
-            toml::from_str(text).map_err(|e| ClassifyError::Catalogue(e.to_string()))?;
+            toml::from_str(text).map_err(|e| CatalogueError(e.to_string()))?;
         let mut by_class = BTreeMap::new();
         for info in file.fruit {
             let fields = [
@@ -74,16 +77,13 @@ impl Catalogue {
                 &info.description,
             ];
             if fields.iter().any(|f| f.trim().is_empty()) {
-                return Err(ClassifyError::Catalogue(format!(
+                return Err(CatalogueError(format!(
                     "{:?} has an empty field",
                     info.class
                 )));
             }
             if let Some(old) = by_class.insert(info.class.clone(), info) {
-                return Err(ClassifyError::Catalogue(format!(
-                    "{:?} is listed twice",
-                    old.class
-                )));
+                return Err(CatalogueError(format!("{:?} is listed twice", old.class)));
             }
         }
         Ok(Catalogue { by_class })
@@ -135,7 +135,7 @@ pub struct FruitLevel {
 impl FruitLevel {
     /// Groups `classes` by their fruit in `catalogue`; a class it does not
     /// know is refused (every class a bundle answers must be described).
-    pub fn new(catalogue: &Catalogue, classes: &[String]) -> Result<FruitLevel, ClassifyError> {
+    pub fn new(catalogue: &Catalogue, classes: &[String]) -> Result<FruitLevel, CatalogueError> {
         let mut level = FruitLevel {
             names: Vec::new(),
             french: Vec::new(),
@@ -143,8 +143,8 @@ impl FruitLevel {
         };
         for class in classes {
             let info = catalogue.get(class).ok_or_else(|| {
-                ClassifyError::Catalogue(format!(
-                    "the class {class:?} is not in the fruit catalogue (data/fruit-info.toml)"
+                CatalogueError(format!(
+                    "the class {class:?} is not in the fruit catalogue (fruits-catalogue's data/fruit-info.toml)"
                 ))
             })?;
             let index = match level.names.iter().position(|f| *f == info.fruit) {
