@@ -313,10 +313,6 @@ pub struct FeaturizeArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-
-    /// Stop after this many batches, as if interrupted (for testing resume).
-    #[arg(long, hide = true)]
-    pub stop_after_batches: Option<usize>,
 }
 
 /// PCA subcommands.

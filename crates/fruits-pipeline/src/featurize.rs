@@ -92,8 +92,6 @@ pub struct FeaturizeConfig {
     /// Try again the inputs that failed in earlier runs (their old errors
     /// rows are replaced by this run's outcome).
     pub retry_errors: bool,
-    /// Stop (as if interrupted) after this many batches; for tests of resuming.
-    pub stop_after_batches: Option<usize>,
     /// Augmented copies of the training photos to featurise beside them.
     pub augment: Option<Augmentation>,
     /// Views of each photo to featurise (`--views`): the first is stored as
@@ -111,7 +109,6 @@ impl Default for FeaturizeConfig {
             limits: DecodeLimits::default(),
             max_file_bytes: DEFAULT_MAX_FILE_MIB << 20,
             retry_errors: false,
-            stop_after_batches: None,
             augment: None,
             views: Vec::new(),
         }
@@ -402,6 +399,7 @@ fn run_stages<F>(
     config: &FeaturizeConfig,
     progress: &dyn Progress,
     cancel: &AtomicBool,
+    after_batches: Option<usize>,
     flush: F,
 ) -> Result<StageOutcome, PipelineError>
 where
@@ -427,6 +425,7 @@ where
     let stop = Stop {
         cancel,
         stopped_early: &stopped_early,
+        after_batches,
     };
 
     let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
@@ -435,17 +434,7 @@ where
             s.spawn(|| decode_stage(work, config, &shape, &pool, stop, fetched_rx, decoded_tx));
         let writer = s.spawn(|| gather_stage(config, &shape, inferred_rx, flush));
         // Inference: one thread per session, each on whole batches.
-        let infer = || {
-            infer_stage(
-                model,
-                config,
-                &shape,
-                progress,
-                stop,
-                &decoded_rx,
-                &inferred_tx,
-            )
-        };
+        let infer = || infer_stage(model, &shape, progress, stop, &decoded_rx, &inferred_tx);
         let inference_result = std::thread::scope(|inner| {
             let workers: Vec<_> = (1..model.sessions()).map(|_| inner.spawn(infer)).collect();
             let mut result = infer();
@@ -499,6 +488,9 @@ struct Shape<'a> {
 struct Stop<'a> {
     cancel: &'a AtomicBool,
     stopped_early: &'a AtomicBool,
+    /// Stop as if interrupted once this many batches went in (tests of
+    /// resuming; always `None` without the `test-hooks` feature).
+    after_batches: Option<usize>,
 }
 
 /// Stage 0: reads the inputs' bytes, with bounded concurrency, in input
@@ -629,7 +621,6 @@ fn decode_stage(
 /// the inputs that decoded), sharing the decoded queue with the other sessions.
 fn infer_stage(
     model: &FeatureModel,
-    config: &FeaturizeConfig,
     shape: &Shape<'_>,
     progress: &dyn Progress,
     stop: Stop<'_>,
@@ -639,7 +630,7 @@ fn infer_stage(
     for batch in decoded_rx.iter() {
         // Decided by position, not by which session finishes first,
         // so a test's stop keeps exactly the first k batches.
-        if config.stop_after_batches.is_some_and(|k| batch.seq >= k) {
+        if stop.after_batches.is_some_and(|k| batch.seq >= k) {
             stop.stopped_early.store(true, Ordering::Relaxed);
         }
         if stop.stopped_early.load(Ordering::Relaxed) {
@@ -835,6 +826,28 @@ fn check_config(model: &FeatureModel, config: &FeaturizeConfig) -> Result<(), Pi
     Ok(())
 }
 
+/// A stop after a given number of batches, for tests of resuming a run that
+/// was interrupted. Compiled in only with the `test-hooks` feature (the CLI's
+/// integration tests turn it on through a dev-dependency); a release build
+/// has no such switch and never reads the variable.
+pub mod test_hooks {
+    /// Environment variable: stop [`featurize`](super::featurize) as if
+    /// interrupted once this many batches (by input position) went in.
+    pub const STOP_AFTER_BATCHES_ENV: &str = "FRUITS_TEST_STOP_AFTER_BATCHES";
+
+    /// The stop the environment asks for, in a build with the `test-hooks` feature.
+    pub(crate) fn stop_after_batches() -> Option<usize> {
+        #[cfg(feature = "test-hooks")]
+        {
+            std::env::var(STOP_AFTER_BATCHES_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+        }
+        #[cfg(not(feature = "test-hooks"))]
+        None
+    }
+}
+
 /// Featurises every image under `input` into the output `out`, skipping what
 /// earlier runs did. Stops early, without writing the manifest, when `cancel`
 /// becomes true; the parts written so far are kept for the next run.
@@ -925,7 +938,15 @@ pub fn featurize_entries(
         pending: &pending,
         sources: &sources,
     };
-    let outcome = run_stages(work, model, config, progress, cancel, flush)?;
+    let outcome = run_stages(
+        work,
+        model,
+        config,
+        progress,
+        cancel,
+        test_hooks::stop_after_batches(),
+        flush,
+    )?;
     let (featurised, failed) = (outcome.featurised, outcome.failed + refused_count);
     let complete = !outcome.stopped_early && !cancel.load(Ordering::Relaxed);
 
@@ -1047,7 +1068,6 @@ pub fn featurize_in_memory(
     let meta = run_meta(model, config);
     let config = FeaturizeConfig {
         part_rows: usize::MAX,
-        stop_after_batches: None,
         ..config.clone()
     };
     let mut tables = Tables {
@@ -1128,7 +1148,7 @@ fn run_in_memory(
         }
         Ok(())
     };
-    run_stages(work, model, config, &NoProgress, cancel, flush)?;
+    run_stages(work, model, config, &NoProgress, cancel, None, flush)?;
     Ok(())
 }
 
@@ -1164,7 +1184,6 @@ pub fn featurize_partition(
     // partition becomes one features part and one errors part named after `index`.
     let config = FeaturizeConfig {
         part_rows: usize::MAX,
-        stop_after_batches: None,
         ..config.clone()
     };
     let mut written = Gathered {
@@ -1181,7 +1200,7 @@ pub fn featurize_partition(
         pending: entries,
         sources: &CopySources::default(),
     };
-    let outcome = run_stages(work, model, &config, &NoProgress, &cancel, flush)?;
+    let outcome = run_stages(work, model, &config, &NoProgress, &cancel, None, flush)?;
     let Gathered { part, errors } = written;
     Ok(PartitionResult {
         part,

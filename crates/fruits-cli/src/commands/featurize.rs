@@ -25,7 +25,6 @@ pub fn config(args: &FeaturizeArgs) -> anyhow::Result<FeaturizeConfig> {
         limits: DecodeLimits::megapixels(args.max_megapixels),
         max_file_bytes: args.max_file_mib << 20,
         retry_errors: args.retry_errors,
-        stop_after_batches: args.stop_after_batches,
         augment: (args.augment > 0).then(|| Augmentation::new(args.augment, args.augment_seed)),
         views: if args.views {
             fruits_image::DEFAULT_VIEWS.to_vec()

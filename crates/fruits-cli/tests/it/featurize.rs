@@ -244,9 +244,7 @@ fn resumes_after_a_stop_and_after_a_kill() {
 
     // Stopped after 5 batches: saved work, no manifest, exit 130.
     let stopped = tmp.path().join("stopped");
-    let mut args = small.to_vec();
-    args.extend(["--stop-after-batches", "5"]);
-    let out = featurize(&input, &stopped, &args);
+    let out = featurize_stopped(&input, &stopped, &small, 5);
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     assert!(!stopped.join("_manifest.json").exists());
     assert!(

@@ -503,8 +503,8 @@ fn a_resume_with_other_copies_is_refused() {
     let out = tmp.path().join("out");
     let seed7 = ["--augment", "1", "--augment-seed", "7", "--batch-size", "2"];
     let mut first = seed7.to_vec();
-    first.extend(["--part-rows", "2", "--stop-after-batches", "2"]);
-    let o = featurize(&input, &out, &first);
+    first.extend(["--part-rows", "2"]);
+    let o = featurize_stopped(&input, &out, &first, 2);
     assert_eq!(o.status.code(), Some(130), "{}", describe(&o));
     for other in [
         &["--augment", "1"][..],

@@ -181,6 +181,27 @@ pub fn featurize(input: &Path, out: &Path, extra: &[&str]) -> Output {
     run(&args)
 }
 
+/// [`featurize`], stopped as if interrupted once `batches` batches went in
+/// (the pipeline's test hook, compiled into the test build only).
+pub fn featurize_stopped(input: &Path, out: &Path, extra: &[&str], batches: usize) -> Output {
+    let mut args = vec![
+        "featurize",
+        input.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    fruits()
+        .args(&args)
+        .env(
+            fruits_pipeline::featurize::test_hooks::STOP_AFTER_BATCHES_ENV,
+            batches.to_string(),
+        )
+        .output()
+        .expect("spawn fruits")
+}
+
 /// Runs `fruits` with `args` and returns its output.
 pub fn run(args: &[&str]) -> Output {
     fruits().args(args).output().expect("spawn fruits")
