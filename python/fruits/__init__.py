@@ -45,6 +45,7 @@ from fruits._native import (  # noqa: F401  (re-exported)
     plot_stride,
     read_bytes,
     reduce_partition,
+    reduce_plan,
     reduced_meta_json,
     write_manifest,
 )

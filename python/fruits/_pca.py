@@ -186,6 +186,12 @@ class PCA:
         """The fitted model as bytes (Spark broadcasts them); `PCA.from_bytes` reads them."""
         return bytes(self._fitted().to_bytes())
 
+    def model_bytes(self) -> bytes:
+        """The bare fitted model as JSON bytes: what `fruits.reduce_partition`,
+        `fruits.pca_plots` and `fruits.reduced_meta_json` take (the Spark job's
+        building blocks)."""
+        return bytes(self._fitted().model_bytes())
+
     @classmethod
     def from_bytes(cls, data: bytes) -> PCA:
         """A PCA from `to_bytes`."""

@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod classify;
 pub mod featurize;
+pub mod frames;
 pub mod kinds;
 pub mod plots;
 pub mod reduce;

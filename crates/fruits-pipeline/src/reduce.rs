@@ -53,6 +53,25 @@ pub fn vector_column<'a>(
     Ok((&values[start..start + list.len() * dim], dim))
 }
 
+/// Where each part of a dataset starts: `(file, first row)` in manifest
+/// order, and the projection plot's stride over the whole dataset. What a
+/// cluster's tasks need to project one part each and keep the plot's rows
+/// exactly as [`transform_dataset`] does on one machine.
+pub fn part_plan(ds: &Dataset) -> (Vec<(String, u64)>, usize) {
+    let mut first = 0u64;
+    let parts = ds
+        .manifest()
+        .parts
+        .iter()
+        .map(|p| {
+            let start = first;
+            first += p.rows;
+            (p.file.clone(), start)
+        })
+        .collect();
+    (parts, plot_stride(first))
+}
+
 /// Rows read per batch when summarising: measured fastest for d = 1280
 /// (the co-moment GEMM of a 1024-row batch stays in cache).
 pub const STATS_BATCH_ROWS: usize = 1024;

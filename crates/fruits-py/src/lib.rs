@@ -214,6 +214,15 @@ fn dataset_parts(py: Python<'_>, root: &str) -> Result<Vec<(String, u64)>> {
         .collect())
 }
 
+/// How a cluster projects the output at `root` part by part:
+/// `([(file, first_row)], stride)` (`fruits_pipeline::reduce::part_plan`).
+#[pyfunction]
+fn reduce_plan(py: Python<'_>, root: &str) -> Result<(Vec<(String, u64)>, usize)> {
+    let root = open(root)?;
+    let ds = py.detach(|| Dataset::open(&root))?;
+    Ok(reduce::part_plan(&ds))
+}
+
 /// The rows of part `file` of the committed output at `root`.
 #[pyfunction]
 fn read_part(py: Python<'_>, root: &str, file: &str) -> Result<PyArrowType<Vec<RecordBatch>>> {
@@ -289,6 +298,48 @@ fn reduce_partition(
         let info = reduce::transform_part(&ds, &part, &model, &dir, index, &meta, wanted)?;
         Ok(info.map(|p| (p.file, p.rows, sample.points, sample.labels)))
     })
+}
+
+/// One batch of `batches` (all of one schema); an empty batch for none.
+fn one_batch(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    match batches.first() {
+        None => Ok(RecordBatch::new_empty(Arc::new(Schema::empty()))),
+        Some(first) => arrow_select::concat::concat_batches(&first.schema(), &batches)
+            .map_err(|e| fruits_pipeline::PipelineError::Internal(e.to_string()).into()),
+    }
+}
+
+/// A featurised batch (`features` and `errors`, the store's tables) as one
+/// DataFrame batch whose row i answers `paths[i]` (`fruits_pipeline::frames`).
+#[pyfunction]
+fn rows_in_order(
+    py: Python<'_>,
+    paths: Vec<String>,
+    features: PyArrowType<Vec<RecordBatch>>,
+    errors: PyArrowType<Vec<RecordBatch>>,
+) -> Result<PyArrowType<RecordBatch>> {
+    let features = one_batch(features.0)?;
+    let errors = one_batch(errors.0)?;
+    let batch = py.detach(|| fruits_pipeline::frames::rows_in_order(&paths, &features, &errors))?;
+    Ok(PyArrowType(batch))
+}
+
+/// Stored batches in the types DataFrames exchange (`fruits_pipeline::frames::for_frames`).
+#[pyfunction]
+fn for_frames(batches: PyArrowType<Vec<RecordBatch>>) -> Result<PyArrowType<Vec<RecordBatch>>> {
+    let out = batches
+        .0
+        .iter()
+        .map(fruits_pipeline::frames::for_frames)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(PyArrowType(out))
+}
+
+/// How `rows` listed photos are cut into tasks of about `chunk` photos:
+/// `(start, end)` of each.
+#[pyfunction]
+fn chunk_bounds(rows: usize, chunk: usize) -> Vec<(usize, usize)> {
+    fruits_pipeline::frames::chunk_bounds(rows, chunk)
 }
 
 /// The stride of the projection plot's sample for a dataset of `rows` rows:
@@ -410,6 +461,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pca_merge, m)?)?;
     m.add_function(wrap_pyfunction!(reduce_partition, m)?)?;
     m.add_function(wrap_pyfunction!(plot_stride, m)?)?;
+    m.add_function(wrap_pyfunction!(rows_in_order, m)?)?;
+    m.add_function(wrap_pyfunction!(for_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(chunk_bounds, m)?)?;
+    m.add_function(wrap_pyfunction!(reduce_plan, m)?)?;
     m.add_function(wrap_pyfunction!(pca_plots, m)?)?;
     m.add_function(wrap_pyfunction!(reduced_meta_json, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;

@@ -1,7 +1,7 @@
 //! `fruits._native.Pca`: a fitted PCA, from an output, rows in memory, or
 //! merged Spark statistics; what `fruits.PCA` wraps.
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use arrow_pyarrow::PyArrowType;
 use fruits_pca::{Keep, PcaModel, PcaStats};
 use fruits_pipeline::reduce::{self, PlotSample};
@@ -167,6 +167,19 @@ impl Pca {
         RecordBatch::try_from_iter([(fruits_store::columns::PCA, column)])
             .map(PyArrowType)
             .map_err(Error::input)
+    }
+
+    /// A column of vectors (`list<float>` or fixed-size lists, nulls for
+    /// photos that failed) projected: `list<float>`, k values a row, nulls
+    /// kept (`fruits_pipeline::frames::project_column`).
+    fn project_column(
+        &self,
+        py: Python<'_>,
+        column: PyArrowType<arrow_data::ArrayData>,
+    ) -> Result<PyArrowType<arrow_data::ArrayData>> {
+        let array = arrow_array::make_array(column.0);
+        let out = py.detach(|| fruits_pipeline::frames::project_column(&self.model, &array))?;
+        Ok(PyArrowType(out.to_data()))
     }
 
     /// The model as bytes (to broadcast), read back by `from_bytes`.

@@ -1,7 +1,9 @@
 """Spark DataFrames in, Spark DataFrames out: `featurize` and `pca`.
 
 Both run the Rust core inside `mapInArrow`: rows cross between the JVM and the
-Python workers as Arrow batches, with no per-row Python. The image model's
+Python workers as Arrow batches, with no per-row Python (ordering rows, null-aware
+projection, type conversion and chunk planning are the core's,
+`fruits_pipeline::frames`); this module is Spark plumbing. The image model's
 bytes are broadcast once; each Python worker builds its ONNX Runtime session
 on first use and keeps it for every later batch (`fruits.spark.worker`).
 """
@@ -48,47 +50,6 @@ def arrow_schema(ddl):
 _FEATURES_SCHEMA = arrow_schema(FEATURES_DDL)
 
 
-def _rows_in_order(paths, features, errors):
-    """One output batch whose row i is the outcome of input row i: its features
-    (and a null error) or its error (and null features)."""
-    slots = {}
-    for i, p in enumerate(paths):
-        slots.setdefault(p, []).append(i)
-    n = len(paths)
-    columns = {name: [None] * n for name in _FEATURES_SCHEMA.names}
-
-    def place(path):
-        queue = slots.get(path)
-        if not queue:
-            raise RuntimeError(f"the core returned a row for {path!r}, which was not asked for")
-        return queue.pop(0)
-
-    f = features.drop_columns(["features", "colour"]).to_pydict() if features.num_rows else None
-    if f:
-        vectors = features.column("features").combine_chunks()
-        flat = vectors.flatten().to_numpy(zero_copy_only=False)
-        dim = vectors.type.list_size
-        colours = features.column("colour").combine_chunks()
-        colour_flat = colours.flatten().to_numpy(zero_copy_only=False)
-        bins = colours.type.list_size
-        for j, path in enumerate(f["path"]):
-            i = place(path)
-            columns["path"][i] = path
-            columns["label"][i] = f["label"][j]
-            columns["split"][i] = f["split"][j]
-            columns["sha256"][i] = f["sha256"][j].hex()
-            columns["width"][i] = f["width"][j]
-            columns["height"][i] = f["height"][j]
-            columns["features"][i] = flat[j * dim:(j + 1) * dim]
-            columns["colour"][i] = colour_flat[j * bins:(j + 1) * bins]
-    for path, kind, message in zip(*(errors.column(c).to_pylist() for c in ("path", "kind", "message"))):
-        i = place(path)
-        columns["path"][i] = path
-        columns["error_kind"][i] = kind
-        columns["error"][i] = message
-    return pa.RecordBatch.from_pydict(columns, schema=_FEATURES_SCHEMA)
-
-
 def _model_broadcast(sc, precision, model):
     """(broadcast of the model's bytes, its source, sha256): read once on the driver."""
     source = model_path(precision, model)
@@ -108,11 +69,18 @@ def _featurized(featurizer, paths, contents, root):
     return featurize_paths(featurizer, paths)
 
 
+def _frame(featurizer, paths, contents, root):
+    """One DataFrame batch whose row i answers `paths[i]`, ordered by the core."""
+    features, errors = _featurized(featurizer, paths, contents, root)
+    return _native.rows_in_order(paths, features.to_batches(), errors.to_batches())
+
+
 def _batch_inputs(batch, content):
-    paths = [str(p) for p in batch.column(0).to_pylist()]
-    contents = None
-    if content:
-        contents = [bytes(c) if c is not None else b"" for c in batch.column(1).to_pylist()]
+    """The batch's paths (and contents) as the core's calls take them;
+    converted by Arrow, not row by row in Python (a null content reads as an
+    empty file, which the core reports as such)."""
+    paths = batch.column(0).cast(pa.string()).to_pylist()
+    contents = batch.column(1).cast(pa.binary()).fill_null(b"").to_pylist() if content else None
     return paths, contents
 
 
@@ -155,8 +123,7 @@ def featurize(df: Any, *, path_col: str = "path", content_col: Optional[str] = N
         for batch in batches:
             paths, contents = _batch_inputs(batch, content_col)
             if paths:
-                features, errors = _featurized(featurizer, paths, contents, root)
-                yield _rows_in_order(paths, features, errors)
+                yield _frame(featurizer, paths, contents, root)
 
     return df.select(*[c for c in (path_col, content_col) if c]).mapInArrow(run, FEATURES_DDL)
 
@@ -185,8 +152,8 @@ def write_features(spark: Any, source: Any, out: str, *, path_col: str = "path",
         if listing.num_rows == 0 and problems.num_rows == 0:
             raise InputError(f"found no images under {source}")
         root = source
-        chunks = max(1, -(-listing.num_rows // chunk_images))
-        bounds = [(i * listing.num_rows // chunks, (i + 1) * listing.num_rows // chunks) for i in range(chunks)]
+        bounds = _native.chunk_bounds(listing.num_rows, chunk_images)
+        chunks = len(bounds)
         listing_broadcast = sc.broadcast(listing.select(["path"]))
         tasks = spark.range(0, chunks, numPartitions=chunks)
         content_col = None
@@ -252,20 +219,9 @@ _WRITE_SCHEMA = arrow_schema(_WRITE_DDL)
 
 
 def _spark_table(table):
-    """A store table in the types Spark's Arrow exchange takes: vectors as
-    ``list<float>``, ``sha256`` as hex text, sizes as int32."""
-    columns, fields = [], []
-    for field, col in zip(table.schema, table.columns):
-        col = col.combine_chunks()
-        if pa.types.is_fixed_size_list(field.type):
-            col = col.cast(pa.list_(pa.float32()))
-        elif pa.types.is_fixed_size_binary(field.type):
-            col = pa.array([v.hex() if v is not None else None for v in col.to_pylist()], pa.string())
-        elif pa.types.is_unsigned_integer(field.type):
-            col = col.cast(pa.int32())
-        columns.append(col)
-        fields.append(pa.field(field.name, col.type))
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    """A store table in the types Spark's Arrow exchange takes (converted by
+    the core): vectors as ``list<float>``, ``sha256`` as hex text, sizes as int32."""
+    return pa.Table.from_batches(_native.for_frames(table.to_batches()))
 
 
 def read(spark: Any, location: str) -> Any:
@@ -311,19 +267,8 @@ class PCAModel:
         def run(batches):
             model = worker.pca(broadcast, digest)
             for batch in batches:
-                vectors = batch.column(input_col)
-                valid = vectors.is_valid()
-                present = batch.filter(valid)
-                projected = [None] * batch.num_rows
-                if present.num_rows:
-                    table = feature_table(pa.Table.from_batches([present.select([input_col])]), input_col)
-                    out = model.project(table.to_batches(max_chunksize=present.num_rows)[0]).column(0)
-                    flat = out.flatten().to_numpy(zero_copy_only=False)
-                    k = out.type.list_size
-                    rows = [i for i, ok in enumerate(valid.to_pylist()) if ok]
-                    for j, i in enumerate(rows):
-                        projected[i] = flat[j * k:(j + 1) * k]
-                column = pa.array(projected, pa.list_(pa.float32()))
+                # Null-aware projection of the whole column, in the core.
+                column = model.project_column(batch.column(input_col))
                 yield batch.append_column(pa.field(output_col, column.type), column)
 
         return df.mapInArrow(run, schema)

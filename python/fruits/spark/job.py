@@ -63,30 +63,26 @@ def run(spark, input, output, variance=None, k=None, model=None, precision=None,
     fitted.save(_child(output, "pca"))
     pca = fitted.pca
     log(f"pca: n = {pca.n_samples_}, k = {pca.n_components_} ({pca.variance_kept_:.2%} of the variance)")
-    pca_bytes = bytes(pca._model.model_bytes())
+    pca_bytes = pca.model_bytes()
     pca_broadcast = spark.sparkContext.broadcast(pca_bytes)
     reduced_out = _child(output, "reduced")
 
     # Each task projects one part, in the CLI's layout, and keeps the part's rows
     # of the projection plot: every `stride`-th row of the whole output, as
     # `fruits pca fit` samples them.
-    parts_written = fruits.dataset_parts(features_out)  # (file, rows), manifest order
-    files = [f for f, _ in parts_written]
-    stride = fruits.plot_stride(rows_written)
-    first_rows = [0]
-    for _, part_rows in parts_written:
-        first_rows.append(first_rows[-1] + part_rows)
+    plan, stride = fruits.reduce_plan(features_out)  # (file, first row), manifest order
 
     def reduce(chunk):
-        r = fruits.reduce_partition(features_out, files[chunk], pca_broadcast.value, reduced_out, chunk,
-                                    first_row=first_rows[chunk], stride=stride)
+        file, first_row = plan[chunk]
+        r = fruits.reduce_partition(features_out, file, pca_broadcast.value, reduced_out, chunk,
+                                    first_row=first_row, stride=stride)
         part, part_rows, points, labels = r if r else (None, 0, [], [])
         return {
             "chunk": chunk, "part": part, "rows": part_rows,
             "sample": json.dumps({"points": points, "labels": labels}),
         }
 
-    reduced = sorted(_task_each(spark, len(files), reduce, _REDUCE_RESULT), key=lambda r: r.chunk)
+    reduced = sorted(_task_each(spark, len(plan), reduce, _REDUCE_RESULT), key=lambda r: r.chunk)
     reduced_meta = fruits.reduced_meta_json(features_out, pca_bytes)
     fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
     samples = [json.loads(r.sample) for r in reduced]
@@ -101,7 +97,7 @@ def run(spark, input, output, variance=None, k=None, model=None, precision=None,
     return {
         "images": rows_written + failed, "rows": rows_written, "errors": failed, "chunks": written["chunks"],
         "k": pca.n_components_, "variance_kept": pca.variance_kept_,
-        "explained_variance_ratio": list(pca._model.explained_variance_ratio),
+        "explained_variance_ratio": pca.explained_variance_ratio_.tolist(),
         "workers": written["workers"],
         "featurize_seconds": featurised_at - started, "total_seconds": finished - started,
     }
