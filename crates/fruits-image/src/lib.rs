@@ -149,27 +149,6 @@ pub struct ImageInfo {
 /// [`Preprocessing`], which itself is only the recipe's fields (in
 /// `fruits-contract`, shared with storage and classifiers).
 pub trait Prepare {
-    /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
-    /// hold `tensor_len` values.
-    fn preprocess_into(
-        &self,
-        bytes: &[u8],
-        limits: &DecodeLimits,
-        out: &mut [f32],
-    ) -> Result<ImageInfo, ImageError>;
-
-    /// Like [`preprocess_into`](Self::preprocess_into), also writing the
-    /// photo's colour descriptor ([`colour_histogram`] of the model's input
-    /// crop, [`COLOUR_BINS`] values) into `colour` when given: the decoded
-    /// pixels are at hand, so it costs a pass over 224 x 224 pixels.
-    fn preprocess_with_colour(
-        &self,
-        bytes: &[u8],
-        limits: &DecodeLimits,
-        out: &mut [f32],
-        colour: Option<&mut [f32]>,
-    ) -> Result<ImageInfo, ImageError>;
-
     /// Decodes `bytes` once and writes one normalised CHW tensor per view of
     /// `views` into `out` (`tensor_len` values each, in order), and the
     /// colour descriptor of the whole photo into `colour` when given. The
@@ -184,24 +163,10 @@ pub trait Prepare {
         colour: Option<&mut [f32]>,
     ) -> Result<ImageInfo, ImageError>;
 
-    /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
-    fn preprocess(
-        &self,
-        bytes: &[u8],
-        limits: &DecodeLimits,
-    ) -> Result<(Vec<f32>, ImageInfo), ImageError>;
-}
-
-impl Prepare for Preprocessing {
-    fn preprocess_into(
-        &self,
-        bytes: &[u8],
-        limits: &DecodeLimits,
-        out: &mut [f32],
-    ) -> Result<ImageInfo, ImageError> {
-        self.preprocess_with_colour(bytes, limits, out, None)
-    }
-
+    /// Like [`preprocess_into`](Self::preprocess_into), also writing the
+    /// photo's colour descriptor ([`colour_histogram`] of the model's input
+    /// crop, [`COLOUR_BINS`] values) into `colour` when given: the decoded
+    /// pixels are at hand, so it costs a pass over 224 x 224 pixels.
     fn preprocess_with_colour(
         &self,
         bytes: &[u8],
@@ -212,6 +177,26 @@ impl Prepare for Preprocessing {
         self.preprocess_views(bytes, limits, &[View::WHOLE], out, colour)
     }
 
+    /// Decodes `bytes` and writes the normalised CHW tensor into `out`, which must
+    /// hold `tensor_len` values.
+    fn preprocess_into(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        out: &mut [f32],
+    ) -> Result<ImageInfo, ImageError> {
+        self.preprocess_with_colour(bytes, limits, out, None)
+    }
+
+    /// Like [`preprocess_into`](Self::preprocess_into) but allocates the tensor.
+    fn preprocess(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<(Vec<f32>, ImageInfo), ImageError>;
+}
+
+impl Prepare for Preprocessing {
     fn preprocess_views(
         &self,
         bytes: &[u8],

@@ -272,14 +272,20 @@ mod tests {
     use super::*;
     use crate::{Keep, PcaStats, fit};
 
-    #[test]
-    fn npy_save_then_load() {
+    /// A small fitted model and an empty folder to save it in.
+    fn fitted() -> (PcaModel, tempfile::TempDir, Location) {
         let mut s = PcaStats::new(3);
         s.update(&[1.0, 2.0, 3.0, 2.0, 1.0, 0.0, 5.0, 5.0, 1.0, 0.0, 0.5, 2.0])
             .expect("update");
         let m = fit(&s, Keep::K(2)).expect("fit");
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = Location::local_path(tmp.path());
+        (m, tmp, dir)
+    }
+
+    #[test]
+    fn npy_save_then_load() {
+        let (m, tmp, dir) = fitted();
         save_npy(&dir, &m, "abc", "features/").expect("save");
         assert!(tmp.path().join(COMPONENTS_NPY).exists());
         assert!(!tmp.path().join(COMPONENTS_FILE).exists());
@@ -302,12 +308,7 @@ mod tests {
     #[cfg(feature = "parquet")]
     #[test]
     fn save_then_load() {
-        let mut s = PcaStats::new(3);
-        s.update(&[1.0, 2.0, 3.0, 2.0, 1.0, 0.0, 5.0, 5.0, 1.0, 0.0, 0.5, 2.0])
-            .expect("update");
-        let m = fit(&s, Keep::K(2)).expect("fit");
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dir = Location::local_path(tmp.path());
+        let (m, _tmp, dir) = fitted();
         save(&dir, &m, "abc", "features/").expect("save");
         let back = load(&dir).expect("load");
         assert_eq!(back.model, m);

@@ -168,32 +168,29 @@ pub fn fruits() -> Command {
     cmd
 }
 
+/// The command `fruits featurize INPUT --out OUT --quiet EXTRA...`.
+fn featurize_command(input: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = fruits();
+    cmd.arg("featurize")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .arg("--quiet")
+        .args(extra);
+    cmd
+}
+
 /// `fruits featurize INPUT --out OUT --quiet EXTRA...`.
 pub fn featurize(input: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "featurize",
-        input.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
+    featurize_command(input, out, extra)
+        .output()
+        .expect("spawn fruits")
 }
 
 /// [`featurize`], stopped as if interrupted once `batches` batches went in
 /// (the pipeline's test hook, compiled into the test build only).
 pub fn featurize_stopped(input: &Path, out: &Path, extra: &[&str], batches: usize) -> Output {
-    let mut args = vec![
-        "featurize",
-        input.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    fruits()
-        .args(&args)
+    featurize_command(input, out, extra)
         .env(
             fruits_pipeline::featurize::test_hooks::STOP_AFTER_BATCHES_ENV,
             batches.to_string(),
