@@ -68,3 +68,33 @@ def cluster(tmp_path_factory):
     c = LocalCluster(tmp_path_factory.mktemp("spark"))
     yield c
     c.stop()
+
+
+def pca_steps(folder, fs=None):
+    """The steps of a reduced output's int8 codes (value = code x step), as
+    its manifest records them; decode with `codes * steps` (docs/guide.md)."""
+    import json
+
+    if fs is None:
+        with open(os.path.join(folder, "_manifest.json")) as f:
+            manifest = json.load(f)
+    else:
+        with fs.open_input_stream(f"{folder}/_manifest.json") as f:
+            manifest = json.load(f)
+    return np_array(manifest["meta"]["pca_steps"])
+
+
+def np_array(values):
+    import numpy as np
+
+    return np.array(values, dtype=np.float64)
+
+
+def assert_within(actual, desired, atol):
+    """|actual - desired| <= atol elementwise, atol broadcast along rows (one
+    tolerance per component: numpy's assert_allclose takes a scalar)."""
+    import numpy as np
+
+    excess = np.abs(np.asarray(actual, dtype=np.float64) - np.asarray(desired, dtype=np.float64)) - atol
+    assert excess.max() <= 0, f"{(excess > 0).sum()} values beyond the tolerance, worst by {excess.max():.3e}"
+

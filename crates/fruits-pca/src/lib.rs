@@ -15,7 +15,7 @@ mod model;
 #[cfg(feature = "parquet")]
 pub use file::save;
 pub use file::{COMPONENTS_FILE, COMPONENTS_NPY, MODEL_FILE, ModelFile, load, save_npy};
-pub use model::{Keep, PcaModel, choose_k, fit};
+pub use model::{INT8_NOISE, Keep, PcaModel, choose_k, fit};
 
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, Par};

@@ -270,6 +270,7 @@ pub fn reduced_meta(
     out_meta.spec.feature_output = columns::PCA.into();
     out_meta.spec.feature_dim = model.k;
     out_meta.pca_fingerprint = Some(model.fingerprint());
+    out_meta.pca_steps = Some(model.int8_steps());
     Ok(out_meta)
 }
 
@@ -369,16 +370,27 @@ pub fn transform_dataset(
     Ok(rows)
 }
 
-/// The schema of a reduced output's parts: `path`, `label`, `split` as in a
-/// features part, the `k`-long `pca` vector, and the `colour` descriptor when
-/// the features had one (`colour_bins` > 0).
+/// Schema of a reduced part as readers get it: `path, label, split`, the
+/// `pca` vector (k float32) and, when the features had one, the colour
+/// descriptor.
 pub fn reduced_schema(k: usize, colour_bins: usize) -> arrow_schema::SchemaRef {
+    reduced_schema_of(k, colour_bins, DataType::Float32)
+}
+
+/// Schema of a reduced part as it is stored: the `pca` vector as k int8
+/// codes (value = code x step, the steps in the output's metadata,
+/// [`PcaModel::int8_steps`]): about an eighth of the float32 bytes.
+pub fn stored_reduced_schema(k: usize, colour_bins: usize) -> arrow_schema::SchemaRef {
+    reduced_schema_of(k, colour_bins, DataType::Int8)
+}
+
+fn reduced_schema_of(k: usize, colour_bins: usize, item: DataType) -> arrow_schema::SchemaRef {
     let features = fruits_store::features_schema(0);
     let mut fields: Vec<Field> = [columns::PATH, columns::LABEL, columns::SPLIT]
         .iter()
         .filter_map(|name| features.field_with_name(name).ok().cloned())
         .collect();
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let item = Arc::new(Field::new("item", item, false));
     fields.push(Field::new(
         columns::PCA,
         DataType::FixedSizeList(item, k as i32),
@@ -456,7 +468,18 @@ pub fn project_batch(
             })?;
         columns.push(column.clone());
     }
-    columns.push(Arc::new(list));
+    // Stored as int8 codes, decoded by every reader of the output.
+    let steps = model.int8_steps();
+    let codes =
+        fruits_store::encode_int8(list.values().as_primitive::<Float32Type>().values(), &steps);
+    let codes = FixedSizeListArray::try_new(
+        Arc::new(Field::new("item", DataType::Int8, false)),
+        model.k as i32,
+        Arc::new(arrow_array::Int8Array::from(codes)),
+        None,
+    )
+    .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    columns.push(Arc::new(codes));
     // The colour descriptor travels with the projection: a classifier trained
     // on a reduced output uses it as one trained on the features does.
     let colour = batch.column_by_name(columns::COLOUR).filter(|c| {
@@ -468,7 +491,7 @@ pub fn project_batch(
     } else {
         0
     };
-    RecordBatch::try_new(reduced_schema(model.k, bins), columns)
+    RecordBatch::try_new(stored_reduced_schema(model.k, bins), columns)
         .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 

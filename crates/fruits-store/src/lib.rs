@@ -28,8 +28,8 @@ pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart, check_vector_lengths};
 pub use schema::{
-    AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, columns, errors_schema,
-    features_schema, meta_from_kv, meta_to_kv,
+    AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, columns, decode_pca,
+    encode_int8, errors_schema, features_schema, meta_from_kv, meta_to_kv,
 };
 
 pub use fruits_contract::{FeatureSpec, View};

@@ -390,7 +390,10 @@ impl Dataset {
         let meta = self.manifest.meta.clone();
         match reader {
             Ok(reader) => Box::new(reader.map(move |b| {
-                let batch = b.map_err(StoreError::parquet(&path))?;
+                let mut batch = b.map_err(StoreError::parquet(&path))?;
+                if let Some(steps) = &meta.pca_steps {
+                    batch = crate::schema::decode_pca(batch, steps, &path)?;
+                }
                 check_vector_lengths(&batch, &meta, &path)?;
                 Ok(batch)
             })),

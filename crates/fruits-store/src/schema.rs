@@ -66,6 +66,12 @@ pub struct DatasetMeta {
     /// vector per photo, no `views` column.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub views: Vec<fruits_contract::View>,
+    /// For a reduced output whose `pca` column holds int8 codes: the step of
+    /// each component (value = code x step). Absent: float32 values (outputs
+    /// reduced before the codes, and features outputs). Readers of this crate
+    /// get float32 values either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca_steps: Option<Vec<f32>>,
 }
 
 /// How a run made augmented copies of its photos (`--augment`), recorded with
@@ -107,6 +113,7 @@ impl DatasetMeta {
             pca_fingerprint: None,
             augmentation: None,
             views: Vec::new(),
+            pca_steps: None,
         }
     }
 
@@ -154,7 +161,9 @@ pub fn meta_from_kv(kv: &[KeyValue]) -> Option<DatasetMeta> {
                 "preprocessing" | "augmentation" if value.starts_with('{') => {
                     serde_json::from_str(value).ok()?
                 }
-                "views" if value.starts_with('[') => serde_json::from_str(value).ok()?,
+                "views" | "pca_steps" if value.starts_with('[') => {
+                    serde_json::from_str(value).ok()?
+                }
                 _ => serde_json::Value::String(value.clone()),
             };
             map.insert(key.to_string(), v);
@@ -267,6 +276,81 @@ impl From<fruits_location::ProblemKind> for ErrorKind {
             P::NonUtf8Name => ErrorKind::NonUtf8Name,
         }
     }
+}
+
+/// The int8 codes of a reduced output's projection: `values` (rows of
+/// `steps.len()` values) divided by each component's step and rounded,
+/// clamped to +-127.
+pub fn encode_int8(values: &[f32], steps: &[f32]) -> Vec<i8> {
+    values
+        .chunks_exact(steps.len().max(1))
+        .flat_map(|row| {
+            row.iter()
+                .zip(steps)
+                .map(|(v, s)| (v / s).round().clamp(-127.0, 127.0) as i8)
+        })
+        .collect()
+}
+
+/// A reduced batch as readers take it: its `pca` column of int8 codes
+/// decoded to float32 (code x step); other batches unchanged.
+pub fn decode_pca(
+    batch: RecordBatch,
+    steps: &[f32],
+    path: &str,
+) -> Result<RecordBatch, StoreError> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int8Type;
+    let Some(index) = batch.schema().index_of(columns::PCA).ok() else {
+        return Ok(batch);
+    };
+    let column = batch.column(index);
+    let DataType::FixedSizeList(item, k) = column.data_type() else {
+        return Ok(batch);
+    };
+    if item.data_type() != &DataType::Int8 {
+        return Ok(batch);
+    }
+    let k = *k as usize;
+    if k != steps.len() {
+        return Err(StoreError::Schema {
+            path: path.to_string(),
+            reason: format!(
+                "column `pca` holds {k} codes a row but the output's metadata has {} steps",
+                steps.len()
+            ),
+        });
+    }
+    let list = column.as_fixed_size_list();
+    let codes = list.values().as_primitive::<Int8Type>().values();
+    let start = list.offset() * k;
+    let values: Vec<f32> = codes[start..start + list.len() * k]
+        .chunks_exact(k.max(1))
+        .flat_map(|row| row.iter().zip(steps).map(|(c, s)| f32::from(*c) * s))
+        .collect();
+    let decoded = FixedSizeListArray::try_new(
+        Arc::new(Field::new("item", DataType::Float32, false)),
+        k as i32,
+        Arc::new(Float32Array::from(values)),
+        list.nulls().cloned(),
+    )
+    .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(decoded);
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[index] = Field::new(
+        columns::PCA,
+        columns[index].data_type().clone(),
+        fields[index].is_nullable(),
+    );
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| StoreError::Arrow(e.to_string()))
 }
 
 fn float_list(name: &str, len: usize) -> Field {
@@ -476,5 +560,46 @@ impl ErrorRows {
         ];
         self.len = 0;
         RecordBatch::try_new(errors_schema(), columns).map_err(|e| StoreError::Arrow(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Int8Array};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+
+    /// int8 codes decode to within half a step of the values, clamped at
+    /// +-127 steps; a batch whose code count disagrees with the steps is refused.
+    #[test]
+    fn int8_codes_round_trip_within_half_a_step() {
+        let steps = [0.5f32, 0.01, 2.0];
+        let values = [1.26f32, -0.013, 300.0, -0.24, 0.0049, -1.1];
+        let codes = encode_int8(&values, &steps);
+        assert_eq!(codes, [3, -1, 127, 0, 0, -1]);
+        let list = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::Int8, false)),
+            3,
+            Arc::new(Int8Array::from(codes)),
+            None,
+        )
+        .expect("list");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            columns::PCA,
+            list.data_type().clone(),
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).expect("batch");
+        let decoded = decode_pca(batch.clone(), &steps, "part").expect("decode");
+        let column = decoded.column(0).as_fixed_size_list();
+        let got = column.values().as_primitive::<Float32Type>().values();
+        for (i, (g, v)) in got.iter().zip(values).enumerate() {
+            let step = steps[i % 3];
+            let want = v.clamp(-127.0 * step, 127.0 * step);
+            assert!((g - want).abs() <= step / 2.0 + 1e-6, "{i}: {g} vs {v}");
+        }
+        let err = decode_pca(batch, &steps[..2], "part").expect_err("steps");
+        assert!(err.to_string().contains("3 codes a row"), "{err}");
     }
 }
