@@ -566,9 +566,9 @@ impl ErrorRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Array, Int8Array};
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float32Type;
+    use arrow_array::{Array, Int8Array};
 
     /// int8 codes decode to within half a step of the values, clamped at
     /// +-127 steps; a batch whose code count disagrees with the steps is refused.
