@@ -58,8 +58,14 @@ def main():
     # The folder classifier.json names (`pca/` in bundles of fruits 0.1).
     folder = json.load(open(os.path.join(classifier, "classifier.json")))["pca"].get("dir", "pca")
     pca_meta = json.load(open(os.path.join(classifier, folder, "pca.json")))
-    comps = pq.read_table(os.path.join(classifier, folder, "components.parquet"))
-    W = np.stack(comps.column("loadings").to_numpy(zero_copy_only=False))
+    # Bundles of format 2 store the components as NumPy (`components.npy`),
+    # format 1 as Parquet: pca.json names the file.
+    components = pca_meta.get("components_file", "components.parquet")
+    if components.endswith(".npy"):
+        W = np.load(os.path.join(classifier, folder, components))
+    else:
+        comps = pq.read_table(os.path.join(classifier, folder, components))
+        W = np.stack(comps.column("loadings").to_numpy(zero_copy_only=False))
     mean = np.array(pca_meta["mean"])
     k = pca_meta["k"]
 
