@@ -13,9 +13,17 @@ push      creates the ECR repository (immutable tags, scan on push, AES256) if
           (a mirror, or a local one for a rehearsal); ECR must then learn of the
           image by other means.
 deploy    uploads model.tar.gz (package_model.py) with SSE-S3, checks the image
-          tag is in ECR, creates the model (network isolation on: the container
-          needs no network), the endpoint configuration and the endpoint, waits
-          until it is InService and prints its name.
+          tag is in ECR and built for the instance type's architecture (x86_64
+          for ml.m5/c5/..., arm64 for Graviton ml.*g types: build.sh --platform),
+          creates a model (network isolation on: the container needs no network)
+          and an endpoint configuration, both named after the time, with
+          --instances instances (2: one may fail or be replaced while the other
+          answers). A new endpoint is created; an existing one is updated
+          blue/green (UpdateEndpoint: the new fleet takes the traffic once it is
+          healthy, the old one is removed after, no downtime; rolled back on
+          failure), and the previous model and configuration are deleted. Then
+          target-tracking autoscaling on invocations per instance, between
+          --instances and --max-instances. Waits until InService.
 invoke    sends each photo to the endpoint (POST /invocations in the container)
           and prints the answers.
 transform starts a Batch Transform job that identifies every object under an S3
@@ -45,6 +53,19 @@ REGION = "eu-west-3"
 # Small CPU instances (2 and 4 vCPUs): MobileNetV2 identifies a photo in ~13 ms on one core.
 DEFAULT_ENDPOINT_INSTANCE = "ml.m5.large"
 DEFAULT_TRANSFORM_INSTANCE = "ml.m5.xlarge"
+# Two instances: SageMaker spreads them over availability zones, so one may
+# fail or be patched while the other answers.
+DEFAULT_INSTANCES = 2
+DEFAULT_MAX_INSTANCES = 6
+# Target invocations per instance per minute for autoscaling. One ml.m5.large
+# answers a photo in ~40 ms of one core (docs/identify.md), so about 3,000 a
+# minute on its 2 vCPUs at full load: scaling out at a fifth of that keeps
+# latency flat through a burst while new instances start (several minutes).
+DEFAULT_INVOCATIONS_PER_INSTANCE = 600
+# InvokeEndpoint refuses bodies over 6 MB: the container is told the same
+# (fruits serve --max-body-mib), so a local test and the endpoint agree.
+INVOKE_MAX_MB = 6
+VARIANT = "AllTraffic"
 
 
 def fail(message):
@@ -115,14 +136,104 @@ def upload_model(sess, model_tar, bucket, prefix):
     return f"s3://{bucket}/{key}"
 
 
-def endpoint_names(name):
-    return {"model": f"{name}-model", "config": f"{name}-config", "endpoint": name}
+def endpoint_names(name, stamp=None):
+    """The names of a deployment: the endpoint keeps `name`; its model and
+    configuration carry the deployment's time, so a new deployment never
+    collides with the one it replaces."""
+    suffix = f"-{stamp}" if stamp else ""
+    return {"model": f"{name}-model{suffix}", "config": f"{name}-config{suffix}", "endpoint": name}
 
 
-def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOINT_INSTANCE, wait=True):
+def architecture_of(instance_type):
+    """x86_64, or arm64 for the Graviton families (ml.m6g, ml.c7g, ... : a
+    `g` after the generation digit)."""
+    family = instance_type.removeprefix("ml.").split(".")[0]
+    digits = "".join(c for c in family if c.isdigit())
+    return "arm64" if digits and family.split(digits, 1)[1].startswith("g") else "x86_64"
+
+
+def check_architecture(tag, instance_type):
+    """Refuses an image tag whose architecture suffix (build.sh: `-amd64`,
+    `-arm64`) does not run on `instance_type`."""
+    want = architecture_of(instance_type)
+    got = {"amd64": "x86_64", "arm64": "arm64"}.get(tag.rsplit("-", 1)[-1])
+    if got is None:
+        fail(f"image tag {tag} names no architecture (-amd64 or -arm64, as build.sh tags images): "
+             f"cannot check it runs on {instance_type} ({want})")
+    if got != want:
+        fail(f"image tag {tag} is built for {got} but {instance_type} runs {want}: build it with "
+             f"build.sh --platform linux/{'arm64' if want == 'arm64' else 'amd64'}")
+
+
+def current_endpoint(sm, name):
+    """The endpoint's description, or None when there is none of that name."""
+    try:
+        return sm.describe_endpoint(EndpointName=name)
+    except sm.exceptions.ClientError as e:
+        if "Could not find endpoint" in str(e) or e.response["Error"].get("Code") == "ValidationException":
+            return None
+        raise
+
+
+def scaling_resource(name):
+    return f"endpoint/{name}/variant/{VARIANT}"
+
+
+def autoscale(sess, name, min_instances, max_instances, per_instance):
+    """Target tracking on invocations per instance (SageMaker's predefined metric)."""
+    aas = sess.client("application-autoscaling")
+    resource = scaling_resource(name)
+    aas.register_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=min_instances, MaxCapacity=max_instances)
+    aas.put_scaling_policy(
+        PolicyName=f"{name}-invocations", ServiceNamespace="sagemaker", ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": float(per_instance),
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            # Out fast, in slowly: a burst of shoppers should not wait for instances.
+            "ScaleOutCooldown": 60, "ScaleInCooldown": 600,
+        })
+
+
+def unscale(sess, name):
+    """Removes the endpoint's scaling policy and target (needed before an
+    update that changes the instance type)."""
+    aas = sess.client("application-autoscaling")
+    resource = scaling_resource(name)
+    for call, kwargs in ((aas.delete_scaling_policy, {"PolicyName": f"{name}-invocations"}),
+                         (aas.deregister_scalable_target, {})):
+        try:
+            call(ServiceNamespace="sagemaker", ResourceId=resource,
+                 ScalableDimension="sagemaker:variant:DesiredInstanceCount", **kwargs)
+        except aas.exceptions.ObjectNotFoundException:
+            pass
+
+
+# Blue/green: the new fleet is started beside the old one, takes all the
+# traffic at once when healthy, and the old fleet is kept 5 minutes in case
+# the update must roll back.
+BLUE_GREEN = {
+    "BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300},
+        "TerminationWaitInSeconds": 300,
+        "MaximumExecutionTimeoutInSeconds": 3600,
+    },
+}
+
+
+def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOINT_INSTANCE, wait=True,
+           instances=DEFAULT_INSTANCES, max_instances=DEFAULT_MAX_INSTANCES,
+           per_instance=DEFAULT_INVOCATIONS_PER_INSTANCE, stamp=None):
+    """Creates the endpoint, or updates it blue/green; returns its name."""
+    if not 1 <= instances <= max_instances:
+        fail(f"--instances {instances} must be at least 1 and at most --max-instances {max_instances}")
     sm = sess.client("sagemaker")
-    names = endpoint_names(name)
+    names = endpoint_names(name, stamp or time.strftime("%Y%m%d-%H%M%S"))
     tags = [{"Key": "project", "Value": "fruits"}, {"Key": "data-residency", "Value": REGION}]
+    existing = current_endpoint(sm, name)
     sm.create_model(
         ModelName=names["model"],
         PrimaryContainer={
@@ -138,21 +249,41 @@ def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOI
     sm.create_endpoint_config(
         EndpointConfigName=names["config"],
         ProductionVariants=[{
-            "VariantName": "AllTraffic",
+            "VariantName": VARIANT,
             "ModelName": names["model"],
             "InstanceType": instance_type,
-            "InitialInstanceCount": 1,
+            "InitialInstanceCount": instances,
             # Photos are decoded and identified in well under a second.
             "ContainerStartupHealthCheckTimeoutInSeconds": 120,
         }],
         Tags=tags,
     )
-    sm.create_endpoint(EndpointName=names["endpoint"], EndpointConfigName=names["config"], Tags=tags)
+    if existing is None:
+        sm.create_endpoint(EndpointName=names["endpoint"], EndpointConfigName=names["config"], Tags=tags)
+        previous = None
+    else:
+        previous = sm.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
+        old_type = previous["ProductionVariants"][0]["InstanceType"]
+        # Autoscaling allows an update that changes the model only; another
+        # instance type needs the variant deregistered first (AWS's rule).
+        if old_type != instance_type:
+            unscale(sess, name)
+        sm.update_endpoint(EndpointName=name, EndpointConfigName=names["config"],
+                           RetainAllVariantProperties=old_type == instance_type,
+                           DeploymentConfig=BLUE_GREEN)
     if wait:
         sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=names["endpoint"], WaiterConfig={"Delay": 15, "MaxAttempts": 80})
+            EndpointName=names["endpoint"], WaiterConfig={"Delay": 15, "MaxAttempts": 240})
     status = sm.describe_endpoint(EndpointName=names["endpoint"])["EndpointStatus"]
-    print(f"endpoint {names['endpoint']}: {status}")
+    print(f"endpoint {names['endpoint']}: {status} ({names['config']})")
+    if wait:
+        autoscale(sess, name, instances, max_instances, per_instance)
+        if previous is not None and status == "InService":
+            # The old fleet is gone once the update is done: its model and
+            # configuration are no longer used by anything.
+            sm.delete_endpoint_config(EndpointConfigName=previous["EndpointConfigName"])
+            for variant in previous["ProductionVariants"]:
+                sm.delete_model(ModelName=variant["ModelName"])
     return names["endpoint"]
 
 
@@ -183,7 +314,10 @@ def transform_job(name, model_name, input_uri, output_uri, instance_type=DEFAULT
         "ModelName": model_name,
         # One photo per request, as /invocations takes them.
         "BatchStrategy": "SingleRecord",
-        "MaxPayloadInMB": 10,
+        "MaxPayloadInMB": INVOKE_MAX_MB,
+        # A photo that cannot be read gets an error record (its `.out` file
+        # says why) instead of failing the whole job.
+        "Environment": {"FRUITS_ERRORS_AS_RECORDS": "1"},
         "MaxConcurrentTransforms": 4,
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
@@ -197,11 +331,19 @@ def transform_job(name, model_name, input_uri, output_uri, instance_type=DEFAULT
     }
 
 
+def deployed_model(sm, name):
+    """The model the endpoint `name` serves now."""
+    endpoint = current_endpoint(sm, name)
+    if endpoint is None:
+        fail(f"no endpoint {name}: deploy it first (the transform job uses its model)")
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    return config["ProductionVariants"][0]["ModelName"]
+
+
 def transform(sess, name, input_uri, output_uri, instance_type=DEFAULT_TRANSFORM_INSTANCE, wait=False):
     sm = sess.client("sagemaker")
     job = f"{name}-transform-{time.strftime('%Y%m%d-%H%M%S')}"
-    sm.create_transform_job(**transform_job(job, endpoint_names(name)["model"], input_uri, output_uri,
-                                            instance_type))
+    sm.create_transform_job(**transform_job(job, deployed_model(sm, name), input_uri, output_uri, instance_type))
     if wait:
         sm.get_waiter("transform_job_completed_or_stopped").wait(
             TransformJobName=job, WaiterConfig={"Delay": 30, "MaxAttempts": 240})
@@ -211,24 +353,26 @@ def transform(sess, name, input_uri, output_uri, instance_type=DEFAULT_TRANSFORM
 
 
 def delete(sess, name, delete_model_data=False):
+    """Deletes the endpoint, its autoscaling, its configuration and model (and
+    the uploaded model.tar.gz with `delete_model_data`)."""
     sm = sess.client("sagemaker")
-    names = endpoint_names(name)
-    model_data = None
-    try:
-        model_data = sm.describe_model(ModelName=names["model"])["PrimaryContainer"].get("ModelDataUrl")
-    except sm.exceptions.ClientError:
-        pass
-    for call, kwargs in ((sm.delete_endpoint, {"EndpointName": names["endpoint"]}),
-                         (sm.delete_endpoint_config, {"EndpointConfigName": names["config"]}),
-                         (sm.delete_model, {"ModelName": names["model"]})):
-        try:
-            call(**kwargs)
-        except sm.exceptions.ClientError as e:
-            print(f"{call.__name__}: {e.response['Error'].get('Message', e)} (already gone?)")
-    if delete_model_data and model_data:
-        bucket, key = model_data.removeprefix("s3://").split("/", 1)
-        sess.client("s3").delete_object(Bucket=bucket, Key=key)
-    print(f"deleted endpoint {names['endpoint']}, its configuration and model")
+    endpoint = current_endpoint(sm, name)
+    if endpoint is None:
+        print(f"no endpoint {name} (already gone?)")
+        return
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    models = [v["ModelName"] for v in config["ProductionVariants"]]
+    model_data = [sm.describe_model(ModelName=m)["PrimaryContainer"].get("ModelDataUrl") for m in models]
+    unscale(sess, name)
+    sm.delete_endpoint(EndpointName=name)
+    sm.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+    for model in models:
+        sm.delete_model(ModelName=model)
+    if delete_model_data:
+        for url in filter(None, model_data):
+            bucket, key = url.removeprefix("s3://").split("/", 1)
+            sess.client("s3").delete_object(Bucket=bucket, Key=key)
+    print(f"deleted endpoint {name}, its autoscaling, configuration and model")
 
 
 def main(argv=None, sess=None):
@@ -252,7 +396,15 @@ def main(argv=None, sess=None):
     p.add_argument("--prefix", default="fruits/sagemaker")
     p.add_argument("--role-arn", required=True, help="the SageMaker execution role (deploy/iam/sagemaker-*.json)")
     p.add_argument("--instance-type", default=DEFAULT_ENDPOINT_INSTANCE)
-    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--instances", type=int, default=DEFAULT_INSTANCES,
+                   help=f"instances, and the autoscaling minimum [{DEFAULT_INSTANCES}]")
+    p.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES,
+                   help=f"the autoscaling maximum [{DEFAULT_MAX_INSTANCES}]")
+    p.add_argument("--invocations-per-instance", type=int, default=DEFAULT_INVOCATIONS_PER_INSTANCE,
+                   help=f"autoscaling target, per instance per minute [{DEFAULT_INVOCATIONS_PER_INSTANCE}]")
+    p.add_argument("--no-wait", action="store_true",
+                   help="return once the request is accepted (autoscaling and the old model's removal are then "
+                        "left undone)")
     p = sub.add_parser("invoke")
     p.add_argument("--name", default="fruits")
     p.add_argument("photos", nargs="+")
@@ -275,10 +427,12 @@ def main(argv=None, sess=None):
     if args.command == "push":
         return push(sess, args.image, args.repository, args.registry, args.tool)
     if args.command == "deploy":
+        check_architecture(args.image_tag, args.instance_type)
         image = image_uri(sess, args.repository, args.image_tag)
         model_data = upload_model(sess, args.model_tar, args.bucket, args.prefix)
         return deploy(sess, args.name, image, model_data, args.role_arn, args.instance_type,
-                      wait=not args.no_wait)
+                      wait=not args.no_wait, instances=args.instances, max_instances=args.max_instances,
+                      per_instance=args.invocations_per_instance)
     if args.command == "invoke":
         return invoke(sess, args.name, args.photos)
     if args.command == "transform":

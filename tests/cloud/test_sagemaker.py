@@ -100,11 +100,14 @@ def model_dir(classifier, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image(containers_env):
-    tag = f"localhost/fruits-serve:test-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    out = subprocess.run([str(SAGEMAKER / "build.sh"), tag], capture_output=True, text=True, timeout=600,
+    out = subprocess.run([str(SAGEMAKER / "build.sh"), f"localhost/fruits-serve:test-{uuid.uuid4().hex[:8]}"],
+                         capture_output=True, text=True, timeout=600,
                          env={**os.environ, "FRUITS_BIN": str(fruits_bin())})
     assert out.returncode == 0, out.stderr
+    # build.sh names the architecture in the tag (deploy.py checks it).
+    tag = out.stdout.strip().splitlines()[-1]
+    assert tag.endswith("-amd64"), tag
     print(f"image {tag} built in {time.monotonic() - started:.1f} s")
     yield tag
     podman("rmi", "-f", tag, check=False)
@@ -188,7 +191,8 @@ def test_the_container_keeps_the_sagemaker_contract(image, model_dir):
             (b"I am text, not a photo", "image/jpeg", 415, "not_an_image"),
             (jpeg[: len(jpeg) // 2], "image/jpeg", 422, "truncated_image"),
             (jpeg, "text/plain", 415, "unsupported_content_type"),
-            (b"x" * (11 * 1024 * 1024), "image/jpeg", 413, "body_too_large"),
+            # InvokeEndpoint's limit is 6 MB (6,291,456 bytes): the image says the same.
+            (b"x" * (6 * 1024 * 1024 + 1), "image/jpeg", 413, "body_too_large"),
         ]
         for body, ctype, status, code in bad:
             r = requests.post(f"{c.url}/invocations", data=body, headers={"Content-Type": ctype}, timeout=60)
@@ -237,6 +241,28 @@ def test_bad_model_folders_stop_the_container_with_a_clear_error(image, model_di
     code, logs = run_to_exit(image, wrong)
     assert code == 1
     assert "sha256" in logs and "3faa2bbd550cb191dd54e62eccb905bed80eca1c11c7309980edd2f388dab86f" in logs, logs
+
+
+def emulate_update_endpoint(sm):
+    """A botocore handler standing in for UpdateEndpoint, which moto lacks: the
+    request (validated against botocore's model like every other) is carried
+    out on moto as its outcome looks to a caller once a blue/green update is
+    done: the endpoint, same name, now on the new configuration. `sm` is a
+    client of its own (its calls are not the deploy script's)."""
+
+    class Http:
+        status_code, headers, content, raw = 200, {}, b"{}", None
+
+    def handler(model, params, **kwargs):
+        if model.name != "UpdateEndpoint":
+            return None
+        request = json.loads(params["body"])
+        sm.delete_endpoint(EndpointName=request["EndpointName"])
+        arn = sm.create_endpoint(EndpointName=request["EndpointName"],
+                                 EndpointConfigName=request["EndpointConfigName"])["EndpointArn"]
+        return Http(), {"EndpointArn": arn, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    return handler
 
 
 def route_invocations_to(container_url):
@@ -308,7 +334,18 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
         sm = sess.client("sagemaker")
         described = sm.describe_endpoint(EndpointName=endpoint)
         assert described["EndpointStatus"] == "InService"
-        model = sm.describe_model(ModelName="fruits-test-model")
+        first_config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        variant = first_config["ProductionVariants"][0]
+        assert variant["InitialInstanceCount"] == deploy.DEFAULT_INSTANCES == 2
+        model = sm.describe_model(ModelName=variant["ModelName"])
+        # Autoscaling: target tracking on invocations per instance, from the instance count up.
+        aas = sess.client("application-autoscaling")
+        target = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in target] == [
+            (f"endpoint/{endpoint}/variant/AllTraffic", 2, deploy.DEFAULT_MAX_INSTANCES)]
+        policy = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
+        assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
         assert model["PrimaryContainer"]["Image"].endswith(f"/fruits-serve:{tag}")
         assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://fruits-artifacts/fruits/sagemaker/model.tar.gz"
         assert s3.head_object(Bucket="fruits-artifacts", Key="fruits/sagemaker/model.tar.gz")[
@@ -324,14 +361,37 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
         finally:
             container.remove()
         assert [json.loads(a)["top"][0]["class"] for a in answers] == [CLASSES[0], CLASSES[2]], answers
+        # A second deploy updates the endpoint blue/green (UpdateEndpoint, no
+        # downtime) and removes the model and configuration it replaced.
+        stand_in = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                         aws_secret_access_key="testing").client("sagemaker")
+        sess.events.register("before-call.sagemaker.UpdateEndpoint", emulate_update_endpoint(stand_in))
+        deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]), "--bucket",
+                     "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"], sess=sess)
+        updated = sm.describe_endpoint(EndpointName=endpoint)
+        assert updated["EndpointStatus"] == "InService"
+        assert updated["EndpointConfigName"] != described["EndpointConfigName"]
+        assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [
+            updated["EndpointConfigName"]]
+        assert len(sm.list_models()["Models"]) == 1
         job = deploy.main(["transform", "--name", "fruits-test", "--input", "s3://fruits-artifacts/photos/",
                            "--output", "s3://fruits-artifacts/identified/"], sess=sess)
-        assert sm.describe_transform_job(TransformJobName=job)["TransformInput"]["ContentType"] == "application/x-image"
+        described_job = sm.describe_transform_job(TransformJobName=job)
+        assert described_job["TransformInput"]["ContentType"] == "application/x-image"
+        # A bad photo is an error record, not a failed job; payloads as InvokeEndpoint's.
+        assert described_job["Environment"] == {"FRUITS_ERRORS_AS_RECORDS": "1"}
+        assert described_job["MaxPayloadInMB"] == deploy.INVOKE_MAX_MB == 6
         deploy.main(["delete", "--name", "fruits-test", "--delete-model-data"], sess=sess)
         assert not sm.list_endpoints()["Endpoints"]
+        assert not sm.list_models()["Models"] and not sm.list_endpoint_configs()["EndpointConfigs"]
+        assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        # An image built for another architecture than the instance type's is refused.
+        with pytest.raises(SystemExit, match="built for x86_64 but ml.c7g.large runs arm64"):
+            deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]), "--bucket",
+                         "fruits-artifacts", "--role-arn", role, "--instance-type", "ml.c7g.large"], sess=sess)
         # An image tag ECR does not hold is refused before anything is created.
         with pytest.raises(SystemExit, match="no image tagged"):
-            deploy.main(["deploy", "--image-tag", "missing", "--model-tar", str(model_dir["tar"]),
+            deploy.main(["deploy", "--image-tag", "missing-amd64", "--model-tar", str(model_dir["tar"]),
                          "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
     finally:
         os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -343,10 +403,17 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
     operations = {c.name for c in recorded}
     assert operations & {"s3.PutObject", "s3.CreateMultipartUpload"}, sorted(operations)
     for op in ("ecr.CreateRepository", "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig",
-               "sagemaker.CreateEndpoint", "sagemaker-runtime.InvokeEndpoint", "sagemaker.CreateTransformJob",
-               "sagemaker.DeleteEndpoint"):
+               "sagemaker.CreateEndpoint", "sagemaker.UpdateEndpoint", "sagemaker-runtime.InvokeEndpoint",
+               "sagemaker.CreateTransformJob", "sagemaker.DeleteEndpoint",
+               "application-autoscaling.RegisterScalableTarget", "application-autoscaling.PutScalingPolicy"):
         assert op in operations, sorted(operations)
     awsapi.assert_valid(recorded)
+
+
+def test_instance_types_name_their_architecture():
+    assert [deploy.architecture_of(t) for t in ("ml.m5.large", "ml.c5.xlarge", "ml.m6g.large", "ml.c7g.2xlarge",
+                                                 "ml.r6gd.xlarge", "ml.g5.xlarge", "ml.m7i.large")] == [
+        "x86_64", "x86_64", "arm64", "arm64", "arm64", "x86_64", "x86_64"]
 
 
 def test_deploy_stays_in_paris_unless_told_otherwise(capsys, monkeypatch):

@@ -661,8 +661,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FRUITS_ACCESS_LOG", value_parser = clap::builder::FalseyValueParser::new())]
     pub access_log: bool,
 
-    /// Largest request body, in MiB.
-    #[arg(long, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB", value_parser = mebibytes)]
+    /// On /invocations, answer a photo that cannot be used with 200 and the
+    /// error as the record (its status in X-Fruits-Error-Status), so a
+    /// SageMaker Batch Transform job writes an error record instead of
+    /// failing. FRUITS_ERRORS_AS_RECORDS=1 turns it on.
+    #[arg(long, env = "FRUITS_ERRORS_AS_RECORDS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub errors_as_records: bool,
+
+    /// Largest request body, in MiB [env: FRUITS_MAX_BODY_MIB].
+    #[arg(long, env = "FRUITS_MAX_BODY_MIB", hide_env = true, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB", value_parser = mebibytes)]
     pub max_body_mib: f64,
 
     /// Refuse photos larger than this many megapixels (checked before decoding).

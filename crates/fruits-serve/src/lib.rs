@@ -83,6 +83,12 @@ pub struct ServeConfig {
     /// Photos decoded at once (each holds up to 11 bytes a pixel while
     /// decoded: the decoder's buffer and the RGB image); the others wait.
     pub decode_slots: usize,
+    /// On `/invocations`, a photo the service cannot use (an error about the
+    /// request itself, 4xx) is answered 200 with the error as the record, its
+    /// status in `X-Fruits-Error-Status`: a SageMaker Batch Transform job then
+    /// writes an error record for that photo instead of failing whole. Busy,
+    /// loading and timeouts stay 5xx (SageMaker retries them).
+    pub errors_as_records: bool,
 }
 
 /// The service's defaults, defined once (the CLI's flags show them).
@@ -129,6 +135,7 @@ impl Default for ServeConfig {
             cors_origins: Vec::new(),
             max_buffered_bytes: (defaults::MAX_BUFFERED_MIB * 1024.0 * 1024.0) as usize,
             decode_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            errors_as_records: false,
         }
     }
 }
@@ -506,6 +513,18 @@ async fn handle(state: Arc<AppState>, endpoint: &'static str, req: Request) -> R
     let response = match answer(&state, req, started).await {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(e) if matches!(e.code, "loading" | "busy") => with_retry_after(e.into_response()),
+        Err(e)
+            if endpoint == "invocations"
+                && state.config.errors_as_records
+                && e.status.is_client_error() =>
+        {
+            let status = e.status;
+            let mut r = e.into_response();
+            *r.status_mut() = StatusCode::OK;
+            r.headers_mut()
+                .insert("x-fruits-error-status", HeaderValue::from(status.as_u16()));
+            r
+        }
         Err(e) => e.into_response(),
     };
     state

@@ -27,6 +27,7 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
         cors_origins: args.cors_origins.clone(),
         max_buffered_bytes: (args.max_buffered_mib * 1024.0 * 1024.0) as usize,
+        errors_as_records: args.errors_as_records,
         ..ServeConfig::default()
     };
     // Refused before listening: nothing is printed as served that is not.

@@ -288,6 +288,53 @@ fn endpoints_answer_and_bad_inputs_get_clear_json_errors() {
     );
 }
 
+/// With --errors-as-records (what a Batch Transform job's container is told),
+/// a bad photo on /invocations is a 200 error record; /v1/identify and busy
+/// answers keep their statuses.
+#[test]
+fn batch_transform_gets_error_records_for_bad_photos() {
+    require!(Shared);
+    let t = trained();
+    let server = Server::start(&t.classifier, &["--errors-as-records"]);
+    let r = post(
+        &server,
+        "/invocations",
+        Some("application/x-image"),
+        b"this is not a picture".to_vec(),
+    );
+    assert_eq!(
+        r.headers()
+            .get("x-fruits-error-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("415")
+    );
+    let (status, body) = answer(r);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["error"]["code"], "not_an_image", "{body}");
+    let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
+    let (status, body) = answer(post(
+        &server,
+        "/invocations",
+        Some("application/x-image"),
+        kiwi,
+    ));
+    assert_eq!(
+        (status, body["top"][0]["class"].as_str()),
+        (StatusCode::OK, Some("Kiwi 1"))
+    );
+    assert_error(
+        post(
+            &server,
+            "/v1/identify",
+            Some("image/jpeg"),
+            b"this is not a picture".to_vec(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "not_an_image",
+        "not a supported image",
+    );
+}
+
 #[test]
 fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
     require!(Shared);
