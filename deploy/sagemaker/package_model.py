@@ -12,8 +12,10 @@ the archive SageMaker extracts into /opt/ml/model:
     deploy/sagemaker/package_model.py CLASSIFIER_DIR model.tar.gz [--models-dir DIR]
 
 The image model is found by sha256, as the service finds it: the file the
-classifier was trained with if it still exists, else any .onnx file in
---models-dir (default: FRUITS_MODELS_DIR, else ../shared/models). Evaluation
+classifier was trained with if it still exists (bundles record it by absolute
+path), else any .onnx file in --models-dir (default ../shared/models beside the
+checkout; `fruits models list` shows where the fruits binary finds them).
+Evaluation
 reports beside the bundle are left out. Exits 1 with a message when the bundle
 is incomplete or no model file has the right hash.
 """
@@ -53,7 +55,9 @@ def find_model(recorded, wanted, models_dir):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    default_models = os.environ.get("FRUITS_MODELS_DIR") or os.path.join(here, "..", "..", "..", "shared", "models")
+    # FRUITS_MODELS_DIR is read by the fruits core alone: pass its value with
+    # --models-dir when the model is elsewhere.
+    default_models = os.path.join(here, "..", "..", "..", "shared", "models")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("classifier", help="a classifier folder written by `fruits train`")
     parser.add_argument("out", help="the model.tar.gz to write")

@@ -125,6 +125,29 @@ pub enum Command {
     /// The image models fruits knows: list them, verify your copies, fetch them.
     #[command(subcommand)]
     Models(Models),
+    /// Erase photos' rows from outputs (GDPR): features, reduced and errors tables.
+    ///
+    /// OUTPUT is one output (features or reduced) or a run's folder (its
+    /// features/ and reduced/ are both done). Each part holding a row of a
+    /// PATH (as the output stores it: relative to the input root, e.g.
+    /// `Test/Kiwi 1/r_1.jpg`) is rewritten without it; the manifest is written
+    /// again; a record `_forgotten-<ms>.json` (the paths' sha256, the rows
+    /// removed per part) is left beside it. Delete the photos from the input
+    /// too, or a rerun featurises them again. A PCA or classifier holds no
+    /// rows, only statistics of many: retrain to forget a photo's share.
+    Forget(ForgetArgs),
+}
+
+/// Flags of `fruits forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// An output (folder or s3:// prefix), or a run's folder.
+    pub output: String,
+    /// Paths of photos to erase, as the output stores them.
+    pub paths: Vec<String>,
+    /// A file with more paths, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub paths_from: Option<PathBuf>,
 }
 
 /// Storage flags (global: they go anywhere on the command line).

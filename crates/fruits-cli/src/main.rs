@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args, &ctx),
         Command::Augment(args) => commands::augment::run(args, &ctx),
         Command::Export(export) => commands::export::run(export, &ctx),
+        Command::Forget(args) => commands::forget::run(args, &ctx),
         Command::Train(args) => commands::train::run(args, &ctx),
         Command::Evaluate(args) => commands::evaluate::run(args, &ctx),
         Command::Identify(args) => commands::identify::run(args, &ctx),

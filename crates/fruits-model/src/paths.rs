@@ -109,11 +109,16 @@ fn shared_models_beside(start: &std::path::Path) -> Option<PathBuf> {
 /// The user's model cache, where `fruits models fetch` downloads:
 /// `$XDG_CACHE_HOME/fruits/models`, else `~/.cache/fruits/models`.
 pub fn cache_models_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
+    xdg_dir("XDG_CACHE_HOME", ".cache").map(|cache| cache.join("fruits").join("models"))
+}
+
+/// An XDG base folder: `$var` when set, else `$HOME/fallback` (the one place
+/// these variables are read).
+pub(crate) fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|cache| cache.join("fruits").join("models"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
 }
 
 /// The folders searched, in order, for the image model a bundle records (by

@@ -27,10 +27,7 @@ const LIB_NAMES: [&str; 2] = ["libonnxruntime.so.1.31.1", "libonnxruntime.so"];
 /// Folder where `scripts/setup-onnxruntime.sh` installs the runtime:
 /// `$XDG_DATA_HOME/fruits/onnxruntime-<version>` (default `~/.local/share/...`).
 pub fn install_dir() -> Option<PathBuf> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+    let data = crate::paths::xdg_dir("XDG_DATA_HOME", ".local/share")?;
     Some(
         data.join("fruits")
             .join(format!("onnxruntime-{ORT_VERSION}")),

@@ -17,6 +17,7 @@
 //! picked up by the next run ([`OutputDir::scan`]).
 
 mod csv;
+mod forget;
 mod lock;
 mod manifest;
 mod parts;
@@ -24,6 +25,7 @@ mod repair;
 mod schema;
 
 pub use csv::export_csv;
+pub use forget::{FORGOTTEN_PREFIX, Forgotten, forget_in};
 pub use lock::{Holder, LEASE_FILE, LEASE_TTL, LOCK_FILE, OutputLock};
 pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart, check_vector_lengths};

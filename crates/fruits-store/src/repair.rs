@@ -52,7 +52,7 @@ impl OutputDir {
 
     /// Rewrites `part` without the rows whose path is in `drop` (deletes it
     /// when none is left), keeping its metadata.
-    fn rewrite_without(
+    pub(crate) fn rewrite_without(
         &self,
         part: &mut ScannedPart,
         drop: &HashSet<String>,

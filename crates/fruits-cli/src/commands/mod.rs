@@ -5,6 +5,7 @@ pub mod augment;
 pub mod evaluate;
 pub mod export;
 pub mod featurize;
+pub mod forget;
 pub mod identify;
 pub mod models;
 pub mod pca;

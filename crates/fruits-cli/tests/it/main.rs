@@ -10,6 +10,7 @@ mod classify;
 mod common;
 mod docs;
 mod featurize;
+mod forget;
 mod hardening;
 mod models;
 mod pca;

@@ -591,3 +591,38 @@ fn an_s3_output_takes_one_writer_at_a_time() {
             .is_none()
     );
 }
+
+/// `fruits forget` on an S3 output: the rows of a photo leave its parts, the
+/// manifest follows, the record is an object beside them.
+#[test]
+fn forget_erases_rows_from_an_s3_output() {
+    require!(Shared, Garage);
+    let (garage, admin, _tmp) = setup(2);
+    ok(&garage.run(
+        &admin,
+        &[
+            "featurize",
+            "s3://photos/fruits-360",
+            "--out",
+            "s3://results/features",
+            "--quiet",
+        ],
+    ));
+    let results = garage.open("s3://results/features", &admin);
+    let paths = |ds: &Dataset| crate::common::dataset_paths(ds, PartKind::Features);
+    let before = paths(&Dataset::open(&results).expect("open"));
+    let gone = before[0].clone();
+    ok(&garage.run(&admin, &["forget", "s3://results/features", &gone]));
+    let ds = Dataset::open(&results).expect("open");
+    let after = paths(&ds);
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(!after.contains(&gone));
+    assert_eq!(ds.manifest().rows as usize, after.len());
+    assert!(
+        results
+            .list_names()
+            .expect("list")
+            .iter()
+            .any(|n| n.starts_with(fruits_store::FORGOTTEN_PREFIX))
+    );
+}

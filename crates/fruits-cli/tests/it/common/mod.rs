@@ -272,6 +272,11 @@ pub fn read_rows(dir: &Path) -> BTreeMap<String, Row> {
 pub fn part_paths(dir: &Path, kind: fruits_store::PartKind) -> Vec<String> {
     let ds =
         fruits_store::Dataset::open(&fruits_store::Location::local_path(dir)).expect("dataset");
+    dataset_paths(&ds, kind)
+}
+
+/// The paths of `ds`'s rows of `kind` (local or S3), in the order they are stored.
+pub fn dataset_paths(ds: &fruits_store::Dataset, kind: fruits_store::PartKind) -> Vec<String> {
     let mut paths = Vec::new();
     for batch in ds.batches(kind, 1000) {
         let batch = batch.expect("batch");
