@@ -13,7 +13,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_array::{
@@ -152,27 +151,11 @@ fn to_frame_type(column: ArrayRef, to: &DataType) -> Result<ArrayRef, PipelineEr
         return Ok(column);
     }
     if let DataType::FixedSizeBinary(_) = column.data_type() {
-        let bytes = column.as_fixed_size_binary();
-        let mut hex = StringBuilder::with_capacity(bytes.len(), bytes.len() * 64);
-        for value in bytes.iter() {
-            match value {
-                Some(v) => hex.append_value(hex_string(v)),
-                None => hex.append_null(),
-            }
-        }
-        return Ok(Arc::new(hex.finish()));
+        return Ok(Arc::new(fruits_store::hex_column(
+            column.as_fixed_size_binary(),
+        )));
     }
     arrow_cast::cast(column.as_ref(), to).map_err(internal)
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// A stored table (features or reduced) in the types DataFrames exchange:

@@ -51,10 +51,7 @@ fn flatten(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
                 }
             }
             DataType::FixedSizeBinary(_) => {
-                let bin = column.as_fixed_size_binary();
-                let hexes: StringArray = (0..bin.len())
-                    .map(|i| Some(hex::encode(bin.value(i))))
-                    .collect();
+                let hexes = crate::hex_column(column.as_fixed_size_binary());
                 fields.push(Field::new(
                     field.name(),
                     DataType::Utf8,

@@ -31,7 +31,7 @@ pub use manifest::{MANIFEST_FILE, Manifest, PartInfo};
 pub use parts::{Dataset, OutputDir, PartKind, Scan, ScannedPart, check_vector_lengths};
 pub use schema::{
     AugmentRecord, DatasetMeta, ErrorKind, ErrorRows, FeatureRows, columns, decode_pca,
-    encode_int8, errors_schema, features_schema, meta_from_kv, meta_to_kv,
+    encode_int8, errors_schema, features_schema, hex_column, meta_from_kv, meta_to_kv,
 };
 
 pub use fruits_contract::{FeatureSpec, View};

@@ -278,6 +278,12 @@ impl From<fruits_location::ProblemKind> for ErrorKind {
     }
 }
 
+/// A fixed-size binary column (sha256) as lowercase hex text, nulls kept:
+/// how CSV exports and DataFrames show it.
+pub fn hex_column(bin: &arrow_array::FixedSizeBinaryArray) -> arrow_array::StringArray {
+    bin.iter().map(|v| v.map(hex::encode)).collect()
+}
+
 /// The int8 codes of a reduced output's projection: `values` (rows of
 /// `steps.len()` values) divided by each component's step and rounded,
 /// clamped to +-127.
