@@ -146,7 +146,10 @@ pub struct Summary {
     pub total_rows: u64,
     /// Rows in the output's errors table after this run.
     pub total_errors: u64,
-    /// Wall time of this run, in seconds.
+    /// Seconds spent listing the input before featurising (0 when the caller
+    /// listed it: [`featurize_entries`]).
+    pub listing_secs: f64,
+    /// Wall time of this run after the listing, in seconds.
     pub elapsed_secs: f64,
     /// (featurised + failed) / elapsed.
     pub images_per_sec: f64,
@@ -863,14 +866,20 @@ pub fn featurize(
     // Write access (and the output's lock) is checked before listing: a run
     // that cannot write its results stops before any work, however large the input.
     let dir = OutputDir::create_exclusive(out)?;
+    let listed = Instant::now();
     let listing = fruits_ingest::list_images(input)?;
+    let listing_secs = listed.elapsed().as_secs_f64();
     if listing.entries.is_empty() && listing.problems.is_empty() {
         // Most often a typo in the prefix: an S3 listing of nothing is not an error.
         return Err(PipelineError::NoImages {
             input: input.to_string(),
         });
     }
-    featurize_entries(input, listing, &dir, model, config, progress, cancel)
+    let summary = featurize_entries(input, listing, &dir, model, config, progress, cancel)?;
+    Ok(Summary {
+        listing_secs,
+        ..summary
+    })
 }
 
 /// Like [`featurize`], for an already made listing of `input` and an opened output.
@@ -988,6 +997,7 @@ pub fn featurize_entries(
         failed,
         total_rows: rows,
         total_errors: errors,
+        listing_secs: 0.0,
         elapsed_secs: elapsed,
         images_per_sec: if elapsed > 0.0 {
             (featurised + failed) as f64 / elapsed

@@ -7,6 +7,7 @@
 //! ```
 
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use fruits_model::FeatureModel;
 use fruits_pca::{Keep, ModelFile};
@@ -29,6 +30,10 @@ pub struct RunSummary {
     pub pca: Option<ModelFile>,
     /// Rows written to `reduced/`.
     pub reduced_rows: u64,
+    /// Seconds fitting the PCA (reading the features, the fit, saving it and its plots).
+    pub fit_secs: f64,
+    /// Seconds projecting the features into `reduced/`.
+    pub transform_secs: f64,
     /// Plots that could not be drawn (the results are complete without them).
     pub warnings: Vec<PipelineError>,
 }
@@ -53,17 +58,23 @@ pub fn run(
             featurize: summary,
             pca: None,
             reduced_rows: 0,
+            fit_secs: 0.0,
+            transform_secs: 0.0,
             warnings: Vec::new(),
         });
     }
+    let fit_started = Instant::now();
     let ds = Dataset::open(&features)?;
     let pca_dir = out.child(PCA_DIR);
     let (pca, warning) = fit_and_save(&ds, keep, &pca_dir)?;
+    let transform_started = Instant::now();
     let reduced_rows = transform_dataset(&ds, &pca, &out.child(REDUCED_DIR))?;
     Ok(RunSummary {
         featurize: summary,
         pca: Some(pca),
         reduced_rows,
+        fit_secs: (transform_started - fit_started).as_secs_f64(),
+        transform_secs: transform_started.elapsed().as_secs_f64(),
         warnings: warning.into_iter().collect(),
     })
 }

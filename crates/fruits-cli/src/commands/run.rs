@@ -43,6 +43,13 @@ pub fn run(args: RunArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             pca.model.k,
             out.child(fruits_pipeline::run::REDUCED_DIR)
         );
+        eprintln!(
+            "stages: listing {:.2} s, featurise {:.1} s, PCA fit {:.1} s, transform {:.1} s",
+            summary.featurize.listing_secs,
+            summary.featurize.elapsed_secs,
+            summary.fit_secs,
+            summary.transform_secs
+        );
     }
     Ok(exit_code(&summary.featurize, f.quiet))
 }
