@@ -96,6 +96,21 @@ make_venv() {
 venv_pid=$!
 nice -n 10 scripts/setup-containers.sh >"$tmp/containers.env" 2>"$tmp/containers.log" &
 containers_pid=$!
+# The AWS stack's CDK app and checkov (tests/cloud/test_stack.py), in a virtualenv of
+# their own: checkov pins a boto3 older than the one the moto server needs.
+stack_venv=$cache/stack-venv
+make_stack_venv() {
+  local pins
+  pins=$(cat deploy/stack/requirements.txt tests/cloud/stack-requirements.txt)
+  if [[ ! -x "$stack_venv/bin/python" ]] || [[ "$pins" != "$(cat "$stack_venv/pins.txt" 2>/dev/null)" ]]; then
+    rm -rf "$stack_venv"
+    python3 -m venv "$stack_venv"
+    "$stack_venv/bin/pip" install --quiet -r deploy/stack/requirements.txt -r tests/cloud/stack-requirements.txt
+    printf '%s\n' "$pins" >"$stack_venv/pins.txt"
+  fi
+}
+(renice -n 10 "$BASHPID" >/dev/null || true; make_stack_venv) >"$tmp/stack-venv.log" 2>&1 &
+stack_venv_pid=$!
 
 # Clippy lints the workspace's crates while they are built for the tests
 # (clippy-driver as cargo's workspace wrapper, with `cargo clippy`'s arguments):
@@ -143,6 +158,7 @@ step "setup made in the background (Garage, the virtualenv, podman)"
 await "scripts/install-garage.sh" "$garage_pid" "$tmp/garage.log"
 await "the virtualenv" "$venv_pid" "$tmp/venv.log"
 await scripts/setup-containers.sh "$containers_pid" "$tmp/containers.log"
+await "the stack's virtualenv" "$stack_venv_pid" "$tmp/stack-venv.log"
 # shellcheck disable=SC1091
 source "$tmp/containers.env"
 
@@ -187,7 +203,7 @@ whole_sample() {
 # Each run's slowest tests are printed, so the side-by-side phase below can be read.
 pytest_args=(-q -p no:cacheprovider --durations=8 -rs)
 run_pytest() {
-  FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
+  FRUITS_STACK_PYTHON="$stack_venv/bin/python" FRUITS_BIN="$fruits" FRUITS_SAMPLE_DIR="$(cd "$sample" && pwd)" PATH="$venv/bin:$PATH" \
     timed "pytest $1" "$venv/bin/pytest" "${pytest_args[@]}" "$1" >"$2" 2>&1
 }
 # Waits for the pytest run on folder $1 (pid $2, output $3), prints its output
