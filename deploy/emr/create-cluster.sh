@@ -44,7 +44,7 @@ while IFS= read -r -d '' arg; do args+=("$arg"); done < <(
 import json, re, sys
 
 cluster_path, step_path, keep_alive = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-placeholders = re.compile(r"\b(ARTIFACT_BUCKET|LOG_BUCKET|INPUT_BUCKET|INPUT_PREFIX|OUTPUT_BUCKET|OUTPUT_PREFIX|SUBNET_ID|WHEEL_NAME)\b")
+placeholders = re.compile(r"\b(ARTIFACT_BUCKET|LOG_BUCKET|INPUT_BUCKET|INPUT_PREFIX|OUTPUT_BUCKET|OUTPUT_PREFIX|SUBNET_ID|WHEEL_NAME|STEP_TIMEOUT)\b")
 
 def load(path):
     with open(path) as f:
@@ -156,6 +156,55 @@ if [[ $dry_run == 1 ]]; then
   exit 0
 fi
 command -v aws >/dev/null || { echo "create-cluster.sh: the aws CLI is not installed" >&2; exit 1; }
+
+# Before launching: the network EMR needs, checked with a clear message instead of
+# a cluster that fails after minutes of billing. AmazonEMRServicePolicy_v2 lets EMR
+# create its security groups and instances only in a VPC and subnet tagged
+# for-use-with-amazon-emr-managed-policies=true, and the nodes must reach S3 (the
+# wheel, the photos, the results): an S3 gateway endpoint on the subnet's route
+# table, or a default route to an internet or NAT gateway.
+ec2_endpoint="${AWS_ENDPOINT_URL_EC2:-${AWS_ENDPOINT_URL:-}}"
+ec2() { aws ${ec2_endpoint:+--endpoint-url "$ec2_endpoint"} --region "$region" ec2 "$@" --output json; }
+net="$(mktemp -d "${TMPDIR:-/tmp}/fruits-net.XXXXXX")"
+trap 'rm -rf "$net"' EXIT
+subnet="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Instances"]["Ec2SubnetId"])' "$cluster_json")"
+ec2 describe-subnets --subnet-ids "$subnet" >"$net/subnets.json" 2>"$net/err" \
+  || { echo "create-cluster.sh: subnet $subnet not found in $region (deploy/stack/deploy.sh makes two: its output SubnetIds)" >&2; exit 1; }
+vpc="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["Subnets"][0]["VpcId"])' <"$net/subnets.json")"
+ec2 describe-vpcs --vpc-ids "$vpc" >"$net/vpcs.json"
+ec2 describe-route-tables --filters "Name=association.subnet-id,Values=$subnet" >"$net/own.json"
+ec2 describe-route-tables --filters "Name=vpc-id,Values=$vpc" "Name=association.main,Values=true" >"$net/main.json"
+ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=$vpc" "Name=service-name,Values=com.amazonaws.$region.s3" \
+  >"$net/endpoints.json"
+python3 - "$net" <<'EOF' || exit 1
+import json, os, sys
+net = sys.argv[1]
+read = lambda name: json.load(open(os.path.join(net, name)))
+subnet, vpc = read("subnets.json")["Subnets"][0], read("vpcs.json")["Vpcs"][0]
+# A subnet without a route table of its own uses the VPC's main one.
+tables = read("own.json")["RouteTables"] or read("main.json")["RouteTables"]
+table_ids = {t["RouteTableId"] for t in tables}
+gateways = [e for e in read("endpoints.json")["VpcEndpoints"]
+            if e.get("VpcEndpointType", "Gateway") == "Gateway" and e.get("State", "available").lower() == "available"]
+tag = "for-use-with-amazon-emr-managed-policies"
+problems = []
+for kind, resource, rid in (("VPC", vpc, vpc["VpcId"]), ("subnet", subnet, subnet["SubnetId"])):
+    if {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(tag) != "true":
+        problems.append(f"the {kind} {rid} lacks the tag {tag}=true, without which AmazonEMRServicePolicy_v2 "
+                        "refuses to create EMR's security groups and instances there (deploy/stack tags its own; "
+                        f"or: aws ec2 create-tags --region eu-west-3 --resources {rid} --tags Key={tag},Value=true)")
+to_s3 = any(table_ids & set(e.get("RouteTableIds", [])) for e in gateways)
+routes = [r for t in tables for r in t.get("Routes", [])]
+out = any(r.get("DestinationCidrBlock") == "0.0.0.0/0"
+          and (r.get("NatGatewayId") or str(r.get("GatewayId", "")).startswith("igw-")) for r in routes)
+if not (to_s3 or out):
+    problems.append(f"the subnet {subnet['SubnetId']} has no route to S3, where the nodes read the wheel, the model "
+                    "and the photos: add an S3 gateway endpoint on its route table (free; deploy/stack has one) "
+                    "or a NAT gateway")
+if problems:
+    sys.exit("create-cluster.sh: " + "\ncreate-cluster.sh: ".join(problems))
+EOF
+echo "network: subnet $subnet of $vpc is tagged for EMR and reaches S3" >&2
 cluster_id="$("${cmd[@]}")"
 echo "cluster $cluster_id starting in $region" >&2
 echo "  aws emr describe-cluster --region $region --cluster-id $cluster_id --query Cluster.Status" >&2

@@ -11,7 +11,11 @@
 # Required: ARTIFACT_BUCKET LOG_BUCKET INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET
 #           OUTPUT_PREFIX SUBNET_ID WHEEL (the wheel's path or file name)
 # Optional: RELEASE_LABEL (emr-7.13.0), WHEELHOUSE=1 (install from
-#           s3://ARTIFACT_BUCKET/fruits/wheelhouse-<arch>/, no PyPI), --out DIR.
+#           s3://ARTIFACT_BUCKET/fruits/wheelhouse-<arch>/, no PyPI), STEP_TIMEOUT
+#           (4h: the step is stopped after it, and the transient cluster then
+#           terminates), SECURITY_CONFIGURATION and SERVICE_ROLE (the stack's
+#           outputs EmrSecurityConfiguration and EmrServiceRole; default none and
+#           EMR_DefaultRole_V2), --out DIR.
 # The wheel's architecture picks the instance types: x86_64 keeps m6i, aarch64
 # (Graviton) turns m6i/m7i/c6i/c7i/r6i/r7i into m7g/c7g/r7g.
 #
@@ -24,7 +28,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out="$root/target/emr"
 
-names=(ARTIFACT_BUCKET LOG_BUCKET INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET OUTPUT_PREFIX SUBNET_ID WHEEL RELEASE_LABEL WHEELHOUSE)
+names=(ARTIFACT_BUCKET LOG_BUCKET INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET OUTPUT_PREFIX SUBNET_ID WHEEL RELEASE_LABEL WHEELHOUSE STEP_TIMEOUT SECURITY_CONFIGURATION SERVICE_ROLE)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
@@ -45,7 +49,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "render.sh: missing ${missing[*]} (as NAME=VALUE arguments or environment variables; try --help)" >&2
   exit 2
 fi
-export RELEASE_LABEL="${RELEASE_LABEL:-emr-7.13.0}" WHEELHOUSE="${WHEELHOUSE:-0}"
+export RELEASE_LABEL="${RELEASE_LABEL:-emr-7.13.0}" WHEELHOUSE="${WHEELHOUSE:-0}" STEP_TIMEOUT="${STEP_TIMEOUT:-4h}"
+export SECURITY_CONFIGURATION="${SECURITY_CONFIGURATION:-}" SERVICE_ROLE="${SERVICE_ROLE:-EMR_DefaultRole_V2}"
 export INPUT_PREFIX="${INPUT_PREFIX%/}" OUTPUT_PREFIX="${OUTPUT_PREFIX%/}"
 
 mkdir -p "$out"
@@ -68,6 +73,9 @@ for name in ("INPUT_PREFIX", "OUTPUT_PREFIX"):
 check("SUBNET_ID", r"subnet-[0-9a-f]{8,17}", "not a subnet id (subnet-0123...)")
 check("RELEASE_LABEL", r"emr-7\.\d+\.\d+", "this kit is for EMR 7.x release labels (emr-7.N.N, N >= 1 for Python 3.11)")
 check("WHEELHOUSE", r"[01]", "0 or 1")
+check("STEP_TIMEOUT", r"[1-9][0-9]*[smhd]", "a duration for timeout(1): 90m, 4h, 1d")
+check("SECURITY_CONFIGURATION", r"([A-Za-z0-9_.-]{1,256})?", "an EMR security configuration name (the stack's is fruits)")
+check("SERVICE_ROLE", r"[\w+=,.@-]{1,64}", "an IAM role name")
 wheel = os.path.basename(env["WHEEL"])
 m = re.fullmatch(r"fruits-[^/]+-manylinux_2_(?:2[0-9]|3[0-4])_(x86_64|aarch64)\.whl", wheel)
 if not m:
@@ -82,7 +90,7 @@ values = {
     "ARTIFACT_BUCKET": env["ARTIFACT_BUCKET"], "LOG_BUCKET": env["LOG_BUCKET"],
     "INPUT_BUCKET": env["INPUT_BUCKET"], "INPUT_PREFIX": env["INPUT_PREFIX"],
     "OUTPUT_BUCKET": env["OUTPUT_BUCKET"], "OUTPUT_PREFIX": env["OUTPUT_PREFIX"],
-    "SUBNET_ID": env["SUBNET_ID"], "WHEEL_NAME": wheel,
+    "SUBNET_ID": env["SUBNET_ID"], "WHEEL_NAME": wheel, "STEP_TIMEOUT": env["STEP_TIMEOUT"],
 }
 placeholder = re.compile(r"\b(" + "|".join(sorted(values, key=len, reverse=True)) + r")\b")
 
@@ -124,6 +132,12 @@ if env["WHEELHOUSE"] == "1":
         if action["ScriptBootstrapAction"]["Path"].endswith("/bootstrap.sh"):
             action["ScriptBootstrapAction"]["Args"] += [
                 "--wheelhouse", f"s3://{values['ARTIFACT_BUCKET']}/fruits/wheelhouse-{arch}/"]
+# The stack (deploy/stack) makes its own service role and a security configuration
+# (encryption at rest and in transit, IMDSv2 only); without the stack, the account's
+# default service role and no security configuration, as before.
+cluster["ServiceRole"] = env["SERVICE_ROLE"]
+if env["SECURITY_CONFIGURATION"]:
+    cluster["SecurityConfiguration"] = env["SECURITY_CONFIGURATION"]
 save("cluster.json", cluster)
 save("step.json", fill(load("step.json")))
 save("artifacts-policy.json", fill(load("artifacts-policy.json")))

@@ -52,7 +52,7 @@ NAMES = {
     "INPUT_PREFIX": "fruits-360",
     "OUTPUT_BUCKET": "fruits-rehearsal-results",
     "OUTPUT_PREFIX": "runs/2026-11",
-    "SUBNET_ID": "subnet-0123456789abcdef0",
+    "SUBNET_ID": "subnet-0123456789abcdef0",   # replaced by emr_network()'s in the kit fixture
 }
 NEXT_PREFIX = "runs/2026-12"   # the second setup-account.sh run is for another output prefix
 BUCKETS = sorted({NAMES["ARTIFACT_BUCKET"], NAMES["LOG_BUCKET"], NAMES["INPUT_BUCKET"], NAMES["OUTPUT_BUCKET"]})
@@ -67,6 +67,23 @@ PHOTOS = ["Training/Apple Red 1/0_100.jpg", "Training/Apple Red 1/1_100.jpg",
           "Training/Banana/0_100.jpg", "Test/Apple Red 1/5_100.jpg", "Test/Banana/7_100.jpg"]
 
 
+def emr_network(aws, tagged: bool = True, s3_route: bool = True) -> str:
+    """A VPC and subnet on moto as EMR needs them (create-cluster.sh checks): tagged
+    for AmazonEMRServicePolicy_v2, with an S3 gateway endpoint on the subnet's route
+    table. Returns the subnet id."""
+    ec2 = aws.client("ec2")
+    tags = lambda kind: [{"ResourceType": kind, "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"}]}]
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16", **({"TagSpecifications": tags("vpc")} if tagged else {}))["Vpc"]
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.42.0.0/20",
+                               **({"TagSpecifications": tags("subnet")} if tagged else {}))["Subnet"]
+    table = ec2.create_route_table(VpcId=vpc["VpcId"])["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet["SubnetId"])
+    if s3_route:
+        ec2.create_vpc_endpoint(VpcId=vpc["VpcId"], ServiceName=f"com.amazonaws.{REGION}.s3",
+                                VpcEndpointType="Gateway", RouteTableIds=[table])
+    return subnet["SubnetId"]
+
+
 @dataclass
 class Kit:
     out: Path        # what render.sh wrote (cluster.json, step.json, policies, names.json)
@@ -74,6 +91,7 @@ class Kit:
     model: Path
     photos: Path
     logs: Path       # where wait.sh puts the step logs
+    names: dict      # NAMES with the subnet made on moto
 
     def json(self, name: str):
         return json.loads((self.out / name).read_text())
@@ -92,8 +110,9 @@ def kit(aws) -> Kit:
         (photos / rel).parent.mkdir(parents=True, exist_ok=True)
         (photos / rel).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg " + rel.encode())
     out = tmp / "emr"
-    aws.ok(KIT / "render.sh", "--out", out, *(f"{k}={v}" for k, v in NAMES.items()), f"WHEEL={wheel}")
-    return Kit(out, wheel, model, photos, tmp / "logs")
+    names = {**NAMES, "SUBNET_ID": emr_network(aws)}
+    aws.ok(KIT / "render.sh", "--out", out, *(f"{k}={v}" for k, v in names.items()), f"WHEEL={wheel}")
+    return Kit(out, wheel, model, photos, tmp / "logs", names)
 
 
 def emr_cluster(moto, cluster_id):
@@ -222,7 +241,7 @@ def check_cluster(aws, kit: Kit, cluster_id: str):
                    "LogUri": f"s3://{NAMES['LOG_BUCKET']}/emr-logs/", "ServiceRole": SERVICE_ROLE,
                    "AutoTerminate": True, "TerminationProtected": False, "VisibleToAllUsers": True}, got
     assert c["Ec2InstanceAttributes"]["IamInstanceProfile"] == INSTANCE_ROLE
-    assert c["Ec2InstanceAttributes"]["Ec2SubnetId"] == NAMES["SUBNET_ID"]
+    assert c["Ec2InstanceAttributes"]["Ec2SubnetId"] == kit.names["SUBNET_ID"]
     assert [a["Name"] for a in c["Applications"]] == ["Spark"]
     assert c["Configurations"] == want["Configurations"]
     assert {(t["Key"], t["Value"]) for t in c["Tags"]} == {(t["Key"], t["Value"]) for t in want["Tags"]}
@@ -259,7 +278,7 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
     aws.env["AWS_DEFAULT_REGION"] = "us-east-1"
     s3 = aws.client("s3")
     names = {k: v for k, v in kit.json("names.json").items() if k in NAMES}
-    assert names == NAMES, "render.sh wrote other names to names.json"
+    assert names == kit.names, "render.sh wrote other names to names.json"
     assert kit.json("names.json")["WHEEL"] == str(kit.wheel)
 
     # --- set the account up; then again, for another output prefix ----------------------
@@ -276,7 +295,7 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
     aws.ok(KIT / "setup-account.sh", "--dir", kit.out)
     first_run = len(aws.calls())
     check_account(aws, kit)
-    aws.ok(KIT / "render.sh", "--out", kit.out, *(f"{k}={v}" for k, v in NAMES.items() if k != "OUTPUT_PREFIX"),
+    aws.ok(KIT / "render.sh", "--out", kit.out, *(f"{k}={v}" for k, v in kit.names.items() if k != "OUTPUT_PREFIX"),
            f"OUTPUT_PREFIX={NEXT_PREFIX}", f"WHEEL={kit.wheel}")
     again = aws.ok(KIT / "setup-account.sh", "--dir", kit.out)
     check_account(aws, kit, versions={"fruits-pipeline": 2})
@@ -322,7 +341,10 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
     assert not problems, "the RunJobFlow request differs from cluster.json + step.json:\n" + "\n".join(problems)
     # Auto-termination: moto drops it, so the request is the evidence.
     assert run.params["Instances"]["KeepJobFlowAliveWhenNoSteps"] is False
-    assert "AutoTerminationPolicy" not in run.params
+    # Spend guards: idle for an hour, the cluster ends; the step stops after STEP_TIMEOUT
+    # (4 h by default), after which the transient cluster, with no step left, ends too.
+    assert run.params["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert run.params["Steps"][0]["HadoopJarStep"]["Args"][:4] == ["timeout", "--kill-after=5m", "4h", "spark-submit"]
     check_cluster(aws, kit, cluster)
     # Everything the cluster will read from S3 is there.
     referenced = [run.params["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"],
@@ -409,7 +431,7 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
     assert puts and all(c.params.get("ServerSideEncryption") == "AES256" for c in puts), \
         [(c.operation, c.params.get("Key"), c.params.get("ServerSideEncryption")) for c in puts]
     services = {c.service for c in calls}
-    assert services == {"s3", "iam", "emr"}, services
+    assert services == {"s3", "iam", "emr", "ec2"}, services   # ec2: the network check
     print(f"\n{len(calls)} AWS calls, all valid: {awsapi.summary(calls)}")
     print(f"rehearsal took {time.monotonic() - t0:.1f} s:\n{aws.timings()}")
 
@@ -456,3 +478,22 @@ def test_bad_cluster_json_is_caught(aws, kit, case):
     # Whichever layer stops it first, the validator alone would have caught it too.
     alone = awsapi.validate("emr", "RunJobFlow", rendered_run_job_flow(kit))
     assert any(needle in p for p in alone), f"the validator misses {case!r}: {alone}"
+
+
+@pytest.mark.parametrize("tagged,s3_route,needle", [
+    (False, True, "lacks the tag for-use-with-amazon-emr-managed-policies=true"),
+    (True, False, "has no route to S3"),
+])
+def test_network_is_checked_before_launch(aws, kit, tagged, s3_route, needle):
+    """A subnet EMR cannot use is refused with the fix, before any RunJobFlow."""
+    subnet = emr_network(aws, tagged=tagged, s3_route=s3_route)
+    doc = kit.json("cluster.json")
+    doc["Instances"]["Ec2SubnetId"] = subnet
+    (kit.out / "cluster.json").write_text(json.dumps(doc, indent=2))
+    ran = aws.run(KIT / "create-cluster.sh", kit.out / "cluster.json", kit.out / "step.json")
+    assert ran.returncode != 0 and needle in ran.stderr, ran
+    assert not awsapi.only(aws.calls(), "emr.RunJobFlow")
+    doc["Instances"]["Ec2SubnetId"] = "subnet-0123456789abcdef0"
+    (kit.out / "cluster.json").write_text(json.dumps(doc, indent=2))
+    ran = aws.run(KIT / "create-cluster.sh", kit.out / "cluster.json", kit.out / "step.json")
+    assert ran.returncode != 0 and "not found" in ran.stderr, ran
