@@ -174,6 +174,14 @@ def test_write_features_keeps_listing_problems_and_reads_back(spark, photos, tmp
     assert row["path"] == ref["path"] and row["sha256"] == ref["sha256"].hex()
     np.testing.assert_allclose(row["features"], ref["features"], atol=1e-5)
 
+    # fit_pca reads the parts in the tasks, not through DataFrames: the same model
+    # (the summaries merge in another order: the last bit may differ).
+    direct = fruits.spark.fit_pca(spark, out, k=5).pca
+    through = fruits.spark.pca(df, k=5).pca
+    np.testing.assert_allclose(direct.mean_, through.mean_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(direct.components_, through.components_, atol=1e-12)
+    assert direct.n_samples_ == 30
+
 
 def test_write_features_from_a_binary_file_dataframe(spark, photos, tmp_path):
     df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(

@@ -15,11 +15,12 @@ from fruits.spark.dataframe import (
     FEATURES_DDL,
     PCAModel,
     featurize,
+    fit_pca,
     pca,
     read,
     write_csv,
     write_features,
 )
 
-__all__ = ["featurize", "write_features", "read", "pca", "PCAModel", "FEATURES_DDL", "DEFAULT_CHUNK_IMAGES",
+__all__ = ["featurize", "write_features", "read", "pca", "fit_pca", "PCAModel", "FEATURES_DDL", "DEFAULT_CHUNK_IMAGES",
            "write_csv"]

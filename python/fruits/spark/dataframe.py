@@ -320,6 +320,45 @@ def pca(df: Any, *, variance: Optional[float] = None, k: Optional[int] = None, i
     return PCAModel(fruits.PCA._from_native(native))
 
 
+def fit_pca(spark: Any, location: str, *, variance: Optional[float] = None, k: Optional[int] = None,
+            model_sha256: str = "") -> PCAModel:
+    """Fits a PCA on a fruits features output (folder or s3:// prefix), as
+    ``pca(read(spark, location))`` does but without passing the rows through
+    the JVM: each of `defaultParallelism` tasks reads its share of the parts
+    with the Rust core and summarises them (count, mean, co-moments in f64),
+    the driver merges the summaries and decomposes. The same model (up to the
+    last bit: the summaries merge in another order) from one read of the data
+    instead of a trip through the JVM and back (the 94,110-photo Fruits-360 on
+    2 cores: 21.7 s through DataFrames)."""
+    if variance is not None and k is not None:
+        raise InputError("give variance or k, not both")
+    files = [f for f, _ in _native.dataset_parts(location)]
+    if not files:
+        raise InputError(f"{location} has no rows")
+    groups = max(1, min(len(files), spark.sparkContext.defaultParallelism))
+
+    def run(batches):
+        for batch in batches:
+            for g in batch.column("id").to_pylist():
+                summaries = []
+                for f in files[g::groups]:
+                    table = pa.Table.from_batches(_native.read_part(location, f))
+                    table = table.filter(table.column("features").is_valid())
+                    if table.num_rows:
+                        summaries.append(bytes(_native.batch_stats(feature_table(table).to_batches())))
+                if summaries:
+                    yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]},
+                                                     schema=pa.schema([("stats", pa.binary())]))
+
+    partials = [bytes(r.stats) for r in
+                spark.range(0, groups, numPartitions=groups).mapInArrow(run, "stats binary").collect()]
+    if not partials:
+        raise InputError(f"no rows with a features vector in {location} to fit a PCA on")
+    native = _native.Pca.fit_stats(bytes(_native.pca_merge(partials)), variance=variance, k=k,
+                                   features_model_sha256=model_sha256, source=location)
+    return PCAModel(fruits.PCA._from_native(native))
+
+
 def write_csv(df: Any, path: str) -> str:
     """Writes `df` as ONE CSV file at `path` (a header, then the rows), locally
     or on S3: Spark writes a folder of part files, so the rows go through one

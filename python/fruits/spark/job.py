@@ -4,8 +4,8 @@
     fruits-spark --master spark://HOST:7077 --input s3://photos/ --output s3://results/run/ --variance 0.95
 
 Built on the DataFrame API (fruits.spark): `write_features` featurises the
-photos into features/, `read` + `pca` fit the PCA from per-partition statistics
-merged on the driver; each task then projects one part into reduced/. How it
+photos into features/, `fit_pca` fits the PCA from per-task statistics
+merged on the driver; tasks then project the parts into reduced/. How it
 works, and why: docs/spark.md.
 """
 
@@ -28,7 +28,7 @@ def _child(root, name):
 
 def _task_each(spark, count, compute, ddl):
     """Runs `compute(i)` for i in 0..count-1, one Spark task each, and collects the
-    rows it returns (dicts of the `ddl` columns).
+    rows it returns (lists of dicts of the `ddl` columns).
 
     The tasks' inputs are `spark.range` rows, plain JVM rows: a DataFrame made from
     a Python RDD would start a second Python worker beside every task's."""
@@ -37,7 +37,7 @@ def _task_each(spark, count, compute, ddl):
     def tasks(batches):
         for batch in batches:
             for i in batch.column("id").to_pylist():
-                yield pa.RecordBatch.from_pylist([compute(i)], schema=schema)
+                yield pa.RecordBatch.from_pylist(compute(i), schema=schema)
 
     return spark.range(0, count, numPartitions=max(1, count)).mapInArrow(tasks, ddl).collect()
 
@@ -58,8 +58,7 @@ def run(spark, input, output, variance=None, k=None, model=None, precision=None,
 
     # PCA: per-partition statistics of the features, merged on the driver.
     model_sha = json.loads(written["meta"])["model_sha256"]
-    fitted = fruits.spark.pca(fruits.spark.read(spark, features_out), variance=variance, k=k,
-                              model_sha256=model_sha, source=features_out)
+    fitted = fruits.spark.fit_pca(spark, features_out, variance=variance, k=k, model_sha256=model_sha)
     fitted.save(_child(output, "pca"))
     pca = fitted.pca
     log(f"pca: n = {pca.n_samples_}, k = {pca.n_components_} ({pca.variance_kept_:.2%} of the variance)")
@@ -68,22 +67,27 @@ def run(spark, input, output, variance=None, k=None, model=None, precision=None,
     pca_broadcast = spark.sparkContext.broadcast(pca_bytes)
     reduced_out = _child(output, "reduced")
 
-    # Each task projects one part, in the CLI's layout, and keeps the part's rows
-    # of the projection plot: every `stride`-th row of the whole output, as
+    # Each part is projected in the CLI's layout, keeping its rows of the
+    # projection plot: every `stride`-th row of the whole output, as
     # `fruits pca fit` samples them.
     plan, stride = fruits.reduce_plan(features_out)  # (file, first row), manifest order
 
-    def reduce(chunk):
-        file, first_row = plan[chunk]
-        r = fruits.reduce_partition(features_out, file, pca_broadcast.value, reduced_out, chunk,
-                                    first_row=first_row, stride=stride)
-        part, part_rows, points, labels = r if r else (None, 0, [], [])
-        return {
-            "chunk": chunk, "part": part, "rows": part_rows,
-            "sample": json.dumps({"points": points, "labels": labels}),
-        }
+    # A task projects several parts, one after the other: a task costs about
+    # 0.2 s of Spark and Python start-up, as much as projecting a part.
+    groups = max(1, min(len(plan), 2 * spark.sparkContext.defaultParallelism))
 
-    reduced = sorted(_task_each(spark, len(plan), reduce, _REDUCE_RESULT), key=lambda r: r.chunk)
+    def reduce(group):
+        rows = []
+        for chunk in range(group, len(plan), groups):
+            file, first_row = plan[chunk]
+            r = fruits.reduce_partition(features_out, file, pca_broadcast.value, reduced_out, chunk,
+                                        first_row=first_row, stride=stride)
+            part, part_rows, points, labels = r if r else (None, 0, [], [])
+            rows.append({"chunk": chunk, "part": part, "rows": part_rows,
+                         "sample": json.dumps({"points": points, "labels": labels})})
+        return rows
+
+    reduced = sorted(_task_each(spark, groups, reduce, _REDUCE_RESULT), key=lambda r: r.chunk)
     reduced_meta = fruits.reduced_meta_json(features_out, pca_bytes)
     fruits.write_manifest(reduced_out, reduced_meta, [(r.part, r.rows) for r in reduced if r.part], [])
     samples = [json.loads(r.sample) for r in reduced]
