@@ -9,7 +9,9 @@
 # Python: /usr/bin/python3.11 by default. EMR 7's /usr/bin/python3 is 3.9, and the
 # onnxruntime release the wheel pins (1.31.1) publishes wheels for CPython >= 3.11
 # only; EMR 7.1 and later ship Python 3.11 beside 3.9 (cluster.json points Spark at it).
-# Packages come from PyPI, or with --wheelhouse from that S3 prefix only (pip --no-index).
+# Packages come from the wheelhouse, an S3 prefix (pip --no-index, the versions pinned in
+# its node-requirements.txt: the default, see render.sh), or without --wheelhouse from
+# PyPI (needs a route to the internet; versions as PyPI has them that day).
 # Idempotent: a node that already has this exact wheel (same sha256) and imports it is
 # left as it is. Everything it does is logged to stdout/stderr, which EMR copies to
 # s3://LOG_BUCKET/emr-logs/<cluster-id>/node/<instance-id>/bootstrap-actions/<n>/.
@@ -94,8 +96,14 @@ if [[ -n "$wheelhouse_url" ]]; then
   pip+=(--no-index --find-links "$work/wheelhouse")
 fi
 
-log "pip install $wheel_name ${EXTRA_REQUIREMENTS[*]}"
-"${pip[@]}" "$work/$wheel_name" "${EXTRA_REQUIREMENTS[@]}" \
+requirements=("${EXTRA_REQUIREMENTS[@]}")
+if [[ -n "$wheelhouse_url" ]]; then
+  # The exact versions build-wheel.sh downloaded: every node installs the same.
+  [[ -f "$work/wheelhouse/node-requirements.txt" ]] || die "the wheelhouse $wheelhouse_url has no node-requirements.txt: build it again with build-wheel.sh --wheelhouse"
+  requirements=(-r "$work/wheelhouse/node-requirements.txt")
+fi
+log "pip install $wheel_name ${requirements[*]}"
+"${pip[@]}" "$work/$wheel_name" "${requirements[@]}" \
   || die "pip install failed (see above). Without internet access (private subnet, no NAT), build a wheelhouse (build-wheel.sh --wheelhouse) and pass --wheelhouse"
 # The same version number may be a new build: put this exact wheel in place.
 "${pip[@]}" --force-reinstall --no-deps "$work/$wheel_name"

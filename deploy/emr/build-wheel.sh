@@ -74,9 +74,9 @@ wheel="$(find "$out" -maxdepth 1 -name "fruits-*manylinux_2_28_${arch}.whl" -new
 [[ -n "$wheel" ]] || { echo "build-wheel.sh: maturin finished but no new fruits-*manylinux_2_28_${arch}.whl in $out" >&2; exit 1; }
 
 if [[ "$wheelhouse" == 1 ]]; then
-  # Everything bootstrap.sh installs, for CPython 3.11 on manylinux x86_64/aarch64, so
-  # nodes without internet access install with `pip --no-index`. Keep the extra
-  # requirements in step with EXTRA_REQUIREMENTS in bootstrap.sh.
+  # Everything bootstrap.sh installs, pinned in node-requirements.txt, for CPython 3.11
+  # on manylinux x86_64/aarch64, so nodes install with `pip --no-index` and the same
+  # versions on every node. The lock file travels in the wheelhouse.
   house="$out/wheelhouse-$arch"
   rm -rf "$house"
   mkdir -p "$house"
@@ -87,8 +87,8 @@ if [[ "$wheelhouse" == 1 ]]; then
   echo "==> wheelhouse $house (CPython 3.11, manylinux <= 2.34, $arch)" >&2
   "$venv/bin/python" -m pip download --quiet --dest "$house" --only-binary=:all: \
     --python-version 3.11 --implementation cp "${platforms[@]}" \
-    "$wheel" "pandas>=1.0.5,<3" setuptools >&2
-  cp -f "$wheel" "$house/"
+    "$wheel" -r "$root/deploy/emr/node-requirements.txt" >&2
+  cp -f "$wheel" "$root/deploy/emr/node-requirements.txt" "$house/"
   echo "==> $(find "$house" -name '*.whl' | wc -l) wheels in $house" >&2
 fi
 

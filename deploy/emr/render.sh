@@ -10,14 +10,20 @@
 #
 # Required: ARTIFACT_BUCKET LOG_BUCKET INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET
 #           OUTPUT_PREFIX SUBNET_ID WHEEL (the wheel's path or file name)
-# Optional: RELEASE_LABEL (emr-7.13.0), WHEELHOUSE=1 (install from
-#           s3://ARTIFACT_BUCKET/fruits/wheelhouse-<arch>/, no PyPI), STEP_TIMEOUT
+# Optional: RELEASE_LABEL (emr-7.13.0), WHEELHOUSE (1, the default: nodes install
+#           the versions pinned in node-requirements.txt from
+#           s3://ARTIFACT_BUCKET/fruits/wheelhouse-<arch>/, no PyPI; 0: from PyPI,
+#           which needs a NAT or internet route and pins nothing), STEP_TIMEOUT
 #           (4h: the step is stopped after it, and the transient cluster then
 #           terminates), SECURITY_CONFIGURATION and SERVICE_ROLE (the stack's
 #           outputs EmrSecurityConfiguration and EmrServiceRole; default none and
 #           EMR_DefaultRole_V2), --out DIR.
 # The wheel's architecture picks the instance types: x86_64 keeps m6i, aarch64
 # (Graviton) turns m6i/m7i/c6i/c7i/r6i/r7i into m7g/c7g/r7g.
+#
+# With the stack (deploy/stack): --from-stack target/stack/outputs.json fills every
+# name but WHEEL from its outputs (buckets, prefixes, the first subnet, the security
+# configuration and service role); NAME=VALUE arguments still win.
 #
 # Writes: cluster.json step.json artifacts-policy.json pipeline-policy.json
 #         (deploy/iam/render.sh pipeline ...) ec2-trust.json emr-service-trust.json
@@ -33,6 +39,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
+    --from-stack) from_stack="${2:?--from-stack needs the outputs.json of the stack}"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *=*)
       name="${1%%=*}"
@@ -41,6 +48,21 @@ while [[ $# -gt 0 ]]; do
     *) echo "render.sh: expected NAME=VALUE or --out DIR, got '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
+if [[ -n "${from_stack:-}" ]]; then
+  # The stack's outputs (deploy/stack/deploy.sh wrote them) fill every name not given.
+  eval "$(python3 - "$from_stack" <<'EOF'
+import json, os, shlex, sys
+o = json.load(open(sys.argv[1]))
+names = {"ARTIFACT_BUCKET": o["ArtifactsBucket"], "LOG_BUCKET": o["LogsBucket"], "INPUT_BUCKET": o["PhotosBucket"],
+         "INPUT_PREFIX": o["InputPrefix"], "OUTPUT_BUCKET": o["ResultsBucket"], "OUTPUT_PREFIX": o["OutputPrefix"],
+         "SUBNET_ID": o["SubnetIds"].split(",")[0], "SECURITY_CONFIGURATION": o["EmrSecurityConfiguration"],
+         "SERVICE_ROLE": o["EmrServiceRole"]}
+for name, value in names.items():
+    if not os.environ.get(name):
+        print(f"export {name}={shlex.quote(value)}")
+EOF
+)"
+fi
 missing=()
 for name in ARTIFACT_BUCKET LOG_BUCKET INPUT_BUCKET INPUT_PREFIX OUTPUT_BUCKET OUTPUT_PREFIX SUBNET_ID WHEEL; do
   [[ -n "${!name:-}" ]] || missing+=("$name")
@@ -49,7 +71,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "render.sh: missing ${missing[*]} (as NAME=VALUE arguments or environment variables; try --help)" >&2
   exit 2
 fi
-export RELEASE_LABEL="${RELEASE_LABEL:-emr-7.13.0}" WHEELHOUSE="${WHEELHOUSE:-0}" STEP_TIMEOUT="${STEP_TIMEOUT:-4h}"
+export RELEASE_LABEL="${RELEASE_LABEL:-emr-7.13.0}" WHEELHOUSE="${WHEELHOUSE:-1}" STEP_TIMEOUT="${STEP_TIMEOUT:-4h}"
 export SECURITY_CONFIGURATION="${SECURITY_CONFIGURATION:-}" SERVICE_ROLE="${SERVICE_ROLE:-EMR_DefaultRole_V2}"
 export INPUT_PREFIX="${INPUT_PREFIX%/}" OUTPUT_PREFIX="${OUTPUT_PREFIX%/}"
 

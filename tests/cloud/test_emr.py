@@ -92,6 +92,7 @@ class Kit:
     photos: Path
     logs: Path       # where wait.sh puts the step logs
     names: dict      # NAMES with the subnet made on moto
+    wheelhouse: Path  # what build-wheel.sh --wheelhouse makes (placeholders, and the lock file)
 
     def json(self, name: str):
         return json.loads((self.out / name).read_text())
@@ -109,10 +110,15 @@ def kit(aws) -> Kit:
     for rel in PHOTOS:
         (photos / rel).parent.mkdir(parents=True, exist_ok=True)
         (photos / rel).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg " + rel.encode())
+    wheelhouse = tmp / "wheelhouse-x86_64"
+    wheelhouse.mkdir()
+    (wheelhouse / "node-requirements.txt").write_bytes((KIT / "node-requirements.txt").read_bytes())
+    (wheelhouse / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"placeholder\n")
+    (wheelhouse / WHEEL_NAME).write_bytes(wheel.read_bytes())
     out = tmp / "emr"
     names = {**NAMES, "SUBNET_ID": emr_network(aws)}
     aws.ok(KIT / "render.sh", "--out", out, *(f"{k}={v}" for k, v in names.items()), f"WHEEL={wheel}")
-    return Kit(out, wheel, model, photos, tmp / "logs", names)
+    return Kit(out, wheel, model, photos, tmp / "logs", names, wheelhouse)
 
 
 def emr_cluster(moto, cluster_id):
@@ -252,7 +258,8 @@ def check_cluster(aws, kit: Kit, cluster_id: str):
     a = NAMES["ARTIFACT_BUCKET"]
     actions = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
     assert [(b["Name"], b["ScriptPath"], b["Args"]) for b in actions] == \
-        [("install fruits", f"s3://{a}/fruits/bootstrap.sh", [f"s3://{a}/fruits/{WHEEL_NAME}"])], actions
+        [("install fruits", f"s3://{a}/fruits/bootstrap.sh",
+          [f"s3://{a}/fruits/{WHEEL_NAME}", "--wheelhouse", f"s3://{a}/fruits/wheelhouse-x86_64/"])], actions
     steps = emr.list_steps(ClusterId=cluster_id)["Steps"]
     assert len(steps) == 1, steps
     (step_json,) = kit.json("step.json")
@@ -317,10 +324,16 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
         s3.delete_bucket_policy(Bucket=b)
 
     # --- upload ------------------------------------------------------------------------
-    aws.ok(KIT / "upload.sh", "--dir", kit.out, "--photos", kit.photos, "--model", kit.model)
+    aws.ok(KIT / "upload.sh", "--dir", kit.out, "--photos", kit.photos, "--model", kit.model,
+           "--wheelhouse", kit.wheelhouse)
     a = NAMES["ARTIFACT_BUCKET"]
     artifacts = sorted(s3_objects(aws, a, "fruits/"))
-    assert artifacts == sorted(f"fruits/{n}" for n in (WHEEL_NAME, "bootstrap.sh", "job.py", MODEL_NAME)), artifacts
+    # The wheelhouse (the default): every node installs the pinned versions from S3.
+    house = [f"fruits/wheelhouse-x86_64/{p.name}" for p in kit.wheelhouse.iterdir()]
+    assert artifacts == sorted([*(f"fruits/{n}" for n in (WHEEL_NAME, "bootstrap.sh", "job.py", MODEL_NAME)),
+                                *house]), artifacts
+    assert s3.get_object(Bucket=a, Key="fruits/wheelhouse-x86_64/node-requirements.txt")["Body"].read() == \
+        (KIT / "node-requirements.txt").read_bytes()
     for key in artifacts:
         assert s3.head_object(Bucket=a, Key=key)["ServerSideEncryption"] == "AES256", key
     assert s3.get_object(Bucket=a, Key="fruits/bootstrap.sh")["Body"].read() == (KIT / "bootstrap.sh").read_bytes()
@@ -348,7 +361,8 @@ def test_emr_kit_rehearsal(aws, kit, moto, step_failure_details):
     check_cluster(aws, kit, cluster)
     # Everything the cluster will read from S3 is there.
     referenced = [run.params["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"],
-                  *run.params["BootstrapActions"][0]["ScriptBootstrapAction"]["Args"],
+                  *(x for x in run.params["BootstrapActions"][0]["ScriptBootstrapAction"]["Args"]
+                    if x.startswith("s3://") and not x.endswith("/")),
                   *(x for x in run.params["Steps"][0]["HadoopJarStep"]["Args"] if x.startswith(f"s3://{a}/"))]
     assert len(referenced) == 4, referenced
     for url in referenced:
