@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Deletes everything deploy.sh made: empties the stack's four buckets (photos,
-# results, artifacts, logs: this erases the data), then deletes the stack, which
-# removes the buckets, roles, VPC, repository (and its images), log groups and
-# budget, and schedules the KMS key's deletion (7 days, AWS's minimum; cancel
-# with `aws kms cancel-key-deletion` to read anything it encrypted). Refuses
-# without --yes.
+# Deletes everything fruits made in the account, in the order AWS accepts:
+# 1. the SageMaker endpoint `fruits` (its autoscaling first), and the endpoint
+#    configurations and models deploy.py made (names starting with fruits-);
+# 2. EMR clusters still active with the tag project=fruits (terminated, waited for);
+# 3. the stack's four buckets emptied (photos, results, artifacts, logs: this
+#    erases the data);
+# 4. the stack: buckets, roles, VPC, repository and its images, log groups,
+#    budget; the KMS key scheduled for deletion (7 days, AWS's minimum; cancel
+#    with `aws kms cancel-key-deletion` to read anything it encrypted).
+# Refuses without --yes. Safe to run again: what is gone is skipped.
 #
 #   deploy/stack/delete.sh --yes
 #
@@ -24,6 +28,41 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $yes == 1 ]] || die "this erases every photo and result in the stack's buckets: run again with --yes"
+# 1. The endpoint bills by the hour: first.
+endpoint=fruits
+if awsr_or ValidationException sagemaker describe-endpoint --endpoint-name "$endpoint" >/dev/null; then
+  resource="endpoint/$endpoint/variant/AllTraffic"
+  awsr_or ObjectNotFoundException,ValidationException application-autoscaling delete-scaling-policy \
+    --service-namespace sagemaker --resource-id "$resource" --scalable-dimension sagemaker:variant:DesiredInstanceCount \
+    --policy-name "$endpoint-invocations" || true
+  awsr_or ObjectNotFoundException,ValidationException application-autoscaling deregister-scalable-target \
+    --service-namespace sagemaker --resource-id "$resource" --scalable-dimension sagemaker:variant:DesiredInstanceCount || true
+  awsr sagemaker delete-endpoint --endpoint-name "$endpoint"
+  awsr sagemaker wait endpoint-deleted --endpoint-name "$endpoint"
+  log "endpoint $endpoint deleted"
+fi
+for config in $(awsr sagemaker list-endpoint-configs --name-contains "$endpoint-" \
+                  --query 'EndpointConfigs[].EndpointConfigName' --output text); do
+  [[ $config == "$endpoint"-* ]] || continue
+  awsr sagemaker delete-endpoint-config --endpoint-config-name "$config"
+  log "endpoint configuration $config deleted"
+done
+for model in $(awsr sagemaker list-models --name-contains "$endpoint-" --query 'Models[].ModelName' --output text); do
+  [[ $model == "$endpoint"-* ]] || continue
+  awsr sagemaker delete-model --model-name "$model"
+  log "model $model deleted"
+done
+# 2. Clusters use the roles and the subnets: terminated before the stack goes.
+clusters=()
+for c in $(awsr emr list-clusters --active --query 'Clusters[].Id' --output text); do
+  project="$(awsr emr describe-cluster --cluster-id "$c" --query "Cluster.Tags[?Key=='project'].Value | [0]" --output text)"
+  [[ $project == fruits ]] && clusters+=("$c")
+done
+if [[ ${#clusters[@]} -gt 0 ]]; then
+  awsr emr terminate-clusters --cluster-ids "${clusters[@]}"
+  for c in "${clusters[@]}"; do awsr emr wait cluster-terminated --cluster-id "$c"; done
+  log "EMR clusters terminated: ${clusters[*]}"
+fi
 if ! awsr_or ValidationError cloudformation describe-stacks --stack-name "$stack" >/dev/null; then
   log "no stack $stack in $region: nothing to delete"
   exit 0

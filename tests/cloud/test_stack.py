@@ -193,7 +193,7 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
     skipped = {r["Type"] for r in t["Resources"].values() if resource_class_from_type(r["Type"]) is None}
     assert skipped == MOTO_SKIPS, f"moto's CloudFormation skips {sorted(skipped)}; update MOTO_SKIPS and the docs"
 
-    teach_moto_deletions(monkeypatch)
+    teach_moto(monkeypatch)
     out = tmp_path / "stack"
     env = {"FRUITS_STACK_PYTHON": PYTHON, **QUIET_NODE}
     aws.ok(STACK / "deploy.sh", "--email", "ops@example.com", "--budget", "150", "--out", out, env=env, timeout=600)
@@ -221,6 +221,22 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
     subnets = aws.client("ec2").describe_subnets(SubnetIds=outputs["SubnetIds"].split(","))["Subnets"]
     assert {tag["Key"] for s in subnets for tag in s["Tags"]} >= {"for-use-with-amazon-emr-managed-policies"}
 
+    # The EMR kit on the stack: render.sh reads its outputs, create-cluster.sh finds the
+    # stack's subnet tagged for EMR and routed to S3, and launches with its security
+    # configuration and service role.
+    wheel = tmp_path / "fruits-0.1.0-cp311-abi3-manylinux_2_28_x86_64.whl"
+    wheel.write_bytes(b"placeholder: the wheel build is covered elsewhere\n")
+    emr_dir = tmp_path / "emr"
+    aws.ok(REPO / "deploy/emr/render.sh", "--out", emr_dir, "--from-stack", out / "outputs.json",
+           "OUTPUT_PREFIX=runs/2026-12", f"WHEEL={wheel}")
+    launched = aws.ok(REPO / "deploy/emr/create-cluster.sh", emr_dir / "cluster.json", emr_dir / "step.json")
+    assert "is tagged for EMR and reaches S3" in launched.stderr, launched
+    (run,) = awsapi.only(aws.calls(), "emr.RunJobFlow")
+    assert run.params["SecurityConfiguration"] == outputs["EmrSecurityConfiguration"]
+    assert run.params["ServiceRole"] == outputs["EmrServiceRole"]
+    assert run.params["JobFlowRole"] == outputs["EmrInstanceProfile"]
+    assert run.params["Instances"]["Ec2SubnetId"] in outputs["SubnetIds"].split(",")
+
     # Again: the stack is updated in place (AWS would say it is up to date; moto
     # updates anyway), and the certificates are kept.
     again = aws.ok(STACK / "deploy.sh", "--email", "ops@example.com", "--budget", "150", "--out", out, env=env,
@@ -228,10 +244,25 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
     assert "updating stack fruits" in again.stderr and "already at" in again.stderr
     assert "end-of-life" not in again.stderr
 
+    # What runs beside the stack, made as deploy.py and create-cluster.sh make them:
+    # delete.sh removes those too, before the roles and subnets they use.
+    sm = aws.client("sagemaker")
+    image = f"{outputs['RepositoryUri']}:0.1.0-amd64"
+    sm.create_model(ModelName="fruits-20261206-101010", ExecutionRoleArn=outputs["SageMakerRoleArn"],
+                    PrimaryContainer={"Image": image})
+    sm.create_endpoint_config(EndpointConfigName="fruits-20261206-101010", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "fruits-20261206-101010", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 2}])
+    sm.create_endpoint(EndpointName="fruits", EndpointConfigName="fruits-20261206-101010")
+    sm.create_model(ModelName="someone-elses", ExecutionRoleArn=outputs["SageMakerRoleArn"],
+                    PrimaryContainer={"Image": image})
     s3.put_object(Bucket=outputs["PhotosBucket"], Key="photos/Apple/1.jpg", Body=b"jpeg")
     refused = aws.run(STACK / "delete.sh")
     assert refused.returncode != 0 and "--yes" in refused.stderr
     aws.ok(STACK / "delete.sh", "--yes", timeout=600)
+    assert not sm.list_endpoints()["Endpoints"]
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["someone-elses"]
+    assert not sm.list_endpoint_configs()["EndpointConfigs"]
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert not names & {outputs[k] for k in ("PhotosBucket", "ResultsBucket", "ArtifactsBucket", "LogsBucket")}
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("fruits-")]
@@ -241,9 +272,12 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
     awsapi.assert_valid(aws.calls())
 
 
-def teach_moto_deletions(monkeypatch) -> None:
-    """What AWS's CloudFormation does on delete-stack and moto's does not (moto 5.2.1),
-    done with moto's own backends: without it, moto leaves the VPC behind."""
+def teach_moto(monkeypatch) -> None:
+    """What AWS's CloudFormation does and moto's does not (moto 5.2.1), done with
+    moto's own backends: record a subnet's route table association where
+    DescribeRouteTables sees it (create-cluster.sh's network check reads it), and
+    on delete-stack remove VPC endpoints and route tables and detach a role's
+    managed policies (without which moto leaves the VPC and roles behind)."""
     from moto.ec2.models import ec2_backends
     from moto.ec2.models.route_tables import RouteTable
     from moto.ec2.models.subnets import SubnetRouteTableAssociation
@@ -257,6 +291,15 @@ def teach_moto_deletions(monkeypatch) -> None:
             endpoint.route_table_ids = [t for t in endpoint.route_table_ids or [] if t in backend.route_tables]
         backend.delete_vpc_endpoints([resource_name])
         backend.vpc_end_points.pop(resource_name, None)
+
+    create_association = SubnetRouteTableAssociation.create_from_cloudformation_json.__func__
+
+    def associate(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        made = create_association(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        properties = cloudformation_json["Properties"]
+        ec2_backends[account_id][region_name].associate_route_table(properties["RouteTableId"],
+                                                                   subnet_id=properties["SubnetId"])
+        return made
 
     def disassociate(cls, resource_name, cloudformation_json, account_id, region_name):
         # moto names an association by its route table; CDK gives each subnet a table of its own.
@@ -282,4 +325,5 @@ def teach_moto_deletions(monkeypatch) -> None:
     monkeypatch.setattr(RouteTable, "delete_from_cloudformation_json", classmethod(delete_route_table), raising=False)
     monkeypatch.setattr(SubnetRouteTableAssociation, "delete_from_cloudformation_json", classmethod(disassociate),
                         raising=False)
+    monkeypatch.setattr(SubnetRouteTableAssociation, "create_from_cloudformation_json", classmethod(associate))
     monkeypatch.setattr(Role, "delete_from_cloudformation_json", classmethod(detach_then_delete_role))
