@@ -5,14 +5,14 @@
 # the Spark job on a 2-worker standalone cluster against `fruits run`.
 # Run by hand (about an hour on 2 cores); its figures are in docs/scale.md.
 #
-# usage: scripts/bench-scale.sh [GIT_DIR] [--only machine,resume,s3,spark]
+# usage: scripts/bench-scale.sh [GIT_DIR] [--only machine,resume,s3,phone,spark]
 #   GIT_DIR: a clone of github.com/wiktormalyska/FruitRecognition (see
 #   scripts/fetch-fruits360.sh, which extracts the photos outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 git_dir=()
 if [[ $# -gt 0 && $1 != --* ]]; then git_dir=("$1"); shift; fi
-only=machine,resume,s3,spark
+only=machine,resume,s3,phone,spark
 if [[ ${1:-} == --only ]]; then only=$2; fi
 whole=$(scripts/fetch-fruits360.sh "${git_dir[@]}")
 scripts/setup-onnxruntime.sh >/dev/null

@@ -17,10 +17,16 @@ Spark benchmark on the whole dataset after them):
            requests it made (counted in Garage's request log) and their price
            per million photos at eu-west-3 list prices.
 
+  phone    photos the size a phone takes (12 MP, about 3 MB): --phone-photos
+           Fruits-360 Test photos upscaled to 4032 x 3024 with Gaussian noise
+           (sigma 10, so the JPEG is as large as a real one), then
+           `fruits featurize` on them: the per-core rate the plan to 10
+           million a day needs for the app's photos, against 100 x 100 ones.
+
 Every fruits command is the release binary (target/release/fruits), int8 model
 (the default), both cores. Peak RSS is /usr/bin/time's maximum resident set.
 
-usage: python bench/scale/bench.py --whole DIR [--sample DIR] [--only machine,resume,s3]
+usage: python bench/scale/bench.py --whole DIR [--sample DIR] [--only machine,resume,s3,phone]
 """
 
 import argparse
@@ -41,6 +47,8 @@ WORK = os.path.join(ROOT, "target", "bench-scale")
 FRUITS = os.path.join(ROOT, "target", "release", "fruits")
 # Rows per part file of `fruits run` (its --part-rows default).
 PART_ROWS = 2048
+# The machine's cores (every fruits command uses them all by default).
+CORES = os.cpu_count()
 
 # Amazon S3 Standard, Europe (Paris), USD per 1,000 requests (aws.amazon.com/s3/pricing,
 # read 2026-12): PUT, COPY, POST, LIST; GET, SELECT and all other requests.
@@ -108,7 +116,7 @@ def machine(name, photos):
     return r
 
 
-def resume(photos, full_wall):
+def resume(photos, full):
     """Kills a run (SIGKILL, as a crash) once half the photos are in its saved
     parts, resumes it; returns the figures."""
     out = os.path.join(WORK, "run-resume")
@@ -133,8 +141,12 @@ def resume(photos, full_wall):
     wall, rss, text = timed(["run", photos, "--out", out], os.path.join(WORK, "resume-second.log"))
     skipped = int(re.search(r"skipped \(done before\): (\d+)", text).group(1))
     left = 1 - skipped / n
+    # What the left share costs in a run from scratch: its featurising, plus the
+    # listing, fit and transform every complete run does once.
+    fair = full["featurise s"] * left + full["listing s"] + full["PCA fit s"] + full["transform s"]
     return {"killed after s": killed_after, "done before the kill %": 100 * skipped / n, "second run s": wall,
-            "full run s": full_wall, "second run / (full run x share left)": wall / (full_wall * left)}
+            "full run s": full["run s"], "second run / (full run x share left)": wall / (full["run s"] * left),
+            "left share of a full run s": fair, "second run / left share": wall / fair}
 
 
 def garage_requests(log, start=0):
@@ -193,6 +205,34 @@ def s3(photos, local):
             "PUT USD per million photos (uploading them)": PRICE_PUT_LIST_PER_1000 * 1000}
 
 
+def phone(whole, count):
+    """Featurises `count` phone-sized photos (made once, from whole's Test photos)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.join(WORK, f"phone-photos-{count}")
+    if photos_in(folder) != count:
+        shutil.rmtree(folder, ignore_errors=True)
+        sources = sorted(os.path.join(d, f) for d, _, files in os.walk(os.path.join(whole, "Test")) for f in files)
+        rng = np.random.default_rng(0)
+        print(f"[phone] making {count} photos of 4032 x 3024 ...", flush=True)
+        for i, src in enumerate(sources[:: max(1, len(sources) // count)][:count]):
+            label = os.path.basename(os.path.dirname(src))
+            os.makedirs(os.path.join(folder, "Test", label), exist_ok=True)
+            big = np.asarray(Image.open(src).convert("RGB").resize((4032, 3024), Image.BILINEAR), dtype=np.int16)
+            noisy = np.clip(big + rng.normal(0, 10, big.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(os.path.join(folder, "Test", label, f"phone_{i}.jpg"), "JPEG", quality=90)
+    n = photos_in(folder)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files) / n
+    out = os.path.join(WORK, "phone-features")
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"[phone] fruits featurize on {n} photos ...", flush=True)
+    wall, rss, text = timed(["featurize", folder, "--out", out], os.path.join(WORK, "phone.log"))
+    rate = float(re.search(r"throughput: ([\d.]+) images/s", text).group(1))
+    return {"photos": n, "MB a photo": size / 1e6, "featurise img/s": rate, "per core img/s": rate / CORES,
+            "peak RSS MiB": rss, "wall s": wall}
+
+
 def table(title, cols):
     """Prints {column: {row: value}} side by side, with a ratio column when there are two."""
     names = list(cols)
@@ -211,7 +251,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--whole", required=True, help="the extracted Fruits-360 (scripts/fetch-fruits360.sh)")
     ap.add_argument("--sample", default=SAMPLE)
-    ap.add_argument("--only", default="machine,resume,s3")
+    ap.add_argument("--only", default="machine,resume,s3,phone")
+    ap.add_argument("--phone-photos", type=int, default=300)
     args = ap.parse_args()
     only = set(args.only.split(","))
     os.makedirs(WORK, exist_ok=True)
@@ -230,7 +271,7 @@ def main():
         table("One machine (2 cores): sample vs whole Fruits-360", {"sample": results["sample"], "whole": results["whole"]})
     if "resume" in only:
         w = results["whole"]
-        results["resume"] = resume(args.whole, w["run s"])
+        results["resume"] = resume(args.whole, w)
         save()
         table("Resume after a kill at half the featurising", {"whole": results["resume"]})
     if "s3" in only:
@@ -238,6 +279,18 @@ def main():
         save()
         table("Read from S3 (Garage on this machine) vs local disk", {"whole from S3": results["s3"]})
         print("  requests made:", results["s3"]["requests"])
+    if "phone" in only:
+        results["phone"] = phone(args.whole, args.phone_photos)
+        save()
+        cols = {"phone (12 MP)": results["phone"]}
+        if "whole" in results:
+            w = results["whole"]
+            cols = {"Fruits-360 (100 x 100)": {"featurise img/s": w["featurise img/s"],
+                                               "per core img/s": w["featurise img/s"] / CORES,
+                                               "MB a photo": 0.0045, "peak RSS MiB": w["peak RSS MiB"]},
+                    "phone (12 MP)": {k: results["phone"][k] for k in
+                                      ("featurise img/s", "per core img/s", "MB a photo", "peak RSS MiB")}}
+        table("Phone-sized photos", cols)
     print(f"\nfigures kept in {results_file}")
 
 

@@ -162,10 +162,10 @@ def event_timeline(folder, started):
                 app_end = e["Timestamp"] / 1000
             elif kind == "SparkListenerStageCompleted":
                 info = e["Stage Info"]
-                stages[info["Stage ID"]] = {
-                    "name": info["Stage Name"].split(" at ")[0], "tasks": info["Number of Tasks"],
-                    "submitted": info["Submission Time"] / 1000, "completed": info["Completion Time"] / 1000,
-                    "run": 0.0, "deser": 0.0, "ser": 0.0, "gc": 0.0, "cpu": 0.0}
+                # (its tasks' end events came first: keep their sums)
+                stages.setdefault(info["Stage ID"], {"run": 0.0, "deser": 0.0, "ser": 0.0, "gc": 0.0, "cpu": 0.0}).update(
+                    name=info["Stage Name"].split(" at ")[0], tasks=info["Number of Tasks"],
+                    submitted=info["Submission Time"] / 1000, completed=info["Completion Time"] / 1000)
             elif kind == "SparkListenerTaskEnd":
                 m, t = e.get("Task Metrics") or {}, e["Task Info"]
                 launch = t["Launch Time"] / 1000
