@@ -296,27 +296,40 @@ def pca(df: Any, *, variance: Optional[float] = None, k: Optional[int] = None, i
         raise InputError(f"the DataFrame has no column {input_col!r} (columns: {df.columns})")
 
     def stats(batches):
-        summaries = []
-        for batch in batches:
-            batch = batch.filter(batch.column(0).is_valid())
-            if batch.num_rows:
-                table = feature_table(pa.Table.from_batches([batch]), input_col)
-                summaries.append(bytes(_native.batch_stats(table.to_batches())))
-        if summaries:
-            yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]},
-                                             schema=pa.schema([("stats", pa.binary())]))
+        yield from _summary((pa.Table.from_batches([b]) for b in batches), input_col)
 
     # One summary per task, a few tasks: each summary holds d x d co-moments in
     # f64 (13 MB for d = 1280), and one per part of a large output would not fit
     # the driver (84 parts of the whole sample: 1.1 GB, measured out of memory).
     tasks = max(1, min(df.rdd.getNumPartitions(), df.sparkSession.sparkContext.defaultParallelism))
     summaries = df.select(input_col).coalesce(tasks).mapInArrow(stats, "stats binary")
+    return _fit(summaries, f"no rows with a {input_col!r} vector to fit a PCA on", variance, k, model_sha256,
+                source)
+
+
+def _summary(tables, column: str):
+    """One record batch holding the merged PCA statistics (count, mean,
+    co-moments) of the non-null `column` vectors of `tables`; none when they hold no row."""
+    summaries = []
+    for table in tables:
+        table = table.filter(table.column(column).is_valid())
+        if table.num_rows:
+            summaries.append(bytes(_native.batch_stats(feature_table(table, column).to_batches())))
+    if summaries:
+        yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]}, schema=_STATS_SCHEMA)
+
+
+_STATS_SCHEMA = pa.schema([("stats", pa.binary())])
+
+
+def _fit(summaries: Any, empty: str, variance, k, model_sha256: str, source: str) -> PCAModel:
+    """Merges the tasks' statistics (a DataFrame of `_summary` batches) on the
+    driver and decomposes them; `empty` is the error when there are none."""
     partials = [bytes(r.stats) for r in summaries.collect()]
     if not partials:
-        raise InputError(f"no rows with a {input_col!r} vector to fit a PCA on")
-    merged = _native.pca_merge(partials)
-    native = _native.Pca.fit_stats(bytes(merged), variance=variance, k=k, features_model_sha256=model_sha256,
-                                   source=source)
+        raise InputError(empty)
+    native = _native.Pca.fit_stats(bytes(_native.pca_merge(partials)), variance=variance, k=k,
+                                   features_model_sha256=model_sha256, source=source)
     return PCAModel(fruits.PCA._from_native(native))
 
 
@@ -340,23 +353,12 @@ def fit_pca(spark: Any, location: str, *, variance: Optional[float] = None, k: O
     def run(batches):
         for batch in batches:
             for g in batch.column("id").to_pylist():
-                summaries = []
-                for f in files[g::groups]:
-                    table = pa.Table.from_batches(_native.read_part(location, f))
-                    table = table.filter(table.column("features").is_valid())
-                    if table.num_rows:
-                        summaries.append(bytes(_native.batch_stats(feature_table(table).to_batches())))
-                if summaries:
-                    yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]},
-                                                     schema=pa.schema([("stats", pa.binary())]))
+                yield from _summary((pa.Table.from_batches(_native.read_part(location, f))
+                                     for f in files[g::groups]), "features")
 
-    partials = [bytes(r.stats) for r in
-                spark.range(0, groups, numPartitions=groups).mapInArrow(run, "stats binary").collect()]
-    if not partials:
-        raise InputError(f"no rows with a features vector in {location} to fit a PCA on")
-    native = _native.Pca.fit_stats(bytes(_native.pca_merge(partials)), variance=variance, k=k,
-                                   features_model_sha256=model_sha256, source=location)
-    return PCAModel(fruits.PCA._from_native(native))
+    summaries = spark.range(0, groups, numPartitions=groups).mapInArrow(run, "stats binary")
+    return _fit(summaries, f"no rows with a features vector in {location} to fit a PCA on", variance, k,
+                model_sha256, location)
 
 
 def write_csv(df: Any, path: str) -> str:
