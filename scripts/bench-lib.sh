@@ -1,4 +1,5 @@
-# Shared by the service benchmarks (bench-serve.sh, bench-sagemaker.sh); sourced.
+# Shared by the benchmark scripts (bench-serve.sh, bench-sagemaker.sh, bench-spark.sh,
+# bench-scale.sh); sourced.
 
 # copy_test_photos N DEST: the first N Test photos of the sample, in sorted path
 # order, copied under DEST with their Test/<class>/ folders.
@@ -40,4 +41,12 @@ p99 = ms(re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
 print(f"{rps:.1f} {p50:.1f} {p99:.1f} {int(bad.group(1)) if bad else 0}")
 PY
+}
+
+# install_release_wheel VENV: builds the fruits wheel in release (the Rust core
+# optimised like the binary it is compared with) and installs it into VENV.
+install_release_wheel() {
+  rm -rf target/wheels/bench
+  (cd python && "../$1/bin/maturin" build --release --locked --quiet -o ../target/wheels/bench)
+  "$1/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/bench/fruits-*.whl
 }

@@ -10,6 +10,8 @@
 #   scripts/fetch-fruits360.sh, which extracts the photos outside the clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 git_dir=()
 if [[ $# -gt 0 && $1 != --* ]]; then git_dir=("$1"); shift; fi
 only=machine,resume,s3,phone,spark
@@ -19,11 +21,9 @@ scripts/setup-onnxruntime.sh >/dev/null
 scripts/install-garage.sh >/dev/null
 cargo build --release --quiet -p fruits-cli
 venv=$(scripts/bench-venv.sh bench/spark/requirements.txt)
-# The fruits wheel, release build, in the benchmark's venv: the Spark job runs it, and
-# the S3 section starts Garage with the tests' helper, which imports it.
-rm -rf target/wheels/bench
-(cd python && "../$venv/bin/maturin" build --release --locked --quiet -o ../target/wheels/bench)
-"$venv/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/bench/fruits-*.whl
+# The fruits wheel, release build: the Spark job runs it, and the S3 section starts
+# Garage with the tests' helper, which imports it.
+install_release_wheel "$venv"
 scale_only=$(tr , '\n' <<<"$only" | grep -v '^spark$' | paste -sd, || true)
 if [[ -n $scale_only ]]; then
   "$venv/bin/python" bench/scale/bench.py --whole "$whole" --only "$scale_only"

@@ -4,11 +4,11 @@
 # Arguments go to bench/spark/bench.py (--images N, --skip-reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 scripts/setup-onnxruntime.sh >/dev/null
 cargo build --release --quiet -p fruits-cli
 venv=$(scripts/bench-venv.sh bench/spark/requirements.txt)
 # The job's Rust core optimised like the binary it is compared with: a release wheel.
-rm -rf target/wheels/bench
-(cd python && "../$venv/bin/maturin" build --release --locked --quiet -o ../target/wheels/bench)
-"$venv/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/bench/fruits-*.whl
+install_release_wheel "$venv"
 exec "$venv/bin/python" bench/spark/bench.py "$@"
