@@ -82,34 +82,33 @@ garage_pid=$!
 # (pinned in tests/reference/requirements.txt and tests/cloud/requirements.txt), in
 # one virtualenv kept in the cache and rebuilt when the pins change.
 venv=$cache/py-venv
+# make_venv DIR STAMP REQUIREMENTS...: a virtualenv in DIR holding the pins of the
+# requirements files, made again when they change (their text is kept in DIR/STAMP).
 make_venv() {
-  local pins
-  pins=$(cat tests/reference/requirements.txt tests/cloud/requirements.txt)
-  if [[ ! -x "$venv/bin/python" ]] || [[ "$pins" != "$(cat "$venv/requirements.txt" 2>/dev/null)" ]]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r tests/reference/requirements.txt -r tests/cloud/requirements.txt
-    printf '%s\n' "$pins" >"$venv/requirements.txt"
+  local dir=$1 stamp=$2 pins req
+  shift 2
+  pins=$(cat "$@")
+  if [[ ! -x "$dir/bin/python" ]] || [[ "$pins" != "$(cat "$dir/$stamp" 2>/dev/null)" ]]; then
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    for req in "$@"; do set -- "$@" -r "$req"; shift; done
+    "$dir/bin/pip" install --quiet "$@"
+    printf '%s\n' "$pins" >"$dir/$stamp"
   fi
 }
-(renice -n 10 "$BASHPID" >/dev/null || true; make_venv) >"$tmp/venv.log" 2>&1 &
+(renice -n 10 "$BASHPID" >/dev/null || true
+ make_venv "$venv" requirements.txt tests/reference/requirements.txt tests/cloud/requirements.txt) \
+  >"$tmp/venv.log" 2>&1 &
 venv_pid=$!
 nice -n 10 scripts/setup-containers.sh >"$tmp/containers.env" 2>"$tmp/containers.log" &
 containers_pid=$!
 # The AWS stack's CDK app and checkov (tests/cloud/test_stack.py), in a virtualenv of
 # their own: checkov pins a boto3 older than the one the moto server needs.
+# (Its stamp is not requirements.txt: deploy/stack/python.sh keeps that one.)
 stack_venv=$cache/stack-venv
-make_stack_venv() {
-  local pins
-  pins=$(cat deploy/stack/requirements.txt tests/cloud/stack-requirements.txt)
-  if [[ ! -x "$stack_venv/bin/python" ]] || [[ "$pins" != "$(cat "$stack_venv/pins.txt" 2>/dev/null)" ]]; then
-    rm -rf "$stack_venv"
-    python3 -m venv "$stack_venv"
-    "$stack_venv/bin/pip" install --quiet -r deploy/stack/requirements.txt -r tests/cloud/stack-requirements.txt
-    printf '%s\n' "$pins" >"$stack_venv/pins.txt"
-  fi
-}
-(renice -n 10 "$BASHPID" >/dev/null || true; make_stack_venv) >"$tmp/stack-venv.log" 2>&1 &
+(renice -n 10 "$BASHPID" >/dev/null || true
+ make_venv "$stack_venv" pins.txt deploy/stack/requirements.txt tests/cloud/stack-requirements.txt) \
+  >"$tmp/stack-venv.log" 2>&1 &
 stack_venv_pid=$!
 
 # Clippy lints the workspace's crates while they are built for the tests
