@@ -313,8 +313,9 @@ def _summary(tables, column: str):
     summaries = []
     for table in tables:
         table = table.filter(table.column(column).is_valid())
-        if table.num_rows:
-            summaries.append(bytes(_native.batch_stats(feature_table(table, column).to_batches())))
+        stats = _native.batch_stats(feature_table(table, column).to_batches()) if table.num_rows else None
+        if stats is not None:
+            summaries.append(bytes(stats))
     if summaries:
         yield pa.RecordBatch.from_pydict({"stats": [bytes(_native.pca_merge(summaries))]}, schema=_STATS_SCHEMA)
 
