@@ -3,7 +3,8 @@
 
     deploy.py push      --image localhost/fruits-serve:TAG [--repository fruits-serve]
     deploy.py deploy    --image-tag TAG --model-tar model.tar.gz --bucket B --role-arn ARN [--name fruits]
-    deploy.py invoke    --name fruits PHOTO [PHOTO ...]
+                        [--async-output s3://B/P/]
+    deploy.py invoke    --name fruits [--async-input s3://B/P/] PHOTO [PHOTO ...]
     deploy.py transform --name fruits --input s3://B/photos/ --output s3://B/identified/
     deploy.py delete    --name fruits [--delete-model-data]
 
@@ -24,8 +25,17 @@ deploy    uploads model.tar.gz (package_model.py) with SSE-S3, checks the image
           failure), and the previous model and configuration are deleted. Then
           target-tracking autoscaling on invocations per instance, between
           --instances and --max-instances. Waits until InService.
+          --async-output makes an asynchronous endpoint instead, for full-size
+          phone photos (up to 50 MB and 50 megapixels, where InvokeEndpoint stops
+          at 6 MB): requests are queued, each photo is read from S3 and its
+          answer written under the output prefix (failures under its
+          `failures/`); it scales on the queue per instance, down to zero
+          instances when idle (--min-instances 0, the default there) and back
+          up when photos wait.
 invoke    sends each photo to the endpoint (POST /invocations in the container)
-          and prints the answers.
+          and prints the answers. With --async-input, each photo is uploaded
+          under that prefix, queued with InvokeEndpointAsync, and its answer
+          read from S3 once written (--timeout seconds at most).
 transform starts a Batch Transform job that identifies every object under an S3
           prefix (one photo per request) and writes `<photo>.out` JSON answers
           under the output prefix; --wait waits for it.
@@ -66,6 +76,29 @@ DEFAULT_INVOCATIONS_PER_INSTANCE = 600
 # (fruits serve --max-body-mib), so a local test and the endpoint agree.
 INVOKE_MAX_MB = 6
 VARIANT = "AllTraffic"
+# Asynchronous endpoints take their photos from S3 (InvokeEndpointAsync accepts
+# up to 1 GB): the container is told to take bodies and photos up to these, so
+# a phone's full-size photo (12-50 megapixels, 3-25 MB as JPEG) is identified
+# as it was taken.
+ASYNC_MAX_MB = 50
+ASYNC_MAX_MEGAPIXELS = 50
+# Photos one instance works on at once: one per vCPU of an ml.m5.large, as a
+# 12 MP photo keeps one core busy decoding for about half a second.
+ASYNC_CONCURRENCY_PER_INSTANCE = 2
+# Autoscaling target of an asynchronous endpoint: queued photos per instance.
+# At ~1.9 full-size photos a second per core (docs/scale.md), 20 queued photos
+# are about 5 s of work for an ml.m5.large.
+DEFAULT_BACKLOG_PER_INSTANCE = 20
+# How long `invoke --async-input` waits for an answer to appear in S3: an
+# endpoint scaled to zero takes several minutes to start an instance.
+DEFAULT_ASYNC_TIMEOUT = 900
+# The autoscaling policies and alarm deploy() may create, by suffix of the
+# endpoint's name (delete.sh removes the same names).
+SCALING_POLICIES = ("invocations", "backlog", "from-zero")
+BACKLOG_ALARM = "has-backlog-without-capacity"
+
+
+TAGS = [{"Key": "project", "Value": "fruits"}, {"Key": "data-residency", "Value": REGION}]
 
 
 def fail(message):
@@ -86,7 +119,7 @@ def ensure_repository(ecr, name):
             imageTagMutability="IMMUTABLE",
             imageScanningConfiguration={"scanOnPush": True},
             encryptionConfiguration={"encryptionType": "AES256"},
-            tags=[{"Key": "project", "Value": "fruits"}, {"Key": "data-residency", "Value": REGION}],
+            tags=TAGS,
         )["repository"]
     return repo["repositoryUri"]
 
@@ -124,13 +157,28 @@ def image_uri(sess, repository, tag):
     return f"{uri}:{tag}"
 
 
-def upload_model(sess, model_tar, bucket, prefix):
-    if not os.path.isfile(model_tar):
-        fail(f"{model_tar} does not exist (make it with deploy/sagemaker/package_model.py)")
+def check_bucket_region(sess, bucket, what):
+    """Refuses a bucket outside the session's region: `what` must stay in Paris."""
     s3 = sess.client("s3")
     region = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
     if region != sess.region_name:
-        fail(f"bucket {bucket} is in {region}, not {sess.region_name}: the model must stay in Paris")
+        fail(f"bucket {bucket} is in {region}, not {sess.region_name}: {what} must stay in Paris")
+    return s3
+
+
+def split_s3(uri, option):
+    """(bucket, prefix ending in / or empty) of an s3://bucket/prefix/ URI."""
+    if not uri.startswith("s3://") or len(uri) <= len("s3://"):
+        fail(f"{option} {uri} is not an s3://bucket/prefix/ URI")
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def upload_model(sess, model_tar, bucket, prefix):
+    if not os.path.isfile(model_tar):
+        fail(f"{model_tar} does not exist (make it with deploy/sagemaker/package_model.py)")
+    s3 = check_bucket_region(sess, bucket, "the model")
     key = f"{prefix.strip('/')}/model.tar.gz"
     s3.upload_file(model_tar, bucket, key, ExtraArgs={"ServerSideEncryption": "AES256"})
     return f"s3://{bucket}/{key}"
@@ -179,37 +227,71 @@ def scaling_resource(name):
     return f"endpoint/{name}/variant/{VARIANT}"
 
 
-def autoscale(sess, name, min_instances, max_instances, per_instance):
-    """Target tracking on invocations per instance (SageMaker's predefined metric)."""
+def autoscale(sess, name, min_instances, max_instances, per_instance, backlog=None):
+    """Target tracking on invocations per instance (SageMaker's predefined
+    metric), or for an asynchronous endpoint (`backlog`: queued photos per
+    instance) on its queue, with a step policy that starts an instance when
+    photos wait and none is running (target tracking cannot scale from zero)."""
     aas = sess.client("application-autoscaling")
     resource = scaling_resource(name)
-    aas.register_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId=resource,
-        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-        MinCapacity=min_instances, MaxCapacity=max_instances)
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": resource,
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    aas.register_scalable_target(**target, MinCapacity=min_instances, MaxCapacity=max_instances)
+    if backlog is None:
+        metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+        aas.put_scaling_policy(
+            PolicyName=f"{name}-invocations", PolicyType="TargetTrackingScaling", **target,
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(per_instance), **metric,
+                # Out fast, in slowly: a burst of shoppers should not wait for instances.
+                "ScaleOutCooldown": 60, "ScaleInCooldown": 600,
+            })
+        return
+    on_endpoint = [{"Name": "EndpointName", "Value": name}]
     aas.put_scaling_policy(
-        PolicyName=f"{name}-invocations", ServiceNamespace="sagemaker", ResourceId=resource,
-        ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+        PolicyName=f"{name}-backlog", PolicyType="TargetTrackingScaling", **target,
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": float(per_instance),
-            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-            # Out fast, in slowly: a burst of shoppers should not wait for instances.
+            "TargetValue": float(backlog),
+            "CustomizedMetricSpecification": {"MetricName": "ApproximateBacklogSizePerInstance",
+                                              "Namespace": "AWS/SageMaker", "Dimensions": on_endpoint,
+                                              "Statistic": "Average"},
             "ScaleOutCooldown": 60, "ScaleInCooldown": 600,
         })
+    if min_instances > 0:
+        return
+    step = aas.put_scaling_policy(
+        PolicyName=f"{name}-from-zero", PolicyType="StepScaling", **target,
+        StepScalingPolicyConfiguration={
+            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+        })
+    sess.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"{name}-{BACKLOG_ALARM}", AlarmDescription=f"photos wait for {name} and no instance runs",
+        Namespace="AWS/SageMaker", MetricName="HasBacklogWithoutCapacity", Dimensions=on_endpoint,
+        Statistic="Average", Period=60, EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="missing",
+        AlarmActions=[step["PolicyARN"]], Tags=TAGS)
 
 
 def unscale(sess, name):
-    """Removes the endpoint's scaling policy and target (needed before an
-    update that changes the instance type)."""
+    """Removes the endpoint's scaling policies, target and alarm (needed before
+    an update that changes the instance type, and before deleting it)."""
     aas = sess.client("application-autoscaling")
-    resource = scaling_resource(name)
-    for call, kwargs in ((aas.delete_scaling_policy, {"PolicyName": f"{name}-invocations"}),
-                         (aas.deregister_scalable_target, {})):
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": scaling_resource(name),
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    # A policy or target that is not there: AWS says ObjectNotFound, moto ValidationException.
+    missing = (aas.exceptions.ObjectNotFoundException, aas.exceptions.ValidationException)
+    for policy in SCALING_POLICIES:
         try:
-            call(ServiceNamespace="sagemaker", ResourceId=resource,
-                 ScalableDimension="sagemaker:variant:DesiredInstanceCount", **kwargs)
-        except aas.exceptions.ObjectNotFoundException:
+            aas.delete_scaling_policy(PolicyName=f"{name}-{policy}", **target)
+        except missing:
             pass
+    try:
+        aas.deregister_scalable_target(**target)
+    except missing:
+        pass
+    # DeleteAlarms ignores names it does not know.
+    sess.client("cloudwatch").delete_alarms(AlarmNames=[f"{name}-{BACKLOG_ALARM}"])
 
 
 # Blue/green: the new fleet is started beside the old one, takes all the
@@ -224,27 +306,54 @@ BLUE_GREEN = {
 }
 
 
+def async_config(output_uri):
+    """The AsyncInferenceConfig writing answers under `output_uri` and failures
+    under its `failures/`."""
+    return {
+        "OutputConfig": {"S3OutputPath": output_uri, "S3FailurePath": f"{output_uri.rstrip('/')}/failures/"},
+        "ClientConfig": {"MaxConcurrentInvocationsPerInstance": ASYNC_CONCURRENCY_PER_INSTANCE},
+    }
+
+
 def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOINT_INSTANCE, wait=True,
-           instances=DEFAULT_INSTANCES, max_instances=DEFAULT_MAX_INSTANCES,
-           per_instance=DEFAULT_INVOCATIONS_PER_INSTANCE, stamp=None):
-    """Creates the endpoint, or updates it blue/green; returns its name."""
+           instances=None, max_instances=DEFAULT_MAX_INSTANCES, per_instance=DEFAULT_INVOCATIONS_PER_INSTANCE,
+           stamp=None, async_output=None, min_instances=None, backlog=DEFAULT_BACKLOG_PER_INSTANCE):
+    """Creates the endpoint (asynchronous with `async_output`), or updates it
+    blue/green; returns its name."""
+    # Real-time: 2 instances, never fewer. Asynchronous: photos wait in the
+    # queue while an instance starts, so one to begin with and none when idle.
+    instances = instances if instances is not None else (1 if async_output else DEFAULT_INSTANCES)
+    min_instances = min_instances if min_instances is not None else (0 if async_output else instances)
     if not 1 <= instances <= max_instances:
         fail(f"--instances {instances} must be at least 1 and at most --max-instances {max_instances}")
+    if not 0 <= min_instances <= instances:
+        fail(f"--min-instances {min_instances} must be between 0 and --instances {instances}")
+    if min_instances == 0 and not async_output:
+        fail("--min-instances 0 needs an asynchronous endpoint (--async-output): a real-time endpoint "
+             "with no instance refuses every photo")
     sm = sess.client("sagemaker")
+    if async_output:
+        check_bucket_region(sess, split_s3(async_output, "--async-output")[0], "the answers")
     names = endpoint_names(name, stamp or time.strftime("%Y%m%d-%H%M%S"))
-    tags = [{"Key": "project", "Value": "fruits"}, {"Key": "data-residency", "Value": REGION}]
     existing = current_endpoint(sm, name)
+    previous = None
+    if existing is not None:
+        previous = sm.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
+        if bool(previous.get("AsyncInferenceConfig")) != bool(async_output):
+            kinds = ("real-time", "asynchronous")
+            fail(f"endpoint {name} is {kinds[bool(previous.get('AsyncInferenceConfig'))]} and this deployment is "
+                 f"{kinds[bool(async_output)]}: deploy it under another --name (or delete {name} first)")
+    environment = {"FRUITS_ACCESS_LOG": "1"}
+    if async_output:
+        # The body comes from S3, not from InvokeEndpoint's 6 MB request.
+        environment |= {"FRUITS_MAX_BODY_MIB": str(ASYNC_MAX_MB), "FRUITS_MAX_MEGAPIXELS": str(ASYNC_MAX_MEGAPIXELS)}
     sm.create_model(
         ModelName=names["model"],
-        PrimaryContainer={
-            "Image": image,
-            "ModelDataUrl": model_data,
-            "Environment": {"FRUITS_ACCESS_LOG": "1"},
-        },
+        PrimaryContainer={"Image": image, "ModelDataUrl": model_data, "Environment": environment},
         ExecutionRoleArn=role_arn,
         # The container reads /opt/ml/model and answers HTTP: it needs no network.
         EnableNetworkIsolation=True,
-        Tags=tags,
+        Tags=TAGS,
     )
     sm.create_endpoint_config(
         EndpointConfigName=names["config"],
@@ -256,13 +365,12 @@ def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOI
             # Photos are decoded and identified in well under a second.
             "ContainerStartupHealthCheckTimeoutInSeconds": 120,
         }],
-        Tags=tags,
+        **({"AsyncInferenceConfig": async_config(async_output)} if async_output else {}),
+        Tags=TAGS,
     )
     if existing is None:
-        sm.create_endpoint(EndpointName=names["endpoint"], EndpointConfigName=names["config"], Tags=tags)
-        previous = None
+        sm.create_endpoint(EndpointName=names["endpoint"], EndpointConfigName=names["config"], Tags=TAGS)
     else:
-        previous = sm.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
         old_type = previous["ProductionVariants"][0]["InstanceType"]
         # Autoscaling allows an update that changes the model only; another
         # instance type needs the variant deregistered first (AWS's rule).
@@ -277,7 +385,7 @@ def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOI
     status = sm.describe_endpoint(EndpointName=names["endpoint"])["EndpointStatus"]
     print(f"endpoint {names['endpoint']}: {status} ({names['config']})")
     if wait:
-        autoscale(sess, name, instances, max_instances, per_instance)
+        autoscale(sess, name, min_instances, max_instances, per_instance, backlog if async_output else None)
         if previous is not None and status == "InService":
             # The old fleet is gone once the update is done: its model and
             # configuration are no longer used by anything.
@@ -307,6 +415,46 @@ def invoke(sess, name, photos):
     return answers
 
 
+def read_answer(s3, location, failure, deadline):
+    """The text at `location` (or at `failure`, where SageMaker writes a failed
+    request's error), once one of them exists; None past `deadline`."""
+    while True:
+        for uri in filter(None, (location, failure)):
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            try:
+                return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            except s3.exceptions.NoSuchKey:
+                pass
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(2)
+
+
+def invoke_async(sess, name, photos, input_uri, timeout=DEFAULT_ASYNC_TIMEOUT):
+    """Uploads each photo under `input_uri`, queues it on the asynchronous
+    endpoint `name`, and returns the answers SageMaker writes to S3 (None for
+    one not written within `timeout` seconds)."""
+    bucket, prefix = split_s3(input_uri, "--async-input")
+    s3 = check_bucket_region(sess, bucket, "the photos")
+    runtime = sess.client("sagemaker-runtime")
+    queued = []
+    for photo in photos:
+        key = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{len(queued)}-{os.path.basename(photo)}"
+        s3.upload_file(photo, bucket, key, ExtraArgs={"ServerSideEncryption": "AES256",
+                                                      "ContentType": content_type(photo)})
+        r = runtime.invoke_endpoint_async(EndpointName=name, InputLocation=f"s3://{bucket}/{key}",
+                                          ContentType=content_type(photo), Accept="application/json",
+                                          InvocationTimeoutSeconds=600)
+        queued.append((photo, r["OutputLocation"], r.get("FailureLocation")))
+    deadline = time.monotonic() + timeout
+    answers = []
+    for photo, location, failure in queued:
+        answer = read_answer(s3, location, failure, deadline)
+        answers.append(answer)
+        print(f"{photo}: {answer if answer is not None else f'no answer within {timeout} s (it will be at {location})'}")
+    return answers
+
+
 def transform_job(name, model_name, input_uri, output_uri, instance_type=DEFAULT_TRANSFORM_INSTANCE):
     """The CreateTransformJob request identifying every photo under `input_uri`."""
     return {
@@ -327,7 +475,7 @@ def transform_job(name, model_name, input_uri, output_uri, instance_type=DEFAULT
         },
         "TransformOutput": {"S3OutputPath": output_uri, "Accept": "application/json", "AssembleWith": "None"},
         "TransformResources": {"InstanceType": instance_type, "InstanceCount": 1},
-        "Tags": [{"Key": "project", "Value": "fruits"}, {"Key": "data-residency", "Value": REGION}],
+        "Tags": TAGS,
     }
 
 
@@ -396,17 +544,28 @@ def main(argv=None, sess=None):
     p.add_argument("--prefix", default="fruits/sagemaker")
     p.add_argument("--role-arn", required=True, help="the SageMaker execution role (deploy/iam/sagemaker-*.json)")
     p.add_argument("--instance-type", default=DEFAULT_ENDPOINT_INSTANCE)
-    p.add_argument("--instances", type=int, default=DEFAULT_INSTANCES,
-                   help=f"instances, and the autoscaling minimum [{DEFAULT_INSTANCES}]")
+    p.add_argument("--instances", type=int,
+                   help=f"instances to start with [{DEFAULT_INSTANCES}; asynchronous: 1]")
+    p.add_argument("--min-instances", type=int,
+                   help="the autoscaling minimum [--instances; asynchronous: 0, none while no photo waits]")
     p.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES,
                    help=f"the autoscaling maximum [{DEFAULT_MAX_INSTANCES}]")
     p.add_argument("--invocations-per-instance", type=int, default=DEFAULT_INVOCATIONS_PER_INSTANCE,
                    help=f"autoscaling target, per instance per minute [{DEFAULT_INVOCATIONS_PER_INSTANCE}]")
+    p.add_argument("--async-output", metavar="S3_URI",
+                   help=f"make an asynchronous endpoint for full-size photos (up to {ASYNC_MAX_MB} MB): answers "
+                        "are written under this s3://bucket/prefix/ (in Paris), failures under its failures/")
+    p.add_argument("--backlog-per-instance", type=int, default=DEFAULT_BACKLOG_PER_INSTANCE,
+                   help=f"asynchronous autoscaling target, queued photos per instance [{DEFAULT_BACKLOG_PER_INSTANCE}]")
     p.add_argument("--no-wait", action="store_true",
                    help="return once the request is accepted (autoscaling and the old model's removal are then "
                         "left undone)")
     p = sub.add_parser("invoke")
     p.add_argument("--name", default="fruits")
+    p.add_argument("--async-input", metavar="S3_URI",
+                   help="the endpoint is asynchronous: upload the photos under this s3://bucket/prefix/ and queue them")
+    p.add_argument("--timeout", type=float, default=DEFAULT_ASYNC_TIMEOUT,
+                   help=f"seconds to wait for asynchronous answers [{DEFAULT_ASYNC_TIMEOUT}]")
     p.add_argument("photos", nargs="+")
     p = sub.add_parser("transform")
     p.add_argument("--name", default="fruits")
@@ -432,8 +591,11 @@ def main(argv=None, sess=None):
         model_data = upload_model(sess, args.model_tar, args.bucket, args.prefix)
         return deploy(sess, args.name, image, model_data, args.role_arn, args.instance_type,
                       wait=not args.no_wait, instances=args.instances, max_instances=args.max_instances,
-                      per_instance=args.invocations_per_instance)
+                      per_instance=args.invocations_per_instance, async_output=args.async_output,
+                      min_instances=args.min_instances, backlog=args.backlog_per_instance)
     if args.command == "invoke":
+        if args.async_input:
+            return invoke_async(sess, args.name, args.photos, args.async_input, args.timeout)
         return invoke(sess, args.name, args.photos)
     if args.command == "transform":
         return transform(sess, args.name, args.input, args.output, args.instance_type, args.wait)

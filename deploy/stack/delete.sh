@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deletes everything fruits made in the account, in the order AWS accepts:
-# 1. the SageMaker endpoint `fruits` (its autoscaling first), and the endpoint
-#    configurations and models deploy.py made (names starting with fruits-);
+# 1. the SageMaker endpoints deploy.py made, `fruits` and `fruits-*` (their
+#    autoscaling first), and its endpoint configurations and models (names
+#    starting with fruits-);
 # 2. EMR clusters still active with the tag project=fruits (terminated, waited for);
 # 3. the stack's four buckets emptied (photos, results, artifacts, logs: this
 #    erases the data);
@@ -28,19 +29,25 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $yes == 1 ]] || die "this erases every photo and result in the stack's buckets: run again with --yes"
-# 1. The endpoint bills by the hour: first.
-endpoint=fruits
-if awsr_or ValidationException sagemaker describe-endpoint --endpoint-name "$endpoint" >/dev/null; then
+# 1. Endpoints bill by the hour: first. deploy.py's are named fruits or fruits-*
+#    (a real-time and an asynchronous endpoint need two names).
+for endpoint in $(awsr sagemaker list-endpoints --name-contains fruits --query 'Endpoints[].EndpointName' --output text); do
+  [[ $endpoint == fruits || $endpoint == fruits-* ]] || continue
   resource="endpoint/$endpoint/variant/AllTraffic"
-  awsr_or ObjectNotFoundException,ValidationException application-autoscaling delete-scaling-policy \
-    --service-namespace sagemaker --resource-id "$resource" --scalable-dimension sagemaker:variant:DesiredInstanceCount \
-    --policy-name "$endpoint-invocations" || true
+  # deploy.py's SCALING_POLICIES and BACKLOG_ALARM.
+  for policy in invocations backlog from-zero; do
+    awsr_or ObjectNotFoundException,ValidationException application-autoscaling delete-scaling-policy \
+      --service-namespace sagemaker --resource-id "$resource" --scalable-dimension sagemaker:variant:DesiredInstanceCount \
+      --policy-name "$endpoint-$policy" || true
+  done
   awsr_or ObjectNotFoundException,ValidationException application-autoscaling deregister-scalable-target \
     --service-namespace sagemaker --resource-id "$resource" --scalable-dimension sagemaker:variant:DesiredInstanceCount || true
+  awsr cloudwatch delete-alarms --alarm-names "$endpoint-has-backlog-without-capacity"
   awsr sagemaker delete-endpoint --endpoint-name "$endpoint"
   awsr sagemaker wait endpoint-deleted --endpoint-name "$endpoint"
   log "endpoint $endpoint deleted"
-fi
+done
+endpoint=fruits
 for config in $(awsr sagemaker list-endpoint-configs --name-contains "$endpoint-" \
                   --query 'EndpointConfigs[].EndpointConfigName' --output text); do
   [[ $config == "$endpoint"-* ]] || continue

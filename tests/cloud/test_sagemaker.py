@@ -410,6 +410,159 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
     awsapi.assert_valid(recorded)
 
 
+def route_async_invocations_to(container_url, sm, s3):
+    """A botocore handler carrying out InvokeEndpointAsync as SageMaker's queue
+    does (moto's answers canned locations and writes nothing): the photo at
+    InputLocation goes to the container's POST /invocations; a 2xx answer is
+    written under the endpoint configuration's S3OutputPath as `<id>.out`,
+    another under its S3FailurePath as `<id>-error.out`; the call returns
+    both locations. `sm` and `s3` are clients of their own on moto."""
+
+    class Http:
+        status_code, headers, content, raw = 202, {}, b"{}", None
+
+    def handler(model, params, **kwargs):
+        if model.name != "InvokeEndpointAsync":
+            return None
+        headers = params["headers"]
+        name = params["url_path"].split("/")[2]
+        config = sm.describe_endpoint_config(
+            EndpointConfigName=sm.describe_endpoint(EndpointName=name)["EndpointConfigName"])
+        output = config["AsyncInferenceConfig"]["OutputConfig"]
+        bucket, key = headers["X-Amzn-SageMaker-InputLocation"].removeprefix("s3://").split("/", 1)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        inference = uuid.uuid4().hex
+        located = {"OutputLocation": f"{output['S3OutputPath'].rstrip('/')}/{inference}.out",
+                   "FailureLocation": f"{output['S3FailurePath'].rstrip('/')}/{inference}-error.out"}
+        r = requests.post(f"{container_url}/invocations", data=body, timeout=60,
+                          headers={"Content-Type": headers["X-Amzn-SageMaker-Content-Type"]})
+        where = located["OutputLocation" if r.status_code < 300 else "FailureLocation"]
+        out_bucket, out_key = where.removeprefix("s3://").split("/", 1)
+        s3.put_object(Bucket=out_bucket, Key=out_key, Body=r.content)
+        return Http(), {"InferenceId": inference, **located, "ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    return handler
+
+
+def phone_photo(path, cls):
+    """A photo the size a phone takes (4032 x 3024, with sensor-like noise):
+    a sample photo upscaled, saved as a JPEG of more than InvokeEndpoint's 6 MB."""
+    import numpy as np
+    from PIL import Image
+
+    big = np.asarray(Image.open(photo(cls)).convert("RGB").resize((4032, 3024), Image.BICUBIC), dtype=np.float32)
+    noise = np.random.default_rng(7).normal(0, 12, big.shape)
+    Image.fromarray(np.clip(big + noise, 0, 255).astype(np.uint8)).save(path, "JPEG", quality=98)
+    assert path.stat().st_size > deploy.INVOKE_MAX_MB * 1024 * 1024, path.stat().st_size
+    return path
+
+
+def test_async_endpoint_identifies_full_size_phone_photos(moto, image, model_dir, tmp_path):
+    import boto3
+    from awsplug import fruits_aws_capture as capture
+
+    big = phone_photo(tmp_path / "phone.jpg", CLASSES[2])
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_bytes(b"I am text, not a photo")
+    # The real-time image refuses it: InvokeEndpoint's 6 MB.
+    realtime = Container(image, model_dir["dir"])
+    try:
+        realtime.wait_ready()
+        r = requests.post(f"{realtime.url}/invocations", data=big.read_bytes(),
+                          headers={"Content-Type": "image/jpeg"}, timeout=60)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large", r.text
+    finally:
+        realtime.remove()
+
+    calls = tmp_path / "calls.jsonl"
+    try:
+        sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                     aws_secret_access_key="testing")
+        os.environ["AWS_CAPTURE_FILE"] = str(calls)
+        capture.install(sess.events)
+        os.environ["AWS_ENDPOINT_URL"] = moto.url
+        s3 = sess.client("s3")
+        for bucket in ("fruits-artifacts", "fruits-photos", "fruits-results"):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        trust = subprocess.run([str(REPO / "deploy" / "iam" / "render.sh"), "sagemaker-trust", "123456789012"],
+                               capture_output=True, text=True, check=True).stdout
+        role = sess.client("iam").create_role(RoleName="fruits-sagemaker", AssumeRolePolicyDocument=trust)[
+            "Role"]["Arn"]
+        # ECR learns of the image from its manifest, as it would from a push
+        # (the push itself is tested above).
+        tag = image.rsplit(":", 1)[1]
+        manifest = subprocess.run(["skopeo", "inspect", "--raw", f"containers-storage:{image}"],
+                                  capture_output=True, text=True, check=True).stdout
+        ecr = sess.client("ecr")
+        deploy.ensure_repository(ecr, "fruits-serve")
+        ecr.put_image(repositoryName="fruits-serve", imageManifest=manifest, imageTag=tag)
+
+        output = "s3://fruits-results/transform/async/"
+        endpoint = deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
+                                str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role,
+                                "--async-output", output], sess=sess)
+        sm = sess.client("sagemaker")
+        config = sm.describe_endpoint_config(
+            EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
+        assert config["AsyncInferenceConfig"]["OutputConfig"] == {
+            "S3OutputPath": output, "S3FailurePath": "s3://fruits-results/transform/async/failures/"}
+        assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
+        environment = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])[
+            "PrimaryContainer"]["Environment"]
+        assert environment["FRUITS_MAX_BODY_MIB"] == str(deploy.ASYNC_MAX_MB)
+        # Scales on the queue, to zero when idle and back up when photos wait.
+        aas = sess.client("application-autoscaling")
+        assert [(t["MinCapacity"], t["MaxCapacity"]) for t in
+                aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]] == [
+            (0, deploy.DEFAULT_MAX_INSTANCES)]
+        policies = {p["PolicyName"]: p for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
+            "ScalingPolicies"]}
+        assert sorted(policies) == ["fruits-async-backlog", "fruits-async-from-zero"]
+        assert policies["fruits-async-backlog"]["TargetTrackingScalingPolicyConfiguration"][
+            "CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+        alarm = sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
+        assert [(a["MetricName"], a["AlarmActions"]) for a in alarm] == [
+            ("HasBacklogWithoutCapacity", [policies["fruits-async-from-zero"]["PolicyARN"]])]
+
+        # The container runs with the model's environment, as SageMaker starts it.
+        container = Container(image, model_dir["dir"], extra_env=environment)
+        try:
+            container.wait_ready()
+            sess.events.register("before-call.sagemaker-runtime.InvokeEndpointAsync",
+                                 route_async_invocations_to(container.url, moto.client("sagemaker"),
+                                                            moto.client("s3")))
+            answers = deploy.main(["invoke", "--name", endpoint, "--async-input", "s3://fruits-photos/photos/async/",
+                                   "--timeout", "60", str(big), str(photo(CLASSES[0])), str(not_a_photo)], sess=sess)
+        finally:
+            container.remove()
+        assert [json.loads(a)["top"][0]["class"] for a in answers[:2]] == [CLASSES[2], CLASSES[0]], answers
+        assert json.loads(answers[2])["error"]["code"] == "not_an_image", answers[2]
+        uploaded = s3.list_objects_v2(Bucket="fruits-photos", Prefix="photos/async/")["Contents"]
+        assert len(uploaded) == 3
+        assert s3.head_object(Bucket="fruits-photos", Key=uploaded[0]["Key"])["ServerSideEncryption"] == "AES256"
+
+        # A real-time deployment under the asynchronous endpoint's name is refused.
+        with pytest.raises(SystemExit, match="fruits-async is asynchronous and this deployment is real-time"):
+            deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
+                         str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
+        with pytest.raises(SystemExit, match="--min-instances 0 needs an asynchronous endpoint"):
+            deploy.main(["deploy", "--name", "fruits", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
+                         "--bucket", "fruits-artifacts", "--role-arn", role, "--min-instances", "0"], sess=sess)
+        deploy.main(["delete", "--name", endpoint], sess=sess)
+        assert not sm.list_endpoints()["Endpoints"]
+        assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert not sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.pop("AWS_CAPTURE_FILE", None)
+    recorded = awsapi.read_calls(calls)
+    operations = {c.name for c in recorded}
+    for op in ("sagemaker.CreateEndpointConfig", "sagemaker-runtime.InvokeEndpointAsync",
+               "application-autoscaling.PutScalingPolicy", "cloudwatch.PutMetricAlarm", "cloudwatch.DeleteAlarms"):
+        assert op in operations, sorted(operations)
+    awsapi.assert_valid(recorded)
+
+
 def test_instance_types_name_their_architecture():
     assert [deploy.architecture_of(t) for t in ("ml.m5.large", "ml.c5.xlarge", "ml.m6g.large", "ml.c7g.2xlarge",
                                                  "ml.r6gd.xlarge", "ml.g5.xlarge", "ml.m7i.large")] == [

@@ -16,10 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 import awsapi
 from conftest import ACCOUNT, REGION, REPO
+
+sys.path.insert(0, str(REPO / "deploy" / "sagemaker"))
+import deploy  # noqa: E402  (deploy/sagemaker/deploy.py)
 
 STACK = REPO / "deploy" / "stack"
 VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fruits" / "stack-venv"
@@ -254,6 +258,22 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
         "VariantName": "AllTraffic", "ModelName": "fruits-20261206-101010", "InstanceType": "ml.m5.large",
         "InitialInstanceCount": 2}])
     sm.create_endpoint(EndpointName="fruits", EndpointConfigName="fruits-20261206-101010")
+    # An asynchronous endpoint beside it, scaled on its queue with deploy.py's alarm.
+    sm.create_model(ModelName="fruits-async-model-20261206-101010", ExecutionRoleArn=outputs["SageMakerRoleArn"],
+                    PrimaryContainer={"Image": image})
+    sm.create_endpoint_config(EndpointConfigName="fruits-async-config-20261206-101010", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "fruits-async-model-20261206-101010",
+        "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        AsyncInferenceConfig=deploy.async_config(f"s3://{outputs['ResultsBucket']}/transform/async/"))
+    sm.create_endpoint(EndpointName="fruits-async", EndpointConfigName="fruits-async-config-20261206-101010")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    deploy.autoscale(boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                           aws_secret_access_key="testing"),
+                     "fruits-async", 0, 2, deploy.DEFAULT_INVOCATIONS_PER_INSTANCE, backlog=20)
+    aas, cloudwatch = aws.client("application-autoscaling"), aws.client("cloudwatch")
+    assert len(aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]) == 2
+    assert [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]] == [
+        f"fruits-async-{deploy.BACKLOG_ALARM}"]
     sm.create_model(ModelName="someone-elses", ExecutionRoleArn=outputs["SageMakerRoleArn"],
                     PrimaryContainer={"Image": image})
     s3.put_object(Bucket=outputs["PhotosBucket"], Key="photos/Apple/1.jpg", Body=b"jpeg")
@@ -263,6 +283,9 @@ def test_moto_creates_and_deletes_the_stack(aws, moto_server, templates, tmp_pat
     assert not sm.list_endpoints()["Endpoints"]
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["someone-elses"]
     assert not sm.list_endpoint_configs()["EndpointConfigs"]
+    assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert not aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert not cloudwatch.describe_alarms()["MetricAlarms"]
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert not names & {outputs[k] for k in ("PhotosBucket", "ResultsBucket", "ArtifactsBucket", "LogsBucket")}
     assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("fruits-")]

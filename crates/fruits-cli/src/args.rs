@@ -695,8 +695,9 @@ pub struct ServeArgs {
     #[arg(long, env = "FRUITS_MAX_BODY_MIB", hide_env = true, default_value_t = serve_defaults::MAX_BODY_MIB, value_name = "MIB", value_parser = mebibytes)]
     pub max_body_mib: f64,
 
-    /// Refuse photos larger than this many megapixels (checked before decoding).
-    #[arg(long, default_value_t = serve_defaults::MAX_MEGAPIXELS, value_name = "MP", value_parser = megapixels)]
+    /// Refuse photos larger than this many megapixels (checked before decoding)
+    /// [env: FRUITS_MAX_MEGAPIXELS].
+    #[arg(long, env = "FRUITS_MAX_MEGAPIXELS", hide_env = true, default_value_t = serve_defaults::MAX_MEGAPIXELS, value_name = "MP", value_parser = megapixels)]
     pub max_megapixels: f64,
 
     /// Requests handled at once; more are answered 503 at once.
