@@ -12,25 +12,47 @@
 //! cameras and phones write, are walked; for others (progressive, arithmetic,
 //! lossless) the answer is "cannot tell" and the decoder decides.
 
+/// Codes this long or shorter are decoded with one table lookup.
+const LOOKAHEAD: u32 = 9;
+
 /// A Huffman table in the form of the JPEG standard's decoding procedure
 /// (ITU T.81, F.2.2.3): for each code length, the largest code and where its
-/// symbols start.
+/// symbols start; plus a lookup of the codes of up to [`LOOKAHEAD`] bits (most
+/// of them), so a symbol usually costs one lookup instead of a loop per bit.
 #[derive(Clone)]
 struct Huffman {
     max_code: [i32; 17],
     val_offset: [i32; 17],
     values: Vec<u8>,
+    /// By the next [`LOOKAHEAD`] bits: `(length, symbol)` of the code they
+    /// start with, length 0 when that code is longer.
+    fast: Vec<(u8, u8)>,
 }
 
 impl Huffman {
     fn new(counts: &[u8; 16], values: Vec<u8>) -> Huffman {
         let mut max_code = [-1i32; 17];
         let mut val_offset = [0i32; 17];
+        let mut fast = vec![(0u8, 0u8); 1 << LOOKAHEAD];
         let (mut code, mut k) = (0i32, 0i32);
         for len in 1..=16 {
             let n = i32::from(counts[len - 1]);
             if n > 0 {
                 val_offset[len] = k - code;
+                if len as u32 <= LOOKAHEAD {
+                    let shift = LOOKAHEAD - len as u32;
+                    for i in 0..n {
+                        let (c, index) = ((code + i) as usize, (k + i) as usize);
+                        // A corrupt table can name more codes than the length
+                        // holds, or more symbols than it lists: those stay out.
+                        let (Some(&symbol), true) = (values.get(index), c < 1 << len) else {
+                            continue;
+                        };
+                        for slot in &mut fast[c << shift..(c + 1) << shift] {
+                            *slot = (len as u8, symbol);
+                        }
+                    }
+                }
                 code += n;
                 k += n;
                 max_code[len] = code - 1;
@@ -41,48 +63,51 @@ impl Huffman {
             max_code,
             val_offset,
             values,
+            fast,
         }
     }
 }
 
 /// Reads the entropy-coded bits: stuffed `FF 00` is a data byte, restart
-/// markers are skipped, any other marker ends the data.
+/// markers are skipped, any other marker ends the data. Up to 64 bits are
+/// buffered ahead; `n` counts those not yet consumed (the low bits of `acc`).
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
-    acc: u32,
+    acc: u64,
     n: u32,
     ended: bool,
 }
 
 impl<'a> Bits<'a> {
-    fn bit(&mut self) -> Option<u32> {
-        if self.n == 0 {
-            self.fill()?;
+    fn new(data: &'a [u8]) -> Bits<'a> {
+        Bits {
+            data,
+            pos: 0,
+            acc: 0,
+            n: 0,
+            ended: false,
         }
-        self.n -= 1;
-        Some((self.acc >> self.n) & 1)
     }
 
-    fn fill(&mut self) -> Option<()> {
-        loop {
-            if self.ended || self.pos >= self.data.len() {
+    /// Buffers whole bytes until more than 56 bits are held or the data ends.
+    fn fill(&mut self) {
+        while self.n <= 56 && !self.ended {
+            let Some(&byte) = self.data.get(self.pos) else {
                 self.ended = true;
-                return None;
-            }
-            let byte = self.data[self.pos];
+                return;
+            };
             self.pos += 1;
             if byte != 0xFF {
-                self.acc = u32::from(byte);
-                self.n = 8;
-                return Some(());
+                self.acc = (self.acc << 8) | u64::from(byte);
+                self.n += 8;
+                continue;
             }
             match self.data.get(self.pos) {
                 Some(0x00) => {
                     self.pos += 1;
-                    self.acc = 0xFF;
-                    self.n = 8;
-                    return Some(());
+                    self.acc = (self.acc << 8) | 0xFF;
+                    self.n += 8;
                 }
                 // RSTn: the next interval starts on a byte boundary.
                 Some(0xD0..=0xD7) => {
@@ -90,27 +115,54 @@ impl<'a> Bits<'a> {
                 }
                 // Fill bytes before a marker.
                 Some(0xFF) => {}
-                _ => {
-                    self.ended = true;
-                    return None;
-                }
+                _ => self.ended = true,
             }
         }
     }
 
-    fn bits(&mut self, count: u32) -> Option<()> {
-        for _ in 0..count {
-            self.bit()?;
+    /// The next `count` (1 to 16) bits without consuming them, zeros past the
+    /// end of the data; and how many of them are real.
+    fn peek(&mut self, count: u32) -> (u32, u32) {
+        if self.n < count {
+            self.fill();
         }
+        let value = if self.n >= count {
+            (self.acc >> (self.n - count)) as u32
+        } else {
+            (self.acc << (count - self.n)) as u32
+        };
+        (value & ((1 << count) - 1), self.n.min(count))
+    }
+
+    fn bits(&mut self, count: u32) -> Option<()> {
+        if self.n < count {
+            self.fill();
+        }
+        if self.n < count {
+            return None;
+        }
+        self.n -= count;
         Some(())
     }
 
     fn symbol(&mut self, table: &Huffman) -> Option<u8> {
-        let mut code = 0i32;
-        for len in 1..=16 {
-            code = (code << 1) | self.bit()? as i32;
-            if code <= table.max_code[len] {
-                let index = (code + table.val_offset[len]) as usize;
+        let (ahead, real) = self.peek(LOOKAHEAD);
+        let (len, symbol) = table.fast[ahead as usize];
+        if len > 0 {
+            if u32::from(len) > real {
+                return None; // the data ends inside the code
+            }
+            self.n -= u32::from(len);
+            return Some(symbol);
+        }
+        for len in LOOKAHEAD + 1..=16 {
+            let (code, real) = self.peek(len);
+            if real < len {
+                return None;
+            }
+            if code as i32 <= table.max_code[len as usize] {
+                self.n -= len;
+                let index = (code as i32 + table.val_offset[len as usize]) as usize;
                 return table.values.get(index).copied();
             }
         }
@@ -119,7 +171,7 @@ impl<'a> Bits<'a> {
 
     /// Drops the bits left in the current byte (at a restart marker).
     fn align(&mut self) {
-        self.n = 0;
+        self.n -= self.n % 8;
     }
 }
 
@@ -251,13 +303,7 @@ pub fn scans_are_complete(bytes: &[u8]) -> Option<bool> {
                         .collect();
                     (mcus, per)
                 };
-                let mut bits = Bits {
-                    data: bytes.get(pos..)?,
-                    pos: 0,
-                    acc: 0,
-                    n: 0,
-                    ended: false,
-                };
+                let mut bits = Bits::new(bytes.get(pos..)?);
                 for mcu in 0..mcus {
                     if restart_interval > 0 && mcu > 0 && mcu % restart_interval == 0 {
                         bits.align();

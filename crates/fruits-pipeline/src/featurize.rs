@@ -423,6 +423,10 @@ where
     let (fetched_tx, fetched_rx) = bounded::<FetchedBatch>(2);
     let (decoded_tx, decoded_rx) = bounded::<DecodedBatch>(2);
     let (inferred_tx, inferred_rx) = bounded::<InferredBatch>(4);
+    // Tensor buffers the sessions are done with, back to the decoder: a new
+    // one would be zeroed first (1.2 MB a batch of 2, measured at 1.3% of
+    // the run's CPU), and every value is written by decoding anyway.
+    let (spare_tx, spare_rx) = bounded::<Vec<f32>>(2);
     let fetch_failure: Mutex<Option<StorageError>> = Mutex::new(None);
     let stopped_early = AtomicBool::new(false);
     let stop = Stop {
@@ -433,11 +437,27 @@ where
 
     let outcome = std::thread::scope(|s| -> Result<(u64, u64), PipelineError> {
         let fetcher = s.spawn(|| fetch_stage(work, config, stop, &fetch_failure, fetched_tx));
-        let decoder =
-            s.spawn(|| decode_stage(work, config, &shape, &pool, stop, fetched_rx, decoded_tx));
+        let decoder = s.spawn(|| {
+            let queues = DecodeQueues {
+                fetched: fetched_rx,
+                decoded: decoded_tx,
+                spare: spare_rx,
+            };
+            decode_stage(work, config, &shape, &pool, stop, queues)
+        });
         let writer = s.spawn(|| gather_stage(config, &shape, inferred_rx, flush));
         // Inference: one thread per session, each on whole batches.
-        let infer = || infer_stage(model, &shape, progress, stop, &decoded_rx, &inferred_tx);
+        let infer = || {
+            infer_stage(
+                model,
+                &shape,
+                progress,
+                stop,
+                &decoded_rx,
+                &inferred_tx,
+                &spare_tx,
+            )
+        };
         let inference_result = std::thread::scope(|inner| {
             let workers: Vec<_> = (1..model.sessions()).map(|_| inner.spawn(infer)).collect();
             let mut result = infer();
@@ -453,6 +473,7 @@ where
         // Closing our ends lets the stages before and after finish.
         drop(decoded_rx);
         drop(inferred_tx);
+        drop(spare_tx);
         decoder
             .join()
             .map_err(|_| PipelineError::Internal("decode thread panicked".into()))?;
@@ -572,6 +593,14 @@ fn fetch_stage(
     }
 }
 
+/// The decode stage's channels: batches in, decoded batches out, and the
+/// tensor buffers the sessions are done with.
+struct DecodeQueues {
+    fetched: Receiver<FetchedBatch>,
+    decoded: Sender<DecodedBatch>,
+    spare: Receiver<Vec<f32>>,
+}
+
 /// Stage 1: decodes each batch on the decode pool (making augmented copies
 /// from their photo's bytes), in input order, numbering the batches.
 fn decode_stage(
@@ -580,16 +609,23 @@ fn decode_stage(
     shape: &Shape<'_>,
     pool: &rayon::ThreadPool,
     stop: Stop<'_>,
-    fetched_rx: Receiver<FetchedBatch>,
-    decoded_tx: Sender<DecodedBatch>,
+    queues: DecodeQueues,
 ) {
+    let DecodeQueues {
+        fetched: fetched_rx,
+        decoded: decoded_tx,
+        spare: spare_rx,
+    } = queues;
     let (pre, limits) = (&config.preprocessing, &config.limits);
     for (seq, fetched) in fetched_rx.iter().enumerate() {
         if stop.cancel.load(Ordering::Relaxed) {
             break;
         }
         let n = fetched.entries.len();
-        let mut tensors = vec![0f32; n * shape.tensor_len];
+        // Every slot of a decoded input is overwritten; a failed one's stale
+        // values are never read (the sessions skip it).
+        let mut tensors = spare_rx.try_recv().unwrap_or_default();
+        tensors.resize(n * shape.tensor_len, 0.0);
         let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
             tensors
                 .par_chunks_mut(shape.tensor_len)
@@ -629,6 +665,7 @@ fn infer_stage(
     stop: Stop<'_>,
     decoded_rx: &Receiver<DecodedBatch>,
     inferred_tx: &Sender<InferredBatch>,
+    spare_tx: &Sender<Vec<f32>>,
 ) -> Result<(), PipelineError> {
     for batch in decoded_rx.iter() {
         // Decided by position, not by which session finishes first,
@@ -659,11 +696,14 @@ fn infer_stage(
                 }
                 packed
             };
-            model.run(&input).map_err(|e| {
+            let features = model.run(&input).map_err(|e| {
                 // The other sessions stop too: the run has failed.
                 stop.stopped_early.store(true, Ordering::Relaxed);
                 PipelineError::Model(e)
-            })?
+            })?;
+            // Full or closed: the buffer is simply freed.
+            let _ = spare_tx.try_send(input);
+            features
         };
         let n = batch.entries.len() as u64;
         let inferred = InferredBatch {
