@@ -10,8 +10,10 @@ to uint8, the whole batch is normalised in one NumPy pass; it runs as is and
 with decoding in a thread beside inference (--threaded), at batch 1, 2, 4, 8,
 16, 32 and 64 (--reference-batches), and the ratio is taken against the fastest
 of all: a reference at its best settings, not at ours. Beside them, the
-engine's limit: ONNX Runtime's `session.run` alone (2 threads, the best of
-those batch sizes, no decoding, no writing), and each runner's share of it. fruits runs at its defaults (batch 2, one single-threaded ONNX Runtime
+engine's limit: ONNX Runtime's `session.run` alone (one session of 2 threads,
+or two sessions of one thread side by side as fruits runs them; each of those
+batch sizes; no decoding, no writing; alternated with the runners, median of
+the repeats), the fastest of those, and each runner's share of it. fruits runs at its defaults (batch 2, one single-threaded ONNX Runtime
 session per core), at the --fruits-batches sizes (16, 64), and in fp32 also
 as it ran by default when issue 17 was filed (batch 16, one session of every
 core), the baseline of that issue's int8 target.
@@ -130,6 +132,12 @@ def main():
             times = {name: [] for name in runners}
             rss = {name: 0.0 for name in runners}
             outputs = {}
+            # The engine's limit, measured in this same invocation and alternated
+            # with the runners: session.run alone, one session of 2 threads or two
+            # of one thread each, at each of the reference's batch sizes.
+            layouts = {1: "1 session x 2 threads", 2: "2 sessions x 1 thread"}
+            limit_runs = {(b, s): [] for b in (int(x) for x in args.reference_batches.split(",") if x)
+                          for s in layouts}
             for rep in range(args.repeat):
                 for name, make in runners.items():
                     slug = "".join(ch if ch.isalnum() else "-" for ch in name)
@@ -138,6 +146,11 @@ def main():
                     times[name].append(secs)
                     rss[name] = max(rss[name], peak)
                     outputs.setdefault(name, out)
+                for (b, s), rates in limit_runs.items():
+                    out = subprocess.run([sys.executable, os.path.join(HERE, "reference.py"), "--inference-only",
+                                          "--batch", str(b), "--sessions", str(s), model, str(len(rels))],
+                                         capture_output=True, text=True, check=True)
+                    rates.append(float(out.stdout.strip()))
             refs = [name for name in runners if name.startswith("python")]
             best_ref = min(refs, key=lambda name: statistics.median(times[name]))
             ref_rate = len(rels) / statistics.median(times[best_ref])
@@ -145,22 +158,18 @@ def main():
             if ISSUE17_BASELINE in times:
                 baseline_rate = len(rels) / statistics.median(times[ISSUE17_BASELINE])
             best_ref_rates[precision] = ref_rate
-            # The engine's limit, measured in this same invocation: session.run alone.
-            limits = {}
-            for b in (int(x) for x in args.reference_batches.split(",") if x):
-                out = subprocess.run([sys.executable, os.path.join(HERE, "reference.py"), "--inference-only",
-                                      "--batch", str(b), model, str(len(rels))],
-                                     capture_output=True, text=True, check=True)
-                limits[b] = float(out.stdout.strip())
-            limit_batch = max(limits, key=limits.get)
-            limit = limits[limit_batch]
+            limits = {key: statistics.median(rates) for key, rates in limit_runs.items()}
+            limit_batch, limit_layout = max(limits, key=limits.get)
+            limit = limits[(limit_batch, limit_layout)]
             for name in runners:
                 rate = len(rels) / statistics.median(times[name])
                 mark = " (fastest reference)" if name == best_ref else ""
                 print(f"{precision:<9} {name:<30} {rate:>9.1f} {rss[name]:>7.0f} MiB {rate / ref_rate:>12.2f}x "
                       f"{rate / limit:>7.0%}{mark}")
-            print(f"{precision:<9} {'ONNX Runtime session.run alone':<30} {limit:>9.1f} {'':>11} "
-                  f"{limit / ref_rate:>12.2f}x {1:>7.0%} (batch {limit_batch}: the engine's limit)")
+            for (b, s), rate in sorted(limits.items()):
+                mark = " (the engine's limit)" if (b, s) == (limit_batch, limit_layout) else ""
+                print(f"{precision:<9} {'session.run alone, batch ' + str(b):<30} {rate:>9.1f} {'':>11} "
+                      f"{rate / ref_rate:>12.2f}x {rate / limit:>7.0%} ({layouts[s]}){mark}")
             limit_rates[precision] = limit
             # Same work? Compare features of fruits and the reference image by image.
             ours = read_features(outputs["fruits (default batch)"])

@@ -11,9 +11,11 @@ the current one (Pillow releases the GIL while it decodes and resizes).
 Writes the features as Parquet.
 
     reference.py [--batch N] [--threaded] MODEL OUT.parquet FILE...   (the list from stdin with -)
-    reference.py --inference-only [--batch N] MODEL N_IMAGES
+    reference.py --inference-only [--batch N] [--sessions S] MODEL N_IMAGES
         the engine's limit: session.run alone on one prepared batch, repeated
-        for N_IMAGES images; prints "images/s" on stdout
+        for N_IMAGES images; prints "images/s" on stdout. --sessions 2 runs two
+        sessions of one thread each side by side (the layout fruits uses)
+        instead of one session of 2 threads.
 """
 
 import queue
@@ -59,9 +61,9 @@ def tensor(paths):
     return x
 
 
-def session(model):
+def session(model, threads=2):
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
+    opts.intra_op_num_threads = threads
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
@@ -83,20 +85,31 @@ def batches(files, batch_size, threaded):
         yield batch
 
 
-def inference_only(model, batch_size, n_images):
-    sess = session(model)
+def inference_only(model, batch_size, n_images, sessions=1):
+    # One session of 2 threads, or 2 of one thread each (ONNX Runtime releases
+    # the GIL in run, so the two run side by side).
+    runners = [session(model, 2 // sessions) for _ in range(sessions)]
     x = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224)).astype(np.float32)
-    sess.run(["features"], {"input": x})  # warm-up
-    runs = max(1, n_images // batch_size)
+    for sess in runners:
+        sess.run(["features"], {"input": x})  # warm-up
+    runs = max(1, n_images // batch_size // sessions)
+
+    def work(sess):
+        for _ in range(runs):
+            sess.run(["features"], {"input": x})
+
+    threads = [threading.Thread(target=work, args=(sess,)) for sess in runners]
     start = time.perf_counter()
-    for _ in range(runs):
-        sess.run(["features"], {"input": x})
-    print(f"{runs * batch_size / (time.perf_counter() - start):.1f}")
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"{runs * batch_size * sessions / (time.perf_counter() - start):.1f}")
 
 
 def main():
     argv = sys.argv[1:]
-    batch_size, threaded, only = 64, False, False
+    batch_size, threaded, only, sessions = 64, False, False, 1
     while argv and argv[0].startswith("--"):
         flag, argv = argv[0], argv[1:]
         if flag == "--batch":
@@ -105,11 +118,13 @@ def main():
             threaded = True
         elif flag == "--inference-only":
             only = True
+        elif flag == "--sessions":
+            sessions, argv = int(argv[0]), argv[1:]
         else:
             sys.exit(f"reference.py: unknown flag {flag}")
     if only:
         model, n = argv
-        return inference_only(model, batch_size, int(n))
+        return inference_only(model, batch_size, int(n), sessions)
     model, out, *files = argv
     if files == ["-"]:
         files = [line.rstrip("\n") for line in sys.stdin if line.strip()]
