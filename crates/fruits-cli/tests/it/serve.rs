@@ -335,6 +335,41 @@ fn batch_transform_gets_error_records_for_bad_photos() {
     );
 }
 
+/// The limits an asynchronous SageMaker endpoint raises through the model's
+/// environment (deploy.py): the body and pixel limits read it.
+#[test]
+fn the_body_and_pixel_limits_read_the_environment() {
+    require!(Shared);
+    let t = trained();
+    let kiwi = std::fs::read(test_photo("Kiwi 1")).expect("kiwi");
+    // 100 x 100 is 0.01 megapixels.
+    let server = Server::start_with_env(
+        &t.classifier,
+        &[],
+        &[
+            ("FRUITS_MAX_MEGAPIXELS", "0.005"),
+            ("FRUITS_MAX_BODY_MIB", "1"),
+        ],
+    );
+    assert_error(
+        post(&server, "/invocations", Some("image/jpeg"), kiwi.clone()),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_many_pixels",
+        "100x100",
+    );
+    assert_error(
+        post(
+            &server,
+            "/invocations",
+            Some("image/jpeg"),
+            vec![0u8; 1024 * 1024 + 1],
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "",
+    );
+}
+
 #[test]
 fn limits_turn_requests_away_and_shutdown_finishes_the_ones_in_flight() {
     require!(Shared);

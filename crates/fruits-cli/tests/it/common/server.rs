@@ -20,11 +20,17 @@ impl Server {
     /// until its model is loaded (it prints `listening on URL`, then `ready`
     /// on standard output, its log).
     pub fn start(classifier: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(classifier, extra, &[])
+    }
+
+    /// Like [`Server::start`], with these environment variables set.
+    pub fn start_with_env(classifier: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = super::fruits()
             .args(["serve", "--model"])
             .arg(classifier)
             .args(["--port", "0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("SAGEMAKER_BIND_TO_PORT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
