@@ -11,6 +11,7 @@ scripts/test.sh).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -294,10 +295,32 @@ def route_invocations_to(container_url):
     return handler
 
 
-def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir, tmp_path):
+@contextlib.contextmanager
+def deploy_session(moto, calls):
+    """A boto3 session on moto, as deploy.py is given one, whose requests are
+    captured into `calls` (to be validated against botocore's models)."""
     import boto3
     from awsplug import fruits_aws_capture as capture
 
+    sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    os.environ["AWS_CAPTURE_FILE"] = str(calls)
+    capture.install(sess.events)
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
+    try:
+        yield sess
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.pop("AWS_CAPTURE_FILE", None)
+
+
+def execution_role(sess):
+    """The SageMaker execution role, with the IAM kit's trust policy; its ARN."""
+    trust = subprocess.run([str(REPO / "deploy" / "iam" / "render.sh"), "sagemaker-trust", "123456789012"],
+                           capture_output=True, text=True, check=True).stdout
+    return sess.client("iam").create_role(RoleName="fruits-sagemaker", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+
+def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir, tmp_path):
     registry = tmp_path / "registry"
     reg_port = free_port()
     started = subprocess.run([str(SAGEMAKER / "registry.sh"), "start", registry, f"127.0.0.1:{reg_port}"],
@@ -306,96 +329,86 @@ def test_deploy_script_against_moto_with_a_real_registry(moto, image, model_dir,
     calls = tmp_path / "calls.jsonl"
     pushed = None
     try:
-        sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
-                                     aws_secret_access_key="testing")
-        os.environ["AWS_CAPTURE_FILE"] = str(calls)
-        capture.install(sess.events)
-        os.environ["AWS_ENDPOINT_URL"] = moto.url
-        s3 = sess.client("s3")
-        s3.create_bucket(Bucket="fruits-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
-        iam = sess.client("iam")
-        trust = subprocess.run([str(REPO / "deploy" / "iam" / "render.sh"), "sagemaker-trust", "123456789012"],
-                               capture_output=True, text=True, check=True).stdout
-        role = iam.create_role(RoleName="fruits-sagemaker", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        with deploy_session(moto, calls) as sess:
+            s3 = sess.client("s3")
+            s3.create_bucket(Bucket="fruits-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+            role = execution_role(sess)
 
-        # Push: the real image into a real registry; moto's ECR learns of it
-        # from the pushed manifest, as ECR would from the push itself.
-        pushed = deploy.main(["push", "--image", image, "--registry", f"127.0.0.1:{reg_port}"], sess=sess)
-        tag = pushed.rsplit(":", 1)[1]
-        manifest = requests.get(f"http://127.0.0.1:{reg_port}/v2/fruits-serve/manifests/{tag}", timeout=10,
-                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                                                   "application/vnd.docker.distribution.manifest.v2+json"})
-        assert manifest.status_code == 200, manifest.text
-        sess.client("ecr").put_image(repositoryName="fruits-serve", imageManifest=manifest.text, imageTag=tag)
+            # Push: the real image into a real registry; moto's ECR learns of it
+            # from the pushed manifest, as ECR would from the push itself.
+            pushed = deploy.main(["push", "--image", image, "--registry", f"127.0.0.1:{reg_port}"], sess=sess)
+            tag = pushed.rsplit(":", 1)[1]
+            manifest = requests.get(f"http://127.0.0.1:{reg_port}/v2/fruits-serve/manifests/{tag}", timeout=10,
+                                    headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                                       "application/vnd.docker.distribution.manifest.v2+json"})
+            assert manifest.status_code == 200, manifest.text
+            sess.client("ecr").put_image(repositoryName="fruits-serve", imageManifest=manifest.text, imageTag=tag)
 
-        endpoint = deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
-                                "--bucket", "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"],
-                               sess=sess)
-        sm = sess.client("sagemaker")
-        described = sm.describe_endpoint(EndpointName=endpoint)
-        assert described["EndpointStatus"] == "InService"
-        first_config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
-        variant = first_config["ProductionVariants"][0]
-        assert variant["InitialInstanceCount"] == deploy.DEFAULT_INSTANCES == 2
-        model = sm.describe_model(ModelName=variant["ModelName"])
-        # Autoscaling: target tracking on invocations per instance, from the instance count up.
-        aas = sess.client("application-autoscaling")
-        target = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-        assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in target] == [
-            (f"endpoint/{endpoint}/variant/AllTraffic", 2, deploy.DEFAULT_MAX_INSTANCES)]
-        policy = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
-        assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
-        assert model["PrimaryContainer"]["Image"].endswith(f"/fruits-serve:{tag}")
-        assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://fruits-artifacts/fruits/sagemaker/model.tar.gz"
-        assert s3.head_object(Bucket="fruits-artifacts", Key="fruits/sagemaker/model.tar.gz")[
-            "ServerSideEncryption"] == "AES256"
-        # Invocations reach a real container (see route_invocations_to).
-        container = Container(image, model_dir["dir"])
-        try:
-            container.wait_ready()
-            sess.events.register("before-call.sagemaker-runtime.InvokeEndpoint",
-                                 route_invocations_to(container.url))
-            answers = deploy.main(["invoke", "--name", endpoint, str(photo(CLASSES[0])), str(photo(CLASSES[2]))],
-                                  sess=sess)
-        finally:
-            container.remove()
-        assert [json.loads(a)["top"][0]["class"] for a in answers] == [CLASSES[0], CLASSES[2]], answers
-        # A second deploy updates the endpoint blue/green (UpdateEndpoint, no
-        # downtime) and removes the model and configuration it replaced.
-        stand_in = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
-                                         aws_secret_access_key="testing").client("sagemaker")
-        sess.events.register("before-call.sagemaker.UpdateEndpoint", emulate_update_endpoint(stand_in))
-        deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]), "--bucket",
-                     "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"], sess=sess)
-        updated = sm.describe_endpoint(EndpointName=endpoint)
-        assert updated["EndpointStatus"] == "InService"
-        assert updated["EndpointConfigName"] != described["EndpointConfigName"]
-        assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [
-            updated["EndpointConfigName"]]
-        assert len(sm.list_models()["Models"]) == 1
-        job = deploy.main(["transform", "--name", "fruits-test", "--input", "s3://fruits-artifacts/photos/",
-                           "--output", "s3://fruits-artifacts/identified/"], sess=sess)
-        described_job = sm.describe_transform_job(TransformJobName=job)
-        assert described_job["TransformInput"]["ContentType"] == "application/x-image"
-        # A bad photo is an error record, not a failed job; payloads as InvokeEndpoint's.
-        assert described_job["Environment"] == {"FRUITS_ERRORS_AS_RECORDS": "1"}
-        assert described_job["MaxPayloadInMB"] == deploy.INVOKE_MAX_MB == 6
-        deploy.main(["delete", "--name", "fruits-test", "--delete-model-data"], sess=sess)
-        assert not sm.list_endpoints()["Endpoints"]
-        assert not sm.list_models()["Models"] and not sm.list_endpoint_configs()["EndpointConfigs"]
-        assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-        # An image built for another architecture than the instance type's is refused.
-        with pytest.raises(SystemExit, match="built for x86_64 but ml.c7g.large runs arm64"):
+            endpoint = deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
+                                    "--bucket", "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"],
+                                   sess=sess)
+            sm = sess.client("sagemaker")
+            described = sm.describe_endpoint(EndpointName=endpoint)
+            assert described["EndpointStatus"] == "InService"
+            first_config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+            variant = first_config["ProductionVariants"][0]
+            assert variant["InitialInstanceCount"] == deploy.DEFAULT_INSTANCES == 2
+            model = sm.describe_model(ModelName=variant["ModelName"])
+            # Autoscaling: target tracking on invocations per instance, from the instance count up.
+            aas = sess.client("application-autoscaling")
+            target = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+            assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in target] == [
+                (f"endpoint/{endpoint}/variant/AllTraffic", 2, deploy.DEFAULT_MAX_INSTANCES)]
+            policy = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"][0]
+            assert policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+                "PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+            assert model["PrimaryContainer"]["Image"].endswith(f"/fruits-serve:{tag}")
+            assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://fruits-artifacts/fruits/sagemaker/model.tar.gz"
+            assert s3.head_object(Bucket="fruits-artifacts", Key="fruits/sagemaker/model.tar.gz")[
+                "ServerSideEncryption"] == "AES256"
+            # Invocations reach a real container (see route_invocations_to).
+            container = Container(image, model_dir["dir"])
+            try:
+                container.wait_ready()
+                sess.events.register("before-call.sagemaker-runtime.InvokeEndpoint",
+                                     route_invocations_to(container.url))
+                answers = deploy.main(["invoke", "--name", endpoint, str(photo(CLASSES[0])), str(photo(CLASSES[2]))],
+                                      sess=sess)
+            finally:
+                container.remove()
+            assert [json.loads(a)["top"][0]["class"] for a in answers] == [CLASSES[0], CLASSES[2]], answers
+            # A second deploy updates the endpoint blue/green (UpdateEndpoint, no
+            # downtime) and removes the model and configuration it replaced.
+            sess.events.register("before-call.sagemaker.UpdateEndpoint",
+                                 emulate_update_endpoint(moto.client("sagemaker")))
             deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]), "--bucket",
-                         "fruits-artifacts", "--role-arn", role, "--instance-type", "ml.c7g.large"], sess=sess)
-        # An image tag ECR does not hold is refused before anything is created.
-        with pytest.raises(SystemExit, match="no image tagged"):
-            deploy.main(["deploy", "--image-tag", "missing-amd64", "--model-tar", str(model_dir["tar"]),
-                         "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
+                         "fruits-artifacts", "--role-arn", role, "--name", "fruits-test"], sess=sess)
+            updated = sm.describe_endpoint(EndpointName=endpoint)
+            assert updated["EndpointStatus"] == "InService"
+            assert updated["EndpointConfigName"] != described["EndpointConfigName"]
+            assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [
+                updated["EndpointConfigName"]]
+            assert len(sm.list_models()["Models"]) == 1
+            job = deploy.main(["transform", "--name", "fruits-test", "--input", "s3://fruits-artifacts/photos/",
+                               "--output", "s3://fruits-artifacts/identified/"], sess=sess)
+            described_job = sm.describe_transform_job(TransformJobName=job)
+            assert described_job["TransformInput"]["ContentType"] == "application/x-image"
+            # A bad photo is an error record, not a failed job; payloads as InvokeEndpoint's.
+            assert described_job["Environment"] == {"FRUITS_ERRORS_AS_RECORDS": "1"}
+            assert described_job["MaxPayloadInMB"] == deploy.INVOKE_MAX_MB == 6
+            deploy.main(["delete", "--name", "fruits-test", "--delete-model-data"], sess=sess)
+            assert not sm.list_endpoints()["Endpoints"]
+            assert not sm.list_models()["Models"] and not sm.list_endpoint_configs()["EndpointConfigs"]
+            assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+            # An image built for another architecture than the instance type's is refused.
+            with pytest.raises(SystemExit, match="built for x86_64 but ml.c7g.large runs arm64"):
+                deploy.main(["deploy", "--image-tag", tag, "--model-tar", str(model_dir["tar"]), "--bucket",
+                             "fruits-artifacts", "--role-arn", role, "--instance-type", "ml.c7g.large"], sess=sess)
+            # An image tag ECR does not hold is refused before anything is created.
+            with pytest.raises(SystemExit, match="no image tagged"):
+                deploy.main(["deploy", "--image-tag", "missing-amd64", "--model-tar", str(model_dir["tar"]),
+                             "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
     finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        os.environ.pop("AWS_CAPTURE_FILE", None)
         subprocess.run([str(SAGEMAKER / "registry.sh"), "stop", registry], capture_output=True, timeout=60)
         if pushed:  # the registry's tag of the image: local storage must not grow per run
             podman("rmi", "-f", pushed, check=False)
@@ -458,9 +471,6 @@ def phone_photo(path, cls):
 
 
 def test_async_endpoint_identifies_full_size_phone_photos(moto, image, model_dir, tmp_path):
-    import boto3
-    from awsplug import fruits_aws_capture as capture
-
     big = phone_photo(tmp_path / "phone.jpg", CLASSES[2])
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_bytes(b"I am text, not a photo")
@@ -475,86 +485,76 @@ def test_async_endpoint_identifies_full_size_phone_photos(moto, image, model_dir
         realtime.remove()
 
     calls = tmp_path / "calls.jsonl"
-    try:
-        sess = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
-                                     aws_secret_access_key="testing")
-        os.environ["AWS_CAPTURE_FILE"] = str(calls)
-        capture.install(sess.events)
-        os.environ["AWS_ENDPOINT_URL"] = moto.url
-        s3 = sess.client("s3")
-        for bucket in ("fruits-artifacts", "fruits-photos", "fruits-results"):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        trust = subprocess.run([str(REPO / "deploy" / "iam" / "render.sh"), "sagemaker-trust", "123456789012"],
-                               capture_output=True, text=True, check=True).stdout
-        role = sess.client("iam").create_role(RoleName="fruits-sagemaker", AssumeRolePolicyDocument=trust)[
-            "Role"]["Arn"]
-        # ECR learns of the image from its manifest, as it would from a push
-        # (the push itself is tested above).
-        tag = image.rsplit(":", 1)[1]
-        manifest = subprocess.run(["skopeo", "inspect", "--raw", f"containers-storage:{image}"],
-                                  capture_output=True, text=True, check=True).stdout
-        ecr = sess.client("ecr")
-        deploy.ensure_repository(ecr, "fruits-serve")
-        ecr.put_image(repositoryName="fruits-serve", imageManifest=manifest, imageTag=tag)
+    with deploy_session(moto, calls) as sess:
+            s3 = sess.client("s3")
+            for bucket in ("fruits-artifacts", "fruits-photos", "fruits-results"):
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+            role = execution_role(sess)
+            # ECR learns of the image from its manifest, as it would from a push
+            # (the push itself is tested above).
+            tag = image.rsplit(":", 1)[1]
+            manifest = subprocess.run(["skopeo", "inspect", "--raw", f"containers-storage:{image}"],
+                                      capture_output=True, text=True, check=True).stdout
+            ecr = sess.client("ecr")
+            deploy.ensure_repository(ecr, "fruits-serve")
+            ecr.put_image(repositoryName="fruits-serve", imageManifest=manifest, imageTag=tag)
 
-        output = "s3://fruits-results/transform/async/"
-        endpoint = deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
-                                str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role,
-                                "--async-output", output], sess=sess)
-        sm = sess.client("sagemaker")
-        config = sm.describe_endpoint_config(
-            EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
-        assert config["AsyncInferenceConfig"]["OutputConfig"] == {
-            "S3OutputPath": output, "S3FailurePath": "s3://fruits-results/transform/async/failures/"}
-        assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
-        environment = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])[
-            "PrimaryContainer"]["Environment"]
-        assert environment["FRUITS_MAX_BODY_MIB"] == str(deploy.ASYNC_MAX_MB)
-        # Scales on the queue, to zero when idle and back up when photos wait.
-        aas = sess.client("application-autoscaling")
-        assert [(t["MinCapacity"], t["MaxCapacity"]) for t in
-                aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]] == [
-            (0, deploy.DEFAULT_MAX_INSTANCES)]
-        policies = {p["PolicyName"]: p for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
-            "ScalingPolicies"]}
-        assert sorted(policies) == ["fruits-async-backlog", "fruits-async-from-zero"]
-        assert policies["fruits-async-backlog"]["TargetTrackingScalingPolicyConfiguration"][
-            "CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
-        alarm = sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
-        assert [(a["MetricName"], a["AlarmActions"]) for a in alarm] == [
-            ("HasBacklogWithoutCapacity", [policies["fruits-async-from-zero"]["PolicyARN"]])]
+            output = "s3://fruits-results/transform/async/"
+            endpoint = deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
+                                    str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role,
+                                    "--async-output", output], sess=sess)
+            sm = sess.client("sagemaker")
+            config = sm.describe_endpoint_config(
+                EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
+            assert config["AsyncInferenceConfig"]["OutputConfig"] == {
+                "S3OutputPath": output, "S3FailurePath": "s3://fruits-results/transform/async/failures/"}
+            assert config["ProductionVariants"][0]["InitialInstanceCount"] == 1
+            environment = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])[
+                "PrimaryContainer"]["Environment"]
+            assert environment["FRUITS_MAX_BODY_MIB"] == str(deploy.ASYNC_MAX_MB)
+            # Scales on the queue, to zero when idle and back up when photos wait.
+            aas = sess.client("application-autoscaling")
+            assert [(t["MinCapacity"], t["MaxCapacity"]) for t in
+                    aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]] == [
+                (0, deploy.DEFAULT_MAX_INSTANCES)]
+            policies = {p["PolicyName"]: p for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
+                "ScalingPolicies"]}
+            assert sorted(policies) == ["fruits-async-backlog", "fruits-async-from-zero"]
+            assert policies["fruits-async-backlog"]["TargetTrackingScalingPolicyConfiguration"][
+                "CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+            alarm = sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
+            assert [(a["MetricName"], a["AlarmActions"]) for a in alarm] == [
+                ("HasBacklogWithoutCapacity", [policies["fruits-async-from-zero"]["PolicyARN"]])]
 
-        # The container runs with the model's environment, as SageMaker starts it.
-        container = Container(image, model_dir["dir"], extra_env=environment)
-        try:
-            container.wait_ready()
-            sess.events.register("before-call.sagemaker-runtime.InvokeEndpointAsync",
-                                 route_async_invocations_to(container.url, moto.client("sagemaker"),
-                                                            moto.client("s3")))
-            answers = deploy.main(["invoke", "--name", endpoint, "--async-input", "s3://fruits-photos/photos/async/",
-                                   "--timeout", "60", str(big), str(photo(CLASSES[0])), str(not_a_photo)], sess=sess)
-        finally:
-            container.remove()
-        assert [json.loads(a)["top"][0]["class"] for a in answers[:2]] == [CLASSES[2], CLASSES[0]], answers
-        assert json.loads(answers[2])["error"]["code"] == "not_an_image", answers[2]
-        uploaded = s3.list_objects_v2(Bucket="fruits-photos", Prefix="photos/async/")["Contents"]
-        assert len(uploaded) == 3
-        assert s3.head_object(Bucket="fruits-photos", Key=uploaded[0]["Key"])["ServerSideEncryption"] == "AES256"
+            # The container runs with the model's environment, as SageMaker starts it.
+            container = Container(image, model_dir["dir"], extra_env=environment)
+            try:
+                container.wait_ready()
+                sess.events.register("before-call.sagemaker-runtime.InvokeEndpointAsync",
+                                     route_async_invocations_to(container.url, moto.client("sagemaker"),
+                                                                moto.client("s3")))
+                answers = deploy.main(["invoke", "--name", endpoint, "--timeout", "60",
+                                       "--async-input", "s3://fruits-photos/photos/async/",
+                                       str(big), str(photo(CLASSES[0])), str(not_a_photo)], sess=sess)
+            finally:
+                container.remove()
+            assert [json.loads(a)["top"][0]["class"] for a in answers[:2]] == [CLASSES[2], CLASSES[0]], answers
+            assert json.loads(answers[2])["error"]["code"] == "not_an_image", answers[2]
+            uploaded = s3.list_objects_v2(Bucket="fruits-photos", Prefix="photos/async/")["Contents"]
+            assert len(uploaded) == 3
+            assert s3.head_object(Bucket="fruits-photos", Key=uploaded[0]["Key"])["ServerSideEncryption"] == "AES256"
 
-        # A real-time deployment under the asynchronous endpoint's name is refused.
-        with pytest.raises(SystemExit, match="fruits-async is asynchronous and this deployment is real-time"):
-            deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
-                         str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
-        with pytest.raises(SystemExit, match="--min-instances 0 needs an asynchronous endpoint"):
-            deploy.main(["deploy", "--name", "fruits", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
-                         "--bucket", "fruits-artifacts", "--role-arn", role, "--min-instances", "0"], sess=sess)
-        deploy.main(["delete", "--name", endpoint], sess=sess)
-        assert not sm.list_endpoints()["Endpoints"]
-        assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-        assert not sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        os.environ.pop("AWS_CAPTURE_FILE", None)
+            # A real-time deployment under the asynchronous endpoint's name is refused.
+            with pytest.raises(SystemExit, match="fruits-async is asynchronous and this deployment is real-time"):
+                deploy.main(["deploy", "--name", "fruits-async", "--image-tag", tag, "--model-tar",
+                             str(model_dir["tar"]), "--bucket", "fruits-artifacts", "--role-arn", role], sess=sess)
+            with pytest.raises(SystemExit, match="--min-instances 0 needs an asynchronous endpoint"):
+                deploy.main(["deploy", "--name", "fruits", "--image-tag", tag, "--model-tar", str(model_dir["tar"]),
+                             "--bucket", "fruits-artifacts", "--role-arn", role, "--min-instances", "0"], sess=sess)
+            deploy.main(["delete", "--name", endpoint], sess=sess)
+            assert not sm.list_endpoints()["Endpoints"]
+            assert not aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+            assert not sess.client("cloudwatch").describe_alarms()["MetricAlarms"]
     recorded = awsapi.read_calls(calls)
     operations = {c.name for c in recorded}
     for op in ("sagemaker.CreateEndpointConfig", "sagemaker-runtime.InvokeEndpointAsync",
