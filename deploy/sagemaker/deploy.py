@@ -175,6 +175,12 @@ def split_s3(uri, option):
     return bucket, f"{prefix}/" if prefix else ""
 
 
+def s3_object(uri):
+    """(bucket, key) of an s3://bucket/key URI."""
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return bucket, key
+
+
 def upload_model(sess, model_tar, bucket, prefix):
     if not os.path.isfile(model_tar):
         fail(f"{model_tar} does not exist (make it with deploy/sagemaker/package_model.py)")
@@ -223,8 +229,10 @@ def current_endpoint(sm, name):
         raise
 
 
-def scaling_resource(name):
-    return f"endpoint/{name}/variant/{VARIANT}"
+def scaling_target(name):
+    """What Application Auto Scaling calls the endpoint's instance count."""
+    return {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{name}/variant/{VARIANT}",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
 
 
 def autoscale(sess, name, min_instances, max_instances, per_instance, backlog=None):
@@ -233,9 +241,7 @@ def autoscale(sess, name, min_instances, max_instances, per_instance, backlog=No
     instance) on its queue, with a step policy that starts an instance when
     photos wait and none is running (target tracking cannot scale from zero)."""
     aas = sess.client("application-autoscaling")
-    resource = scaling_resource(name)
-    target = {"ServiceNamespace": "sagemaker", "ResourceId": resource,
-              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    target = scaling_target(name)
     aas.register_scalable_target(**target, MinCapacity=min_instances, MaxCapacity=max_instances)
     if backlog is None:
         metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
@@ -277,8 +283,7 @@ def unscale(sess, name):
     """Removes the endpoint's scaling policies, target and alarm (needed before
     an update that changes the instance type, and before deleting it)."""
     aas = sess.client("application-autoscaling")
-    target = {"ServiceNamespace": "sagemaker", "ResourceId": scaling_resource(name),
-              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    target = scaling_target(name)
     # A policy or target that is not there: AWS says ObjectNotFound, moto ValidationException.
     missing = (aas.exceptions.ObjectNotFoundException, aas.exceptions.ValidationException)
     for policy in SCALING_POLICIES:
@@ -339,9 +344,9 @@ def deploy(sess, name, image, model_data, role_arn, instance_type=DEFAULT_ENDPOI
     previous = None
     if existing is not None:
         previous = sm.describe_endpoint_config(EndpointConfigName=existing["EndpointConfigName"])
-        if bool(previous.get("AsyncInferenceConfig")) != bool(async_output):
-            kinds = ("real-time", "asynchronous")
-            fail(f"endpoint {name} is {kinds[bool(previous.get('AsyncInferenceConfig'))]} and this deployment is "
+        was_async, kinds = bool(previous.get("AsyncInferenceConfig")), ("real-time", "asynchronous")
+        if was_async != bool(async_output):
+            fail(f"endpoint {name} is {kinds[was_async]} and this deployment is "
                  f"{kinds[bool(async_output)]}: deploy it under another --name (or delete {name} first)")
     environment = {"FRUITS_ACCESS_LOG": "1"}
     if async_output:
@@ -420,7 +425,7 @@ def read_answer(s3, location, failure, deadline):
     request's error), once one of them exists; None past `deadline`."""
     while True:
         for uri in filter(None, (location, failure)):
-            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            bucket, key = s3_object(uri)
             try:
                 return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
             except s3.exceptions.NoSuchKey:
@@ -518,7 +523,7 @@ def delete(sess, name, delete_model_data=False):
         sm.delete_model(ModelName=model)
     if delete_model_data:
         for url in filter(None, model_data):
-            bucket, key = url.removeprefix("s3://").split("/", 1)
+            bucket, key = s3_object(url)
             sess.client("s3").delete_object(Bucket=bucket, Key=key)
     print(f"deleted endpoint {name}, its autoscaling, configuration and model")
 
