@@ -611,20 +611,15 @@ fn decode_stage(
     stop: Stop<'_>,
     queues: DecodeQueues,
 ) {
-    let DecodeQueues {
-        fetched: fetched_rx,
-        decoded: decoded_tx,
-        spare: spare_rx,
-    } = queues;
     let (pre, limits) = (&config.preprocessing, &config.limits);
-    for (seq, fetched) in fetched_rx.iter().enumerate() {
+    for (seq, fetched) in queues.fetched.iter().enumerate() {
         if stop.cancel.load(Ordering::Relaxed) {
             break;
         }
         let n = fetched.entries.len();
         // Every slot of a decoded input is overwritten; a failed one's stale
         // values are never read (the sessions skip it).
-        let mut tensors = spare_rx.try_recv().unwrap_or_default();
+        let mut tensors = queues.spare.try_recv().unwrap_or_default();
         tensors.resize(n * shape.tensor_len, 0.0);
         let results: Vec<Result<Decoded, ItemError>> = pool.install(|| {
             tensors
@@ -648,7 +643,7 @@ fn decode_stage(
             results,
             tensors,
         };
-        if decoded_tx.send(batch).is_err() {
+        if queues.decoded.send(batch).is_err() {
             break; // inference stopped
         }
     }
